@@ -1,0 +1,1 @@
+"""fraudwatch's application: config, warehouse, the jobs and the CLI."""

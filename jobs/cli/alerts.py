@@ -1,0 +1,3 @@
+"""CLI commands: the `alerts` group."""
+
+from __future__ import annotations

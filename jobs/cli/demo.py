@@ -1,0 +1,3 @@
+"""CLI command: demo."""
+
+from __future__ import annotations

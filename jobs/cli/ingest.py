@@ -1,0 +1,3 @@
+"""CLI command: ingest."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""CLI commands: the `registry` group (list, show, webhooks)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""CLI command: schedule."""
+
+from __future__ import annotations

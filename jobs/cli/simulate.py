@@ -1,0 +1,3 @@
+"""CLI command: simulate."""
+
+from __future__ import annotations

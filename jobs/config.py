@@ -1,0 +1,363 @@
+"""config.toml, loaded and validated into typed, frozen settings.
+
+Every key is documented in the README's configuration section. An unknown
+key, a wrong type or a missing required value fails with the key's dotted
+name and the file, before any work starts. Relative paths resolve against the
+config file's folder, so cron can run fraudwatch from anywhere. Secrets are
+never written in the file: it names environment variables, read here on
+demand by :func:`secret`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from jobs.errors import ConfigError
+
+CONFIG_ENV = "FRAUDWATCH_CONFIG"
+_IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+CANONICAL = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(
+            f"{name!r} is not a valid column name (lower case letters, digits and _, "
+            "starting with a letter)"
+        )
+    return name
+
+
+class Columns(_Section):
+    """Canonical name = source column name."""
+
+    transaction_id: str = "transaction_id"
+    event_time: str = "event_time"
+    card_id: str = "card_id"
+    merchant_id: str = "merchant_id"
+    amount: str = "amount"
+    label: str | None = None
+
+
+class Source(_Section):
+    transactions: str = "landing/transactions/*.parquet"
+    labels: str | None = None
+    label_delay_days: Annotated[int, Field(ge=0, le=365)] = 7
+    future_tolerance_hours: Annotated[float, Field(ge=0)] = 24.0
+    columns: Columns = Columns()
+    # extra model inputs carried from the source: canonical name = source column
+    numeric_columns: dict[str, str] = {}
+    categorical_columns: dict[str, str] = {}
+    # label feed columns: canonical name = source column
+    label_columns: dict[Literal["transaction_id", "is_fraud", "reported_at"], str] = {}
+    csv_delimiter: str = ","
+
+    @field_validator("numeric_columns", "categorical_columns")
+    @classmethod
+    def _names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            _check_ident(name)
+            if name in CANONICAL or name in ("label", "is_fraud"):
+                raise ValueError(f"{name!r} is a canonical column and cannot be an extra")
+        return v
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Source:
+        both = set(self.numeric_columns) & set(self.categorical_columns)
+        if both:
+            raise ValueError(f"declared both numeric and categorical: {sorted(both)}")
+        return self
+
+
+class Features(_Section):
+    card_windows_days: list[Annotated[int, Field(ge=1, le=365)]] = [1, 7, 30]
+    merchant_windows_days: list[Annotated[int, Field(ge=1, le=365)]] = [1, 7, 30]
+    night_start_hour: Annotated[int, Field(ge=0, le=23)] = 22
+    night_end_hour: Annotated[int, Field(ge=0, le=23)] = 6
+
+    @field_validator("card_windows_days", "merchant_windows_days")
+    @classmethod
+    def _nonempty(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("at least one window is needed")
+        return sorted(set(v))
+
+
+class Quality(_Section):
+    max_missing_rate: Annotated[float, Field(ge=0, le=1)] = 0.2
+    min_fraud_rate: Annotated[float, Field(ge=0, le=1)] = 0.0005
+    max_fraud_rate: Annotated[float, Field(ge=0, le=1)] = 0.2
+    min_rows: Annotated[int, Field(ge=1)] = 1000
+    min_frauds: Annotated[int, Field(ge=1)] = 30
+    min_label_coverage: Annotated[float, Field(ge=0, le=1)] = 0.9
+
+
+class Training(_Section):
+    window_days: Annotated[int, Field(ge=1)] = 45
+    start: date | None = None
+    end: date | None = None
+    validation_fraction: Annotated[float, Field(gt=0, lt=0.9)] = 0.2
+    seed: int = 42
+    quality: Quality = Quality()
+
+
+class Model(_Section):
+    name: str = "fraud"
+    params: dict[str, Any] = {}
+    num_boost_round: Annotated[int, Field(ge=1)] = 400
+    early_stopping_rounds: Annotated[int, Field(ge=1)] = 30
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", v):
+            raise ValueError("model name: letters, digits, '_', '.', '-' (at most 64)")
+        return v
+
+
+class Scoring(_Section):
+    batch_size: Annotated[int, Field(ge=100)] = 200_000
+    # inference policy, kept apart from the model: how a missing input is filled
+    missing: Literal["native", "zero", "reference_median"] = "native"
+    fill: dict[str, float] = {}
+    num_threads: Annotated[int, Field(ge=0)] = 0
+
+
+class Email(_Section):
+    host: str = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    sender: str = "fraudwatch@localhost"
+    recipients: list[str] = []
+    username_env: str | None = "FRAUDWATCH_SMTP_USER"
+    password_env: str | None = "FRAUDWATCH_SMTP_PASSWORD"
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    ca_file: str | None = None
+
+
+class Slack(_Section):
+    webhook_url_env: str = "FRAUDWATCH_SLACK_WEBHOOK_URL"
+    timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+
+
+class Alerts(_Section):
+    channels: list[Literal["file", "email", "slack"]] = ["file"]
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    daily_budget: Annotated[int, Field(ge=1)] = 100
+    max_attempts: Annotated[int, Field(ge=1)] = 10
+    report_url: str | None = None
+    email: Email = Email()
+    slack: Slack = Slack()
+
+
+class Drift(_Section):
+    reference_start: date | None = None
+    reference_end: date | None = None
+    current_days: Annotated[int, Field(ge=1)] = 7
+    bins: Annotated[int, Field(ge=2, le=100)] = 10
+    psi_threshold: Annotated[float, Field(gt=0)] = 0.2
+    numeric_test: Literal["ks", "wasserstein"] = "ks"
+    categorical_test: Literal["jensenshannon", "chi2"] = "jensenshannon"
+    ks_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    wasserstein_threshold: Annotated[float, Field(gt=0)] = 0.1
+    jensenshannon_threshold: Annotated[float, Field(gt=0, le=1)] = 0.1
+    chi2_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    drift_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
+class Reports(_Section):
+    cadence: Literal["every_run", "daily", "never"] = "every_run"
+    performance_days: Annotated[int, Field(ge=1)] = 30
+    drift: Drift = Drift()
+
+
+class Promotion(_Section):
+    primary_metric: str = "average_precision"
+    min_improvement: Annotated[float, Field(ge=0)] = 0.0
+    max_regression: dict[str, Annotated[float, Field(ge=0)]] = {
+        "card_precision_at_k": 0.02,
+        "recall_at_threshold": 0.02,
+    }
+    require_data_quality: bool = True
+    min_labelled_days: Annotated[int, Field(ge=1)] = 7
+    min_frauds: Annotated[int, Field(ge=1)] = 20
+    window_days: Annotated[int, Field(ge=1)] = 14
+    bootstrap_samples: Annotated[int, Field(ge=0)] = 300
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    auto: bool = False
+
+
+_CRON = re.compile(r"^\S+(\s+\S+){4}$")
+
+
+class Schedule(_Section):
+    run: str | None = "*/15 * * * *"
+    reports: str | None = "0 6 * * *"
+    retrain: str | None = "0 3 * * 0"
+    timezone: str = "UTC"
+    misfire_grace_seconds: Annotated[int, Field(ge=1)] = 300
+
+    @field_validator("run", "reports", "retrain")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None and not _CRON.match(v.strip()):
+            raise ValueError(f"{v!r} is not a 5-field cron expression")
+        return v
+
+
+class Registry(_Section):
+    url: str | None = None  # default: sqlite:///<data_dir>/registry.db
+    url_env: str | None = None  # e.g. FRAUDWATCH_REGISTRY_URL for a Postgres DSN with a password
+    actor: str | None = None  # recorded as who; default: $USER@host
+
+
+class Settings(_Section):
+    data_dir: str = "var"
+    source: Source = Source()
+    features: Features = Features()
+    training: Training = Training()
+    model: Model = Model()
+    scoring: Scoring = Scoring()
+    alerts: Alerts = Alerts()
+    reports: Reports = Reports()
+    promotion: Promotion = Promotion()
+    schedule: Schedule = Schedule()
+    registry: Registry = Registry()
+
+
+class Config:
+    """Validated settings plus the file they came from and path resolution."""
+
+    def __init__(self, settings: Settings, path: Path) -> None:
+        self.settings = settings
+        self.path = path.resolve()
+        self.root = self.path.parent
+
+    # -- paths ---------------------------------------------------------------
+    def resolve(self, value: str | Path) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.root / p)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(self.settings.data_dir)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def transactions_glob(self) -> str:
+        return str(self.resolve(self.settings.source.transactions))
+
+    @property
+    def labels_glob(self) -> str | None:
+        s = self.settings.source.labels
+        return str(self.resolve(s)) if s else None
+
+    @property
+    def registry_url(self) -> str:
+        reg = self.settings.registry
+        if reg.url_env:
+            return secret(reg.url_env, "registry.url_env")
+        if reg.url:
+            if reg.url.startswith("sqlite:///") and not reg.url.startswith("sqlite:////"):
+                return "sqlite:///" + str(self.resolve(reg.url[len("sqlite:///") :]))
+            return reg.url
+        return f"sqlite:///{self.data_dir / 'registry.db'}"
+
+    def extra_columns(self) -> dict[str, str]:
+        """Extra model inputs: canonical name -> 'numeric' | 'categorical'."""
+        s = self.settings.source
+        out = {name: "numeric" for name in s.numeric_columns}
+        out.update({name: "categorical" for name in s.categorical_columns})
+        return out
+
+
+def secret(env_name: str, key: str) -> str:
+    """Read a secret from the environment variable that config names under ``key``."""
+    value = os.environ.get(env_name)
+    if not value:
+        raise ConfigError(
+            f"environment variable {env_name} (named by config key {key}) is not set; "
+            "secrets are read from the environment only"
+        )
+    return value
+
+
+def find_config_path(explicit: str | Path | None) -> Path:
+    """--config, else $FRAUDWATCH_CONFIG, else ./config.toml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return Path("config.toml")
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def parse_settings(data: dict[str, Any], path: Path) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = _loc(tuple(err["loc"]))
+            if err["type"] == "extra_forbidden":
+                lines.append(f"{path}: unknown key {key!r}")
+            elif err["type"] == "missing":
+                lines.append(f"{path}: missing required key {key!r}")
+            else:
+                lines.append(f"{path}: key {key!r}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(explicit: str | Path | None = None) -> Config:
+    """Find, read and validate the configuration; raise ConfigError naming file and key."""
+    path = find_config_path(explicit)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found (use --config PATH or set {CONFIG_ENV})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return Config(parse_settings(data, path), path)

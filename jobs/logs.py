@@ -1,0 +1,101 @@
+"""Logging and progress: JSON lines when not on a terminal, progress bars when on one.
+
+Every module logs through ``logging.getLogger("fraudwatch.<part>")`` with
+``extra={"fields": {...}}`` for structured values; :func:`setup` installs the
+handler once per process. Secrets are never passed to a logger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_configured = False
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg and the record's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+class HumanFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict) and fields:
+            msg += "  " + " ".join(f"{k}={v}" for k, v in fields.items())
+        return f"{record.levelname.lower():7s} {msg}"
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def setup(level: str = "INFO", json_lines: bool | None = None) -> None:
+    """Install the stderr handler: JSON lines unless stderr is a terminal."""
+    global _configured
+    root = logging.getLogger("fraudwatch")
+    if _configured:
+        root.setLevel(level)
+        return
+    use_json = (not is_terminal()) if json_lines is None else json_lines
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if use_json else HumanFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+    _configured = True
+
+
+def get(name: str) -> logging.Logger:
+    return logging.getLogger(f"fraudwatch.{name}")
+
+
+def event(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log ``msg`` with structured ``fields``."""
+    logger.log(level, msg, extra={"fields": fields})
+
+
+@contextmanager
+def progress(label: str, total: int | None) -> Iterator[Any]:
+    """A progress bar on a terminal, a no-op elsewhere. Yields an object with ``update(n)``."""
+    if is_terminal() and total:
+        import click
+
+        with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+            yield bar
+    else:
+        yield _NoBar()
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+
+def track(items: Iterable[T], label: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar on a terminal."""
+    with progress(label, total) as bar:
+        for item in items:
+            yield item
+            bar.update(1)

@@ -1,0 +1,197 @@
+"""The DuckDB warehouse: opening it (one writer at a time), its versioned schema.
+
+The tables are a public contract (analysts query them with plain SQL) and
+are documented in the README. The schema is versioned in ``schema_version``;
+:data:`MIGRATIONS` lists the steps in order and :func:`migrate` applies the
+missing ones inside one transaction, so a later release can evolve the schema
+of an existing warehouse.
+
+DuckDB allows one writing process per file. :func:`connect` turns DuckDB's
+lock error into :class:`~jobs.errors.WarehouseLocked` at once (fail fast), so a
+second ``fraudwatch run`` changes nothing and says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from jobs.errors import FraudwatchError, WarehouseLocked
+
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS transactions (
+    transaction_id VARCHAR NOT NULL,
+    event_time     TIMESTAMP NOT NULL,
+    card_id        VARCHAR NOT NULL,
+    merchant_id    VARCHAR NOT NULL,
+    amount         DOUBLE NOT NULL,
+    source_file    VARCHAR NOT NULL,
+    source_row     BIGINT NOT NULL,
+    ingested_at    TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS labels (
+    transaction_id VARCHAR NOT NULL,
+    is_fraud       BOOLEAN NOT NULL,
+    reported_at    TIMESTAMP NOT NULL,
+    source_file    VARCHAR NOT NULL,
+    source_row     BIGINT NOT NULL,
+    ingested_at    TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    source_file    VARCHAR NOT NULL,
+    source_row     BIGINT,
+    feed           VARCHAR NOT NULL,      -- 'transactions' | 'labels'
+    reason         VARCHAR NOT NULL,      -- e.g. missing_field, bad_timestamp
+    field          VARCHAR,
+    detail         VARCHAR,
+    raw            VARCHAR,               -- the row's raw values as JSON
+    quarantined_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ingested_files (
+    path           VARCHAR NOT NULL,
+    feed           VARCHAR NOT NULL,
+    size_bytes     BIGINT NOT NULL,
+    sha256         VARCHAR NOT NULL,
+    rows_read      BIGINT NOT NULL,
+    rows_loaded    BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    ingested_at    TIMESTAMP NOT NULL,
+    PRIMARY KEY (path, feed)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    transaction_id VARCHAR NOT NULL,
+    model_name     VARCHAR NOT NULL,
+    model_version  INTEGER NOT NULL,
+    role           VARCHAR NOT NULL,      -- 'champion' | 'challenger'
+    score          DOUBLE NOT NULL,
+    scored_at      TIMESTAMP NOT NULL,
+    run_id         VARCHAR NOT NULL,
+    PRIMARY KEY (transaction_id, model_name, model_version)
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    transaction_id VARCHAR NOT NULL,
+    channel        VARCHAR NOT NULL,      -- 'file' | 'email' | 'slack'
+    status         VARCHAR NOT NULL,      -- 'pending' | 'sent' | 'failed'
+    attempts       INTEGER NOT NULL,
+    last_error     VARCHAR,
+    created_at     TIMESTAMP NOT NULL,
+    sent_at        TIMESTAMP,
+    alert_day      DATE NOT NULL,
+    card_id        VARCHAR NOT NULL,
+    merchant_id    VARCHAR NOT NULL,
+    amount         DOUBLE NOT NULL,
+    event_time     TIMESTAMP NOT NULL,
+    score          DOUBLE NOT NULL,
+    model_name     VARCHAR NOT NULL,
+    model_version  INTEGER NOT NULL,
+    reasons        VARCHAR NOT NULL,      -- JSON list of the top reasons, in words
+    run_id         VARCHAR NOT NULL,
+    PRIMARY KEY (transaction_id, channel)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id         VARCHAR PRIMARY KEY,
+    job            VARCHAR NOT NULL,
+    started_at     TIMESTAMP NOT NULL,
+    finished_at    TIMESTAMP,
+    status         VARCHAR NOT NULL,      -- 'running' | 'ok' | 'failed' (or 'interrupted')
+    counts         VARCHAR,               -- JSON: per-stage counts
+    policy         VARCHAR,               -- JSON: the inference/alert policy used
+    error          VARCHAR
+);
+"""
+
+# Each entry brings the schema from version i to i + 1. Append, never edit.
+MIGRATIONS: list[str] = [SCHEMA_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
+    row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
+    return int(row[0] or 0)
+
+
+def migrate(con: duckdb.DuckDBPyConnection, extra_columns: dict[str, str] | None = None) -> int:
+    """Bring the schema up to date; add the config's extra columns. Returns the version."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        current = schema_version(con)
+        if current > SCHEMA_VERSION:
+            raise FraudwatchError(
+                f"the warehouse has schema version {current}, newer than this fraudwatch "
+                f"understands ({SCHEMA_VERSION}): upgrade fraudwatch"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            con.execute(MIGRATIONS[version])
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [version + 1]
+            )
+        if extra_columns:
+            ensure_extra_columns(con, extra_columns)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION
+
+
+def ensure_extra_columns(con: duckdb.DuckDBPyConnection, extra: dict[str, str]) -> None:
+    """Add the config's extra columns (numeric DOUBLE, categorical VARCHAR) if missing."""
+    have = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name='transactions'"
+        ).fetchall()
+    }
+    for name, kind in extra.items():
+        if name not in have:
+            sqltype = "DOUBLE" if kind == "numeric" else "VARCHAR"
+            con.execute(f'ALTER TABLE transactions ADD COLUMN "{name}" {sqltype}')
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
+
+
+def open_warehouse(
+    path: Path, *, read_only: bool = False, extra_columns: dict[str, str] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open (and on first use create and migrate) the warehouse at ``path``."""
+    if read_only and not path.exists():
+        raise FraudwatchError(f"no warehouse at {path} yet: run `fraudwatch ingest` first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if _is_lock_error(exc):
+            raise WarehouseLocked(
+                f"the warehouse {path} is in use by another fraudwatch process "
+                "(DuckDB allows one writer per file); nothing was changed, try again when "
+                "it has finished"
+            ) from None
+        raise FraudwatchError(f"cannot open the warehouse {path}: {exc}") from None
+    if not read_only:
+        try:
+            migrate(con, extra_columns)
+        except BaseException:
+            con.close()
+            raise
+    return con
+
+
+@contextmanager
+def warehouse(
+    path: Path, *, read_only: bool = False, extra_columns: dict[str, str] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = open_warehouse(path, read_only=read_only, extra_columns=extra_columns)
+    try:
+        yield con
+    finally:
+        con.close()
