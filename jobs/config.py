@@ -236,6 +236,18 @@ class Settings(_Section):
     schedule: Schedule = Schedule()
     registry: Registry = Registry()
 
+    @model_validator(mode="after")
+    def _channels_configured(self) -> Settings:
+        a = self.alerts
+        if "email" in a.channels:
+            if not a.email.recipients:
+                raise ValueError(
+                    "alerts.email.recipients is required when 'email' is in alerts.channels"
+                )
+            if not a.email.sender:
+                raise ValueError("alerts.email.sender is required when 'email' is in alerts.channels")
+        return self
+
 
 class Config:
     """Validated settings plus the file they came from and path resolution."""

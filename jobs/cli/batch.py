@@ -1,3 +1,82 @@
-"""CLI commands: batch (filled in by its issue)."""
+"""CLI commands for the batch job: run, score."""
 
 from __future__ import annotations
+
+import click
+
+from jobs.cli import cli, config_option, echo_json, get_config, handle_errors
+
+
+def _print_summary(summary: dict) -> None:
+    counts = summary.get("counts", {})
+    click.echo(f"run {summary['run_id']}: {summary['status']}")
+    ing = counts.get("ingest") or {}
+    if ing:
+        click.echo(
+            f"  ingest: {ing.get('files_ingested', 0)} new file(s), "
+            f"{ing.get('rows_loaded', 0)} rows loaded, "
+            f"{ing.get('rows_quarantined', 0)} quarantined"
+        )
+    sc = counts.get("score") or {}
+    if sc:
+        shadow = (
+            f", challenger v{sc['challenger_version']} in shadow"
+            if sc.get("challenger_version")
+            else ""
+        )
+        click.echo(
+            f"  score: {sc.get('scored', 0)} transactions by champion "
+            f"v{sc.get('champion_version')}{shadow}; {sc.get('alerts_created', 0)} new alert(s)"
+        )
+    al = counts.get("alerts") or {}
+    for channel, c in (al.get("channels") or {}).items():
+        click.echo(
+            f"  alerts/{channel}: {c.get('sent', 0)} sent, {c.get('pending', 0)} pending, "
+            f"{c.get('failed', 0)} failed" + (f" ({c['error']})" if c.get("error") else "")
+        )
+    rep = counts.get("reports") or {}
+    if rep:
+        if rep.get("error"):
+            click.echo(f"  reports: failed ({rep['error']})")
+        for path in rep.get("written", []):
+            click.echo(f"  report: {path}")
+
+
+@cli.command(epilog="Example: fraudwatch run --config /etc/fraudwatch/config.toml --json")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option("--no-reports", is_flag=True, help="Skip the reports stage this time.")
+@handle_errors
+def run(config_path: str | None, as_json: bool, no_reports: bool) -> None:
+    """Run one batch: ingest, score, alert, deliver, reports (for cron)."""
+    from jobs.batch import run_batch
+
+    summary = run_batch(get_config(config_path), reports=not no_reports).to_dict()
+    if as_json:
+        echo_json(summary)
+    else:
+        _print_summary(summary)
+
+
+@cli.command(epilog="Example: fraudwatch score --json")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@handle_errors
+def score(config_path: str | None, as_json: bool) -> None:
+    """Score transactions the champion has not scored yet (challenger in shadow)."""
+    from jobs.registry_access import open_registry
+    from jobs.runs import ledger
+    from jobs.scoring import inference_policy, score_pending
+    from jobs.warehouse import warehouse
+
+    cfg = get_config(config_path)
+    with (
+        warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con,
+        ledger(con, "score", policy={"inference": inference_policy(cfg).to_dict()}) as rec,
+    ):
+        result = score_pending(con, cfg, open_registry(cfg), rec.run_id)
+        rec.counts["score"] = result.to_dict()
+    if as_json:
+        echo_json(rec.to_dict())
+    else:
+        _print_summary(rec.to_dict())

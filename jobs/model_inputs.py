@@ -1,0 +1,103 @@
+"""Feature table -> model input matrix: one conversion for training and scoring alike.
+
+Numeric features become float64 (missing stays NaN, which LightGBM handles
+natively); categorical features are encoded with the vocabulary learnt at
+training time and stored with the model version (sorted values -> 0..n-1;
+a value unseen in training becomes missing). The inference policy
+(``[scoring] missing`` and ``fill``) is applied here, after encoding, and is
+kept apart from the model so it can change without a new version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class InferencePolicy:
+    """How missing inputs are filled at scoring time; recorded with every run."""
+
+    missing: str = "native"  # native | zero | reference_median
+    fill: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"missing": self.missing, "fill": dict(self.fill)}
+
+
+def build_vocab(frame: pl.DataFrame, categorical: Sequence[str]) -> dict[str, list[str]]:
+    """The sorted distinct non-null values of each categorical feature."""
+    return {
+        c: sorted(str(v) for v in frame[c].drop_nulls().unique().to_list()) for c in categorical
+    }
+
+
+def to_frame(table: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    if isinstance(table, pl.DataFrame):
+        return table
+    out = pl.from_arrow(table)
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
+def encode(
+    table: pa.Table | pl.DataFrame,
+    names: Sequence[str],
+    categorical: Sequence[str],
+    vocab: Mapping[str, Sequence[str]],
+) -> np.ndarray:
+    """The float64 matrix (rows x names) the model takes."""
+    frame = to_frame(table)
+    exprs = []
+    for name in names:
+        if name in categorical:
+            mapping = {v: float(i) for i, v in enumerate(vocab.get(name, []))}
+            exprs.append(
+                pl.col(name)
+                .cast(pl.Utf8)
+                .replace_strict(mapping, default=None, return_dtype=pl.Float64)
+                .alias(name)
+            )
+        else:
+            exprs.append(pl.col(name).cast(pl.Float64).alias(name))
+    matrix = frame.select(exprs).to_numpy().astype(np.float64, copy=False)
+    if matrix.ndim == 1:  # pragma: no cover - a single feature
+        matrix = matrix.reshape(-1, 1)
+    return np.ascontiguousarray(matrix)
+
+
+def medians(matrix: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """Per-feature medians of a training matrix, for the ``reference_median`` policy."""
+    out: dict[str, float] = {}
+    for i, name in enumerate(names):
+        col = matrix[:, i]
+        col = col[~np.isnan(col)]
+        out[name] = float(np.median(col)) if col.size else 0.0
+    return out
+
+
+def apply_policy(
+    matrix: np.ndarray,
+    names: Sequence[str],
+    policy: InferencePolicy,
+    reference_medians: Mapping[str, float] | None = None,
+) -> np.ndarray:
+    """Fill missing inputs per the policy (in place); explicit ``fill`` values win."""
+    if policy.missing == "native" and not policy.fill:
+        return matrix
+    for i, name in enumerate(names):
+        value: float | None = None
+        if name in policy.fill:
+            value = float(policy.fill[name])
+        elif policy.missing == "zero":
+            value = 0.0
+        elif policy.missing == "reference_median" and reference_medians:
+            value = reference_medians.get(name)
+        if value is not None:
+            col = matrix[:, i]
+            col[np.isnan(col)] = value
+    return matrix

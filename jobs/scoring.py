@@ -1,0 +1,270 @@
+"""Scoring: every transaction the champion has not scored yet, in bounded batches.
+
+For each batch (``[scoring] batch_size`` transactions, oldest first) the
+features are computed with the one SQL definition, the champion scores them,
+the challenger (if any) scores the same rows in shadow, and the scores and the
+champion's alerts for the batch are written in ONE warehouse transaction. A
+crash therefore loses at most the batch in flight, and a re-run picks up
+exactly the rows not yet scored: scores are keyed by
+(transaction_id, model_name, model_version) and never duplicated. Memory is
+bounded by the batch size, not by the backlog.
+
+Alert reasons: for the rows at or above the alert threshold, LightGBM's per-row
+feature contributions (``pred_contrib``) name the three features that pushed
+the score up most, in the feature pipeline's own words.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from jobs import logs
+from jobs.alerting import create_alerts
+from jobs.config import Config
+from jobs.errors import FeatureMismatch, NoChampion
+from jobs.features import compute_features, feature_spec
+from jobs.model_inputs import InferencePolicy, apply_policy, encode
+from jobs.runs import utcnow
+from registry import Registry
+
+log = logs.get("scoring")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registry version ready to score: booster plus what encoding needs."""
+
+    name: str
+    version: int
+    role: str
+    booster: lgb.Booster
+    features: tuple[str, ...]
+    categorical: tuple[str, ...]
+    vocab: Mapping[str, Sequence[str]]
+    medians: Mapping[str, float]
+
+
+@dataclass
+class ScoreResult:
+    champion_version: int | None = None
+    challenger_version: int | None = None
+    scored: int = 0
+    shadow_scored: int = 0
+    batches: int = 0
+    alerts_created: int = 0
+    above_threshold: int = 0
+    shadow_error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def inference_policy(cfg: Config) -> InferencePolicy:
+    s = cfg.settings.scoring
+    return InferencePolicy(missing=s.missing, fill=dict(s.fill))
+
+
+def load_model(reg: Registry, model_name: str, alias: str) -> LoadedModel | None:
+    info = reg.get_alias(model_name, alias)
+    if info is None:
+        return None
+    lin = info.lineage
+    return LoadedModel(
+        name=model_name,
+        version=info.version,
+        role=alias,
+        booster=reg.load_booster(model_name, info.version),
+        features=tuple(lin.feature_names),
+        categorical=tuple(lin.categorical_features),
+        vocab={k: list(v) for k, v in (lin.categorical_vocab or {}).items()},
+        medians=dict(lin.extra.get("medians", {})),
+    )
+
+
+def check_features(model: LoadedModel, produced: Sequence[str]) -> None:
+    """Fail with the missing and extra names unless the model's features match the pipeline."""
+    expected = list(model.features)
+    if expected == list(produced):
+        return
+    missing = [f for f in expected if f not in produced]
+    extra = [f for f in produced if f not in expected]
+    if not missing and not extra:  # same names, other order
+        missing = ["(order differs) " + ", ".join(expected)]
+    raise FeatureMismatch(model.version, missing, extra)
+
+
+def predict(model: LoadedModel, feats: pa.Table, policy: InferencePolicy, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    x = encode(feats, model.features, model.categorical, model.vocab)
+    x = apply_policy(x, model.features, policy, model.medians)
+    return model.booster.predict(x, num_threads=threads), x
+
+
+def top_reasons(
+    model: LoadedModel,
+    x: np.ndarray,
+    descriptions: Mapping[str, str],
+    threads: int,
+    n: int = 3,
+) -> list[list[str]]:
+    """The ``n`` features pushing each row's score up most, as readable phrases."""
+    if x.shape[0] == 0:
+        return []
+    contrib = np.asarray(model.booster.predict(x, pred_contrib=True, num_threads=threads))
+    contrib = contrib[:, : len(model.features)]  # last column is the bias
+    order = np.argsort(-contrib, axis=1)[:, :n]
+    out: list[list[str]] = []
+    for i in range(x.shape[0]):  # only the alert-worthy rows: a handful per batch
+        reasons = []
+        for j in order[i]:
+            if contrib[i, j] <= 0:
+                break
+            name = model.features[j]
+            reasons.append(f"{descriptions.get(name, name)}: {_fmt(model, name, x[i, j])}")
+        out.append(reasons)
+    return out
+
+
+def _fmt(model: LoadedModel, name: str, value: float) -> str:
+    if np.isnan(value):
+        return "missing"
+    if name in model.categorical:
+        vocab = model.vocab.get(name, [])
+        idx = int(value)
+        return str(vocab[idx]) if 0 <= idx < len(vocab) else "unseen value"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def _unscored(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> int:
+    con.execute("DROP TABLE IF EXISTS temp.fw_unscored")
+    con.execute(
+        "CREATE TEMP TABLE fw_unscored AS "
+        "SELECT t.transaction_id, t.event_time FROM transactions t "
+        "ANTI JOIN (SELECT transaction_id FROM scores WHERE model_name = ? AND model_version = ?) s "
+        "USING (transaction_id) ORDER BY t.event_time, t.transaction_id",
+        [model.name, model.version],
+    )
+    return int(con.execute("SELECT count(*) FROM fw_unscored").fetchall()[0][0])
+
+
+def _write_scores(
+    con: duckdb.DuckDBPyConnection,
+    model: LoadedModel,
+    ids: pa.Array | pa.ChunkedArray,
+    scores: np.ndarray,
+    run_id: str,
+) -> None:
+    batch = pa.table(
+        {
+            "transaction_id": ids,
+            "score": pa.array(scores, type=pa.float64()),
+        }
+    )
+    con.register("fw_new_scores", batch)
+    try:
+        con.execute(
+            "INSERT INTO scores (transaction_id, model_name, model_version, role, score, "
+            "scored_at, run_id) SELECT transaction_id, ?, ?, ?, score, ?, ? FROM fw_new_scores "
+            "ON CONFLICT DO NOTHING",
+            [model.name, model.version, model.role, utcnow(), run_id],
+        )
+    finally:
+        con.unregister("fw_new_scores")
+
+
+def score_pending(
+    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, run_id: str
+) -> ScoreResult:
+    """Score the champion's backlog (challenger in shadow) and create the alerts."""
+    s = cfg.settings
+    name = s.model.name
+    champion = load_model(reg, name, "champion")
+    if champion is None:
+        raise NoChampion(name)
+    spec = feature_spec(cfg)
+    check_features(champion, spec.names)
+    challenger = load_model(reg, name, "challenger")
+    result = ScoreResult(champion_version=champion.version)
+    if challenger is not None and challenger.version == champion.version:
+        challenger = None
+    if challenger is not None:
+        try:
+            check_features(challenger, spec.names)
+            result.challenger_version = challenger.version
+        except FeatureMismatch as exc:
+            result.shadow_error = str(exc)
+            logs.event(log, "challenger skipped in shadow", error=str(exc))
+            challenger = None
+
+    policy = inference_policy(cfg)
+    threads = s.scoring.num_threads
+    total = _unscored(con, champion)
+    batch_size = s.scoring.batch_size
+    logs.event(log, "scoring backlog", rows=total, champion=champion.version, batch_size=batch_size)
+    with logs.progress("scoring", total) as bar:
+        for offset in range(0, total, batch_size):
+            con.execute("DROP TABLE IF EXISTS temp.fw_batch")
+            con.execute(
+                "CREATE TEMP TABLE fw_batch AS SELECT transaction_id FROM fw_unscored "
+                "ORDER BY event_time, transaction_id LIMIT ? OFFSET ?",
+                [batch_size, offset],
+            )
+            feats = compute_features(con, cfg, ids_table="fw_batch")
+            scores, x = predict(champion, feats, policy, threads)
+            shadow = predict(challenger, feats, policy, threads)[0] if challenger else None
+            hot = np.flatnonzero(scores >= s.alerts.threshold)
+            candidates = _alert_candidates(
+                feats, hot, scores, champion, top_reasons(champion, x[hot], spec.descriptions, threads)
+            )
+            con.execute("BEGIN TRANSACTION")
+            try:
+                _write_scores(con, champion, feats["transaction_id"], scores, run_id)
+                if challenger is not None and shadow is not None:
+                    _write_scores(con, challenger, feats["transaction_id"], shadow, run_id)
+                created = create_alerts(con, cfg, candidates, run_id) if len(hot) else None
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            result.batches += 1
+            result.scored += feats.num_rows
+            result.shadow_scored += feats.num_rows if shadow is not None else 0
+            result.above_threshold += len(hot)
+            result.alerts_created += getattr(created, "created", 0) if created else 0
+            bar.update(feats.num_rows)
+    con.execute("DROP TABLE IF EXISTS temp.fw_unscored")
+    con.execute("DROP TABLE IF EXISTS temp.fw_batch")
+    logs.event(log, "scoring done", **{k: v for k, v in result.to_dict().items() if k != "notes"})
+    return result
+
+
+def _alert_candidates(
+    feats: pa.Table,
+    hot: np.ndarray,
+    scores: np.ndarray,
+    model: LoadedModel,
+    reasons: list[list[str]],
+) -> pl.DataFrame:
+    keys = pl.from_arrow(
+        feats.select(["transaction_id", "event_time", "card_id", "merchant_id", "amount"]).take(
+            pa.array(hot, type=pa.int64())
+        )
+    )
+    assert isinstance(keys, pl.DataFrame)
+    return keys.with_columns(
+        pl.Series("score", scores[hot], dtype=pl.Float64),
+        pl.lit(model.name).alias("model_name"),
+        pl.lit(model.version, dtype=pl.Int32).alias("model_version"),
+        pl.Series("reasons", [json.dumps(r) for r in reasons], dtype=pl.Utf8),
+    )

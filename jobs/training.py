@@ -1,0 +1,254 @@
+"""Training: matured labels -> features -> LightGBM -> a registered challenger with lineage.
+
+The training window is a pair of dates ``[start, end)``. A transaction's
+label is the latest label row for it reported at or before
+``end + label_delay_days`` (the *label cutoff*); a transaction without a fraud
+label by then is legitimate. Because the cutoff is part of the window, training
+again on the same window rebuilds the same frame (same fingerprint) even after
+newer labels arrive.
+
+The default window ends at the data clock (the latest event or report in the
+warehouse) minus the label delay, at midnight, and spans
+``[training] window_days``. Validation is the latest ``validation_fraction`` of
+the window in time (never a random split), used for early stopping and the
+recorded metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import duckdb
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from jobs import logs
+from jobs.config import Config
+from jobs.errors import NotEnoughData
+from jobs.features import compute_features, feature_spec
+from jobs.model_inputs import build_vocab, encode, medians
+from jobs.quality import QualityReport, check_training_frame
+
+log = logs.get("training")
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "max_cat_to_onehot": 8,
+    "metric": ["average_precision", "auc"],
+    "deterministic": True,
+    "force_col_wise": True,
+    "verbosity": -1,
+}
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    start: datetime
+    end: datetime
+    label_cutoff: datetime
+    data_clock: datetime
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "label_cutoff": self.label_cutoff.isoformat(),
+            "data_clock": self.data_clock.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    window: TrainingWindow
+    frame: pl.DataFrame  # keys, features, is_fraud; ordered by event_time
+    features: tuple[str, ...]
+    categorical: tuple[str, ...]
+    label_coverage: float
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    booster: lgb.Booster
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    importance: dict[str, float]
+    vocab: dict[str, list[str]]
+    medians: dict[str, float]
+    quality: QualityReport
+
+
+def data_clock(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The latest thing the warehouse knows: an event or a label report."""
+    row = con.execute(
+        "SELECT greatest((SELECT max(event_time) FROM transactions), "
+        "(SELECT max(reported_at) FROM labels))"
+    ).fetchall()[0]
+    return row[0]
+
+
+def resolve_window(
+    con: duckdb.DuckDBPyConnection, cfg: Config, start: date | None, end: date | None
+) -> TrainingWindow:
+    s = cfg.settings
+    delay = timedelta(days=s.source.label_delay_days)
+    clock = data_clock(con)
+    if clock is None:
+        raise NotEnoughData("the warehouse has no transactions yet: run `fraudwatch ingest` first")
+    end = end or s.training.end
+    start = start or s.training.start
+    end_dt = (
+        datetime.combine(end, time())
+        if end
+        else datetime.combine((clock - delay).date(), time())
+    )
+    start_dt = (
+        datetime.combine(start, time())
+        if start
+        else end_dt - timedelta(days=s.training.window_days)
+    )
+    if start_dt >= end_dt:
+        raise NotEnoughData(f"empty training window: start {start_dt:%F} is not before end {end_dt:%F}")
+    return TrainingWindow(start_dt, end_dt, end_dt + delay, clock)
+
+
+def load_training_data(
+    con: duckdb.DuckDBPyConnection, cfg: Config, window: TrainingWindow
+) -> TrainingData:
+    """Features for the window joined with the labels known at the label cutoff."""
+    spec = feature_spec(cfg)
+    table = compute_features(con, cfg, start=window.start, end=window.end)
+    feats = pl.from_arrow(table)
+    assert isinstance(feats, pl.DataFrame)
+    labels = pl.from_arrow(
+        con.execute(
+            "SELECT transaction_id, arg_max(is_fraud, reported_at) AS is_fraud FROM labels "
+            "WHERE reported_at <= ? GROUP BY transaction_id",
+            [window.label_cutoff],
+        ).to_arrow_table()
+    )
+    assert isinstance(labels, pl.DataFrame)
+    frame = (
+        feats.join(labels, on="transaction_id", how="left")
+        .with_columns(pl.col("is_fraud").fill_null(False))
+        .sort(["event_time", "transaction_id"])
+    )
+    matured = window.data_clock - timedelta(days=cfg.settings.source.label_delay_days)
+    coverage = (
+        float(frame.select((pl.col("event_time") <= matured).mean()).item() or 0.0)
+        if frame.height
+        else 0.0
+    )
+    return TrainingData(
+        window=window,
+        frame=frame,
+        features=spec.names,
+        categorical=spec.categorical,
+        label_coverage=coverage,
+        fingerprint=fingerprint(frame, spec.names),
+    )
+
+
+def fingerprint(frame: pl.DataFrame, names: tuple[str, ...]) -> str:
+    """sha256 of the exact training data: ids, features (in order) and labels."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(names).encode())
+    h.update(str(frame.height).encode())
+    for col in ("transaction_id", *names, "is_fraud"):
+        series = frame[col]
+        h.update(b"\x1d" + col.encode())
+        if series.dtype.is_numeric() or series.dtype == pl.Boolean:
+            h.update(series.cast(pl.Float64).fill_null(float("nan")).to_numpy().tobytes())
+        else:
+            values = series.cast(pl.Utf8).fill_null("\x00").to_list()
+            h.update("\x1e".join(values).encode())
+    return h.hexdigest()
+
+
+def lightgbm_params(cfg: Config, scale_pos_weight: float) -> dict[str, Any]:
+    params = dict(DEFAULT_PARAMS)
+    params["seed"] = cfg.settings.training.seed
+    params["scale_pos_weight"] = scale_pos_weight
+    params.update(cfg.settings.model.params)
+    return params
+
+
+def fit(cfg: Config, data: TrainingData) -> TrainedModel:
+    """Train LightGBM with a time-ordered validation split and early stopping."""
+    s = cfg.settings
+    frame = data.frame
+    names = list(data.features)
+    quality = check_training_frame(
+        frame,
+        names,
+        label_coverage=data.label_coverage,
+        policy=s.training.quality,
+    )
+    y = frame["is_fraud"].cast(pl.Int8).to_numpy()
+    frauds = int(y.sum())
+    if frame.height < 100 or frauds < 2:
+        raise NotEnoughData(
+            f"cannot train on {frame.height} rows with {frauds} frauds in "
+            f"{data.window.start:%F}..{data.window.end:%F}: widen the window or wait for labels"
+        )
+    n_valid = max(1, int(round(frame.height * s.training.validation_fraction)))
+    split = frame.height - n_valid
+    vocab = build_vocab(frame[:split], data.categorical)
+    x = encode(frame, names, data.categorical, vocab)
+    x_train, y_train, x_valid, y_valid = x[:split], y[:split], x[split:], y[split:]
+    neg, pos = float((y_train == 0).sum()), float(max(1, int(y_train.sum())))
+    # moderate re-weighting: sqrt(neg/pos) keeps scores usable as ranking and thresholdable
+    params = lightgbm_params(cfg, round(float(np.sqrt(neg / pos)), 4))
+    cat_idx = [names.index(c) for c in data.categorical]
+    train_set = lgb.Dataset(
+        x_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True
+    )
+    valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
+    callbacks = [lgb.early_stopping(s.model.early_stopping_rounds, verbose=False)]
+    with logs.progress("training", None):
+        booster = lgb.train(
+            params,
+            train_set,
+            num_boost_round=s.model.num_boost_round,
+            valid_sets=[valid_set],
+            valid_names=["validation"],
+            callbacks=callbacks,
+        )
+    if booster.best_iteration > 0:
+        # keep only the trees early stopping chose, so scoring needs no extra argument
+        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    pred = booster.predict(x_valid)
+    metrics: dict[str, float] = {
+        "n_train": float(split),
+        "n_valid": float(n_valid),
+        "frauds_train": float(y_train.sum()),
+        "frauds_valid": float(y_valid.sum()),
+        "best_iteration": float(booster.num_trees()),
+    }
+    if 0 < y_valid.sum() < len(y_valid):
+        metrics["average_precision"] = float(average_precision_score(y_valid, pred))
+        metrics["roc_auc"] = float(roc_auc_score(y_valid, pred))
+    gains = booster.feature_importance(importance_type="gain")
+    importance = {n: float(g) for n, g in zip(names, gains, strict=True)}
+    logs.event(log, "model trained", **{k: round(v, 4) for k, v in metrics.items()})
+    return TrainedModel(
+        booster=booster,
+        params=params,
+        metrics=metrics,
+        importance=importance,
+        vocab=vocab,
+        medians=medians(x_train, names),
+        quality=quality,
+    )
