@@ -105,6 +105,9 @@ class Quality(_Section):
 
 class Training(_Section):
     window_days: Annotated[int, Field(ge=1)] = 45
+    # the most recent matured days kept out of the default training window, so the
+    # promotion gate has an out-of-time labelled window to compare candidate and champion on
+    holdout_days: Annotated[int, Field(ge=0)] = 14
     start: date | None = None
     end: date | None = None
     validation_fraction: Annotated[float, Field(gt=0, lt=0.9)] = 0.2
@@ -156,6 +159,9 @@ class Alerts(_Section):
     channels: list[Literal["file", "email", "slack"]] = ["file"]
     threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
     daily_budget: Annotated[int, Field(ge=1)] = 100
+    # transactions older than this (before the latest event in the warehouse) are scored but
+    # not alerted on: a backlog or a newly promoted champion never floods analysts with old cases
+    max_age_days: Annotated[float, Field(gt=0)] = 2.0
     max_attempts: Annotated[int, Field(ge=1)] = 10
     report_url: str | None = None
     email: Email = Email()

@@ -1,4 +1,8 @@
-"""Scoring: every transaction the champion has not scored yet, in bounded batches.
+"""Scoring: every transaction no champion has scored yet, in bounded batches.
+
+A newly promoted champion takes over where the previous one stopped: it scores
+the transactions that no champion scored (and that it has not scored itself,
+e.g. in shadow), so a promotion never re-alerts on old traffic.
 
 For each batch (``[scoring] batch_size`` transactions, oldest first) the
 features are computed with the one SQL definition, the champion scores them,
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -62,6 +67,7 @@ class ScoreResult:
     batches: int = 0
     alerts_created: int = 0
     above_threshold: int = 0
+    stale_above_threshold: int = 0  # above threshold but older than alerts.max_age_days
     shadow_error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -74,21 +80,28 @@ def inference_policy(cfg: Config) -> InferencePolicy:
     return InferencePolicy(missing=s.missing, fill=dict(s.fill))
 
 
-def load_model(reg: Registry, model_name: str, alias: str) -> LoadedModel | None:
-    info = reg.get_alias(model_name, alias)
-    if info is None:
-        return None
+def load_version(reg: Registry, model_name: str, version: int, role: str) -> LoadedModel:
+    """A registry version, its artifact verified, ready to score."""
+    info = reg.get_version(model_name, version)
     lin = info.lineage
     return LoadedModel(
         name=model_name,
         version=info.version,
-        role=alias,
+        role=role,
         booster=reg.load_booster(model_name, info.version),
         features=tuple(lin.feature_names),
         categorical=tuple(lin.categorical_features),
         vocab={k: list(v) for k, v in (lin.categorical_vocab or {}).items()},
         medians=dict(lin.extra.get("medians", {})),
     )
+
+
+def load_model(reg: Registry, model_name: str, alias: str) -> LoadedModel | None:
+    """The version an alias points to, or None when the alias is not set."""
+    info = reg.get_alias(model_name, alias)
+    if info is None:
+        return None
+    return load_version(reg, model_name, info.version, alias)
 
 
 def check_features(model: LoadedModel, produced: Sequence[str]) -> None:
@@ -151,7 +164,8 @@ def _unscored(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> int:
     con.execute(
         "CREATE TEMP TABLE fw_unscored AS "
         "SELECT t.transaction_id, t.event_time FROM transactions t "
-        "ANTI JOIN (SELECT transaction_id FROM scores WHERE model_name = ? AND model_version = ?) s "
+        "ANTI JOIN (SELECT transaction_id FROM scores WHERE model_name = ? "
+        "AND (role = 'champion' OR model_version = ?)) s "
         "USING (transaction_id) ORDER BY t.event_time, t.transaction_id",
         [model.name, model.version],
     )
@@ -209,6 +223,8 @@ def score_pending(
 
     policy = inference_policy(cfg)
     threads = s.scoring.num_threads
+    latest = con.execute("SELECT max(event_time) FROM transactions").fetchall()[0][0]
+    alert_after = (latest - timedelta(days=s.alerts.max_age_days)) if latest else None
     total = _unscored(con, champion)
     batch_size = s.scoring.batch_size
     logs.event(log, "scoring backlog", rows=total, champion=champion.version, batch_size=batch_size)
@@ -223,7 +239,9 @@ def score_pending(
             feats = compute_features(con, cfg, ids_table="fw_batch")
             scores, x = predict(champion, feats, policy, threads)
             shadow = predict(challenger, feats, policy, threads)[0] if challenger else None
-            hot = np.flatnonzero(scores >= s.alerts.threshold)
+            recent = _recent_mask(feats, alert_after)
+            hot = np.flatnonzero((scores >= s.alerts.threshold) & recent)
+            result.stale_above_threshold += int(((scores >= s.alerts.threshold) & ~recent).sum())
             candidates = _alert_candidates(
                 feats, hot, scores, champion, top_reasons(champion, x[hot], spec.descriptions, threads)
             )
@@ -247,6 +265,13 @@ def score_pending(
     con.execute("DROP TABLE IF EXISTS temp.fw_batch")
     logs.event(log, "scoring done", **{k: v for k, v in result.to_dict().items() if k != "notes"})
     return result
+
+
+def _recent_mask(feats: pa.Table, after: datetime | None) -> np.ndarray:
+    times = feats["event_time"].to_numpy()
+    if after is None:
+        return np.ones(len(times), dtype=bool)
+    return np.asarray(times >= np.datetime64(after), dtype=bool)
 
 
 def _alert_candidates(

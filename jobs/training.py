@@ -7,9 +7,10 @@ label by then is legitimate. Because the cutoff is part of the window, training
 again on the same window rebuilds the same frame (same fingerprint) even after
 newer labels arrive.
 
-The default window ends at the data clock (the latest event or report in the
-warehouse) minus the label delay, at midnight, and spans
-``[training] window_days``. Validation is the latest ``validation_fraction`` of
+The default window ends ``[training] holdout_days`` before the data clock (the
+latest event or report in the warehouse) minus the label delay, at midnight,
+and spans ``[training] window_days``: the held-out matured days are the
+out-of-time window on which the promotion gate compares candidate and champion. Validation is the latest ``validation_fraction`` of
 the window in time (never a random split), used for early stopping and the
 recorded metrics.
 """
@@ -113,6 +114,7 @@ def resolve_window(
         datetime.combine(end, time())
         if end
         else datetime.combine((clock - delay).date(), time())
+        - timedelta(days=s.training.holdout_days)
     )
     start_dt = (
         datetime.combine(start, time())
