@@ -150,7 +150,9 @@ def evaluate_gate(
     labelled_days = 0
     n_frauds = 0
     if end > start:
-        frame = _labelled_frame(con, cfg, start, end, {"candidate": candidate, "champion": champion})
+        frame = _labelled_frame(
+            con, cfg, start, end, {"candidate": candidate, "champion": champion}
+        )
         labelled_days = frame.select(pl.col("event_time").dt.date().n_unique()).item()
         n_frauds = int(frame["is_fraud"].sum())
         if frame.height and n_frauds:

@@ -89,7 +89,9 @@ def _feature_frame(
     assert isinstance(frame, pl.DataFrame)
     champion = load_model(reg, cfg.settings.model.name, "champion")
     if champion is not None and table.num_rows:
-        scores, _ = predict(champion, table, inference_policy(cfg), cfg.settings.scoring.num_threads)
+        scores, _ = predict(
+            champion, table, inference_policy(cfg), cfg.settings.scoring.num_threads
+        )
         frame = frame.with_columns(pl.Series("score", scores))
     return frame
 
@@ -212,9 +214,15 @@ def _stamp() -> str:
     return f"{utcnow():%Y-%m-%dT%H%M%S}"
 
 
-def write_drift(con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, **kw: Any) -> tuple[DriftResult, Path]:
+def write_drift(
+    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, **kw: Any
+) -> tuple[DriftResult, Path]:
     result, reference, current = drift_report(con, cfg, reg, **kw)
-    meta = {"reference": reference.label(), "current": current.label(), "model": cfg.settings.model.name}
+    meta = {
+        "reference": reference.label(),
+        "current": current.label(),
+        "model": cfg.settings.model.name,
+    }
     html = render_drift(result, title=f"Drift — {current.label()}", meta=meta)
     drifted = sum(1 for f in result.features if f.drifted)
     headline = {
@@ -222,7 +230,9 @@ def write_drift(con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, **kw
         "drifted features": f"{drifted} of {len(result.features)}",
         "window": current.label(),
     }
-    path = publish(cfg.reports_dir, "drift", f"{_stamp()}-drift", html, headline, f"Drift {current.label()}")
+    path = publish(
+        cfg.reports_dir, "drift", f"{_stamp()}-drift", html, headline, f"Drift {current.label()}"
+    )
     return result, path
 
 
@@ -235,12 +245,20 @@ def write_performance(
     first = results[0]
     headline = {
         "model": f"v{first.model_version} ({first.role})",
-        "average precision": "n/a" if first.average_precision is None else f"{first.average_precision:.3f}",
-        "card precision@k": "n/a" if first.card_precision_at_k is None else f"{first.card_precision_at_k:.3f}",
+        "average precision": "n/a"
+        if first.average_precision is None
+        else f"{first.average_precision:.3f}",
+        "card precision@k": "n/a"
+        if first.card_precision_at_k is None
+        else f"{first.card_precision_at_k:.3f}",
         "window": window.label(),
     }
     path = publish(
-        cfg.reports_dir, "performance", f"{_stamp()}-performance", html, headline,
+        cfg.reports_dir,
+        "performance",
+        f"{_stamp()}-performance",
+        html,
+        headline,
         f"Performance {window.label()}",
     )
     return results, path
@@ -265,11 +283,19 @@ def write_model_cards(cfg: Config, reg: Registry, *, refresh: bool = False) -> l
         metrics = info.lineage.metrics or {}
         headline = {
             "data quality": quality,
-            "validation AP": f"{metrics['average_precision']:.3f}" if "average_precision" in metrics else "n/a",
+            "validation AP": f"{metrics['average_precision']:.3f}"
+            if "average_precision" in metrics
+            else "n/a",
         }
         written.append(
-            publish(cfg.reports_dir, "models", f"{name}-v{info.version}", html, headline,
-                    f"Model card {name} v{info.version}")
+            publish(
+                cfg.reports_dir,
+                "models",
+                f"{name}-v{info.version}",
+                html,
+                headline,
+                f"Model card {name} v{info.version}",
+            )
         )
     return written
 
@@ -298,7 +324,11 @@ def publish_comparison(
     )
     headline = {"verdict": "pass" if verdict.passed else "refused", **meta}
     return publish(
-        cfg.reports_dir, "gate", f"{_stamp()}-gate-v{candidate.version}", html, headline,
+        cfg.reports_dir,
+        "gate",
+        f"{_stamp()}-gate-v{candidate.version}",
+        html,
+        headline,
         f"Gate: v{candidate.version} vs {meta['champion']}",
     )
 
@@ -317,7 +347,9 @@ def reports_due(con: duckdb.DuckDBPyConnection, cfg: Config) -> bool:
     return int(row[0]) == 0
 
 
-def write_reports_with(con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry) -> dict[str, Any]:
+def write_reports_with(
+    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry
+) -> dict[str, Any]:
     """Drift, performance and model cards; a report without enough data is skipped with why."""
     out: dict[str, Any] = {"written": [], "skipped": {}}
     for kind, writer in (("drift", write_drift), ("performance", write_performance)):
@@ -332,8 +364,9 @@ def write_reports_with(con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registr
 
 def write_reports(cfg: Config) -> dict[str, Any]:
     """The scheduled reports job: its own ledger row."""
-    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con, ledger(
-        con, "reports"
-    ) as rec:
+    with (
+        warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con,
+        ledger(con, "reports") as rec,
+    ):
         rec.counts["reports"] = write_reports_with(con, cfg, open_registry(cfg))
         return rec.counts["reports"]

@@ -116,7 +116,9 @@ def check_features(model: LoadedModel, produced: Sequence[str]) -> None:
     raise FeatureMismatch(model.version, missing, extra)
 
 
-def predict(model: LoadedModel, feats: pa.Table, policy: InferencePolicy, threads: int) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: LoadedModel, feats: pa.Table, policy: InferencePolicy, threads: int
+) -> tuple[np.ndarray, np.ndarray]:
     x = encode(feats, model.features, model.categorical, model.vocab)
     x = apply_policy(x, model.features, policy, model.medians)
     return model.booster.predict(x, num_threads=threads), x
@@ -243,7 +245,11 @@ def score_pending(
             hot = np.flatnonzero((scores >= s.alerts.threshold) & recent)
             result.stale_above_threshold += int(((scores >= s.alerts.threshold) & ~recent).sum())
             candidates = _alert_candidates(
-                feats, hot, scores, champion, top_reasons(champion, x[hot], spec.descriptions, threads)
+                feats,
+                hot,
+                scores,
+                champion,
+                top_reasons(champion, x[hot], spec.descriptions, threads),
             )
             con.execute("BEGIN TRANSACTION")
             try:

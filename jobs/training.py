@@ -122,7 +122,9 @@ def resolve_window(
         else end_dt - timedelta(days=s.training.window_days)
     )
     if start_dt >= end_dt:
-        raise NotEnoughData(f"empty training window: start {start_dt:%F} is not before end {end_dt:%F}")
+        raise NotEnoughData(
+            f"empty training window: start {start_dt:%F} is not before end {end_dt:%F}"
+        )
     return TrainingWindow(start_dt, end_dt, end_dt + delay, clock)
 
 
@@ -230,7 +232,9 @@ def fit(cfg: Config, data: TrainingData) -> TrainedModel:
         )
     if booster.best_iteration > 0:
         # keep only the trees early stopping chose, so scoring needs no extra argument
-        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+        booster = lgb.Booster(
+            model_str=booster.model_to_string(num_iteration=booster.best_iteration)
+        )
     pred = booster.predict(x_valid)
     metrics: dict[str, float] = {
         "n_train": float(split),
