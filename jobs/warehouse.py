@@ -129,9 +129,7 @@ def migrate(con: duckdb.DuckDBPyConnection, extra_columns: dict[str, str] | None
             )
         for version in range(current, SCHEMA_VERSION):
             con.execute(MIGRATIONS[version])
-            con.execute(
-                "INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [version + 1]
-            )
+            con.execute("INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [version + 1])
         if extra_columns:
             ensure_extra_columns(con, extra_columns)
         con.execute("COMMIT")
@@ -177,6 +175,7 @@ def open_warehouse(
                 "it has finished"
             ) from None
         raise FraudwatchError(f"cannot open the warehouse {path}: {exc}") from None
+    con.execute("SET TimeZone = 'UTC'")  # naive timestamps in the warehouse are UTC
     if not read_only:
         try:
             migrate(con, extra_columns)

@@ -1,0 +1,395 @@
+"""Ingest: new landing files into the warehouse, whole or not at all, bad rows quarantined.
+
+For each file matched by ``[source] transactions`` (and ``labels``), in path
+order:
+
+1. the ledger ``ingested_files`` is checked by path and sha256: an ingested file
+   is skipped; one whose content changed since is reported, never re-ingested;
+2. the file is read by DuckDB (Parquet, CSV or JSON lines by extension),
+   source columns are mapped to the canonical names of ``[source.columns]``; a
+   file that cannot be read or lacks a mapped column fails with its path and
+   the column, and nothing of it is written;
+3. values are coerced (TRY_CAST) and validated in SQL; each bad row goes to
+   ``quarantine`` with the file, its 1-based row number, the raw values as JSON,
+   a reason code and the field;
+4. good rows, quarantined rows and the ledger row are written in ONE
+   transaction.
+
+Reason codes: ``missing_field``, ``bad_timestamp``, ``bad_amount``,
+``non_finite_amount``, ``negative_amount``, ``future_timestamp``,
+``bad_value`` (an extra numeric column), ``bad_label``, ``duplicate_in_file``,
+``duplicate_in_warehouse``; for the labels feed ``missing_field``,
+``bad_timestamp``, ``bad_label``, ``duplicate_label``.
+
+Rows never become Python objects: reading, mapping, validation, de-duplication
+and the insert are DuckDB SQL over the file.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from jobs import logs
+from jobs.config import Config
+from jobs.errors import InputFileError
+from jobs.runs import utcnow
+
+log = logs.get("ingest")
+
+REQUIRED = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: str
+    feed: str
+    status: str  # ingested | skipped | changed
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+
+
+@dataclass
+class IngestResult:
+    files: list[FileResult] = field(default_factory=list)
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def files_ingested(self) -> int:
+        return sum(1 for f in self.files if f.status == "ingested")
+
+    @property
+    def files_skipped(self) -> int:
+        return sum(1 for f in self.files if f.status == "skipped")
+
+    @property
+    def changed_files(self) -> list[str]:
+        return [f.path for f in self.files if f.status == "changed"]
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files if f.feed == "transactions")
+
+    @property
+    def labels_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files if f.feed == "labels")
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files_ingested": self.files_ingested,
+            "files_skipped": self.files_skipped,
+            "changed_files": self.changed_files,
+            "rows_loaded": self.rows_loaded,
+            "labels_loaded": self.labels_loaded,
+            "rows_quarantined": self.rows_quarantined,
+            "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+        }
+
+
+def q(name: str) -> str:
+    """Quote an identifier: a config value is data, never SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _reader(path: Path, delimiter: str) -> str:
+    p = lit(str(path))
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return f"read_parquet({p})"
+    if suffix == ".csv":
+        return f"read_csv({p}, all_varchar = true, header = true, delim = {lit(delimiter)})"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return f"read_json({p}, format = 'newline_delimited')"
+    raise InputFileError(str(path), f"unsupported file type {suffix!r} (.parquet, .csv, .jsonl)")
+
+
+def _stage_raw(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> list[str]:
+    """Read the file into temp table ``fw_raw`` (with ``__row``); return its columns."""
+    con.execute("DROP TABLE IF EXISTS temp.fw_raw")
+    try:
+        con.execute(
+            "CREATE TEMP TABLE fw_raw AS SELECT row_number() OVER () AS __row, "
+            f"to_json(src) AS __raw, src.* FROM {_reader(path, delimiter)} src"
+        )
+    except duckdb.Error as exc:
+        raise InputFileError(str(path), f"cannot be read: {str(exc).splitlines()[0]}") from None
+    cols = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'fw_raw' "
+            "AND NOT internal AND schema_name = 'main' AND database_name = 'temp' "
+            "ORDER BY column_index"
+        ).fetchall()
+    ]
+    return [c for c in cols if c not in ("__row", "__raw")]
+
+
+def _require(path: Path, have: list[str], mapping: dict[str, str]) -> None:
+    for canonical, source in mapping.items():
+        if source not in have:
+            raise InputFileError(
+                str(path),
+                f"missing (mapped to {canonical!r} by the config; the file has: "
+                f"{', '.join(have) or 'no columns'})",
+                column=source,
+            )
+
+
+def _text(col: str) -> str:
+    return f"nullif(trim(CAST({q(col)} AS VARCHAR)), '')"
+
+
+def _ts(col: str) -> str:
+    return f"timezone('UTC', TRY_CAST(CAST({q(col)} AS VARCHAR) AS TIMESTAMPTZ))"
+
+
+def _bool(col: str) -> str:
+    return (
+        f"CASE lower(trim(CAST({q(col)} AS VARCHAR))) WHEN 'true' THEN true WHEN 'false' "
+        f"THEN false WHEN '1' THEN true WHEN '0' THEN false WHEN 't' THEN true WHEN 'f' THEN false "
+        f"WHEN 'yes' THEN true WHEN 'no' THEN false END"
+    )
+
+
+def _quarantine_insert(path: Path, feed: str) -> str:
+    return (
+        "INSERT INTO quarantine (source_file, source_row, feed, reason, field, detail, raw, "
+        f"quarantined_at) SELECT {lit(str(path))}, __row, {lit(feed)}, reason, field, detail, "
+        "__raw, ? FROM fw_checked WHERE reason IS NOT NULL"
+    )
+
+
+def _check_transactions(
+    con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, cols: list[str]
+) -> None:
+    s = cfg.settings.source
+    m = s.columns
+    mapping = {c: getattr(m, c) for c in REQUIRED}
+    if m.label:
+        mapping["label"] = m.label
+    extras = {**s.numeric_columns, **s.categorical_columns}
+    _require(path, cols, {**mapping, **extras})
+    horizon = utcnow() + timedelta(hours=s.future_tolerance_hours)
+    typed = [
+        f"{_text(m.transaction_id)} AS transaction_id",
+        f"{_ts(m.event_time)} AS event_time",
+        f"{_text(m.card_id)} AS card_id",
+        f"{_text(m.merchant_id)} AS merchant_id",
+        f"TRY_CAST(CAST({q(m.amount)} AS VARCHAR) AS DOUBLE) AS amount",
+    ]
+    typed += [f"{_text(getattr(m, c))} IS NULL AS __miss_{c}" for c in REQUIRED]
+    checks = [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in REQUIRED]
+    checks += [
+        "WHEN event_time IS NULL THEN 'bad_timestamp|event_time|not a timestamp'",
+        "WHEN amount IS NULL THEN 'bad_amount|amount|not a number'",
+        "WHEN isnan(amount) OR isinf(amount) THEN 'non_finite_amount|amount|'",
+        "WHEN amount < 0 THEN 'negative_amount|amount|'",
+        f"WHEN event_time > TIMESTAMP '{horizon:%Y-%m-%d %H:%M:%S}' "
+        f"THEN 'future_timestamp|event_time|later than now + {s.future_tolerance_hours:g} h'",
+    ]
+    for name, src in s.numeric_columns.items():
+        typed.append(f"TRY_CAST(CAST({q(src)} AS VARCHAR) AS DOUBLE) AS {q(name)}")
+        typed.append(f"{_text(src)} IS NOT NULL AS {q('__has_' + name)}")
+        checks.append(
+            f"WHEN {q('__has_' + name)} AND {q(name)} IS NULL THEN 'bad_value|{name}|not a number'"
+        )
+    for name, src in s.categorical_columns.items():
+        typed.append(f"{_text(src)} AS {q(name)}")
+    if m.label:
+        typed.append(f"{_bool(m.label)} AS label")
+        typed.append(f"{_text(m.label)} IS NOT NULL AS __has_label")
+        checks.append("WHEN __has_label AND label IS NULL THEN 'bad_label|label|not a boolean'")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fw_checked AS
+        WITH typed AS (SELECT __row, __raw, {", ".join(typed)} FROM fw_raw),
+        checked AS (SELECT *, CASE {" ".join(checks)} END AS problem FROM typed),
+        dedup AS (
+            SELECT *, CASE WHEN problem IS NULL AND row_number() OVER
+                (PARTITION BY transaction_id, problem IS NULL ORDER BY __row) > 1
+                THEN 'duplicate_in_file|transaction_id|' END AS dup FROM checked
+        ),
+        known AS (
+            SELECT d.*, CASE WHEN d.problem IS NULL AND d.dup IS NULL AND w.transaction_id IS NOT NULL
+                THEN 'duplicate_in_warehouse|transaction_id|' END AS seen
+            FROM dedup d LEFT JOIN (SELECT DISTINCT transaction_id FROM transactions) w
+              ON w.transaction_id = d.transaction_id
+        )
+        SELECT *, split_part(coalesce(problem, dup, seen), '|', 1) AS reason_,
+               nullif(split_part(coalesce(problem, dup, seen), '|', 2), '') AS field,
+               nullif(split_part(coalesce(problem, dup, seen), '|', 3), '') AS detail
+        FROM known
+        """
+    )
+    con.execute("ALTER TABLE fw_checked RENAME COLUMN reason_ TO reason")
+    con.execute("UPDATE fw_checked SET reason = NULL WHERE reason = ''")
+
+
+def _load_transactions(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path) -> int:
+    s = cfg.settings.source
+    extras = [*s.numeric_columns, *s.categorical_columns]
+    cols = ", ".join([*REQUIRED, *(q(e) for e in extras)])
+    now = utcnow()
+    con.execute(
+        f"INSERT INTO transactions ({cols}, source_file, source_row, ingested_at) "
+        f"SELECT {cols}, ?, __row, ? FROM fw_checked WHERE reason IS NULL",
+        [str(path), now],
+    )
+    if s.columns.label:
+        con.execute(
+            "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
+            "ingested_at) SELECT transaction_id, label, event_time + to_days(?), ?, __row, ? "
+            "FROM fw_checked WHERE reason IS NULL AND label IS NOT NULL",
+            [s.label_delay_days, str(path), now],
+        )
+    return int(con.execute("SELECT count(*) FROM fw_checked WHERE reason IS NULL").fetchall()[0][0])
+
+
+def _check_labels(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, cols: list[str]) -> None:
+    lc = cfg.settings.source.label_columns
+    mapping = {k: lc.get(k, k) for k in ("transaction_id", "is_fraud", "reported_at")}  # type: ignore[call-overload]
+    _require(path, cols, mapping)
+    checks = [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in mapping]
+    checks += [
+        "WHEN reported_at IS NULL THEN 'bad_timestamp|reported_at|not a timestamp'",
+        "WHEN is_fraud IS NULL THEN 'bad_label|is_fraud|not a boolean'",
+    ]
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fw_checked AS
+        WITH typed AS (
+            SELECT __row, __raw, {_text(mapping["transaction_id"])} AS transaction_id,
+                   {_bool(mapping["is_fraud"])} AS is_fraud, {_ts(mapping["reported_at"])} AS reported_at,
+                   {", ".join(f"{_text(src)} IS NULL AS __miss_{c}" for c, src in mapping.items())}
+            FROM fw_raw),
+        checked AS (SELECT *, CASE {" ".join(checks)} END AS problem FROM typed),
+        dedup AS (
+            SELECT c.*, CASE WHEN c.problem IS NULL AND (row_number() OVER
+                (PARTITION BY c.transaction_id, c.is_fraud, c.problem IS NULL ORDER BY c.__row) > 1
+                OR l.transaction_id IS NOT NULL)
+                THEN 'duplicate_label|transaction_id|' END AS dup
+            FROM checked c LEFT JOIN (SELECT DISTINCT transaction_id, is_fraud FROM labels) l
+              ON l.transaction_id = c.transaction_id AND l.is_fraud = c.is_fraud
+        )
+        SELECT *, nullif(split_part(coalesce(problem, dup), '|', 1), '') AS reason,
+               nullif(split_part(coalesce(problem, dup), '|', 2), '') AS field,
+               nullif(split_part(coalesce(problem, dup), '|', 3), '') AS detail
+        FROM dedup
+        """
+    )
+
+
+def _load_labels(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    con.execute(
+        "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
+        "ingested_at) SELECT transaction_id, is_fraud, reported_at, ?, __row, ? "
+        "FROM fw_checked WHERE reason IS NULL",
+        [str(path), utcnow()],
+    )
+    return int(con.execute("SELECT count(*) FROM fw_checked WHERE reason IS NULL").fetchall()[0][0])
+
+
+def ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: str) -> FileResult:
+    """Ingest one file in one transaction; return what happened (ingested, skipped, changed)."""
+    size = path.stat().st_size
+    digest = sha256_of(path)
+    known = con.execute(
+        "SELECT sha256 FROM ingested_files WHERE path = ? AND feed = ?", [str(path), feed]
+    ).fetchall()
+    if known:
+        if known[0][0] == digest:
+            return FileResult(str(path), feed, "skipped")
+        logs.event(
+            log, "landing file changed after ingestion; not ingested again", 30, path=str(path)
+        )
+        return FileResult(str(path), feed, "changed")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        cols = _stage_raw(con, path, cfg.settings.source.csv_delimiter)
+        if feed == "transactions":
+            _check_transactions(con, cfg, path, cols)
+            loaded = _load_transactions(con, cfg, path)
+        else:
+            _check_labels(con, cfg, path, cols)
+            loaded = _load_labels(con, path)
+        con.execute(_quarantine_insert(path, feed), [utcnow()])
+        read = int(con.execute("SELECT count(*) FROM fw_raw").fetchall()[0][0])
+        con.execute(
+            "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [str(path), feed, size, digest, read, loaded, read - loaded, utcnow()],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.fw_raw")
+        con.execute("DROP TABLE IF EXISTS temp.fw_checked")
+    result = FileResult(str(path), feed, "ingested", read, loaded, read - loaded)
+    logs.event(log, "file ingested", **result.__dict__)
+    return result
+
+
+def landing_files(pattern: str | None) -> list[Path]:
+    if not pattern:
+        return []
+    return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+
+
+def ingest(cfg: Config, con: duckdb.DuckDBPyConnection) -> IngestResult:
+    """Ingest every new transactions file, then every new labels file.
+
+    A file that cannot be ingested at all stops the ingest with an
+    :class:`InputFileError`; the files before it stay committed.
+    """
+    result = IngestResult()
+    feeds = [("transactions", landing_files(cfg.transactions_glob))]
+    feeds.append(("labels", landing_files(cfg.labels_glob)))
+    total = sum(len(files) for _, files in feeds)
+    with logs.progress("ingest", total) as bar:
+        for feed, files in feeds:
+            for path in files:
+                try:
+                    res = ingest_file(con, cfg, path, feed)
+                except InputFileError as exc:
+                    done = result.files_ingested
+                    raise InputFileError(
+                        exc.path,
+                        str(exc).split(": ", 1)[1]
+                        + f" — nothing of it was written; {done} file(s) before it were ingested",
+                        column=None,
+                    ) from None
+                result.files.append(res)
+                bar.update(1)
+    if result.files_ingested:
+        rows = con.execute(
+            "SELECT reason, count(*) FROM quarantine WHERE source_file IN "
+            "(SELECT unnest(?::VARCHAR[])) GROUP BY reason",
+            [[f.path for f in result.files if f.status == "ingested"]],
+        ).fetchall()
+        result.quarantined_by_reason = {r: int(n) for r, n in rows}
+    return result
