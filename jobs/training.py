@@ -137,10 +137,10 @@ def load_training_data(
     feats = pl.from_arrow(table)
     assert isinstance(feats, pl.DataFrame)
     labels = pl.from_arrow(
-        con.execute(
+        con.sql(
             "SELECT transaction_id, arg_max(is_fraud, reported_at) AS is_fraud FROM labels "
             "WHERE reported_at <= ? GROUP BY transaction_id",
-            [window.label_cutoff],
+            params=[window.label_cutoff],
         ).to_arrow_table()
     )
     assert isinstance(labels, pl.DataFrame)
@@ -258,3 +258,125 @@ def fit(cfg: Config, data: TrainingData) -> TrainedModel:
         medians=medians(x_train, names),
         quality=quality,
     )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: str
+    version: int
+    window: TrainingWindow
+    rows: int
+    fraud_rate: float
+    fingerprint: str
+    metrics: dict[str, float]
+    quality: QualityReport
+    gate: dict[str, Any] | None = None
+    promoted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "window": self.window.to_dict(),
+            "rows": self.rows,
+            "fraud_rate": self.fraud_rate,
+            "fingerprint": self.fingerprint,
+            "metrics": self.metrics,
+            "data_quality": self.quality.to_dict(),
+            "gate": self.gate,
+            "promoted": self.promoted,
+        }
+
+
+def train_version(
+    cfg: Config,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    actor: str | None = None,
+) -> TrainResult:
+    """Train on the window, register the version with its lineage, and make it the challenger.
+
+    A failing data-quality check does not stop training: the version is
+    registered with ``data_quality: failed`` and its reasons, and the gate
+    refuses it unless forced.
+    """
+    from jobs.registry_access import open_registry
+    from jobs.runs import ledger
+    from jobs.warehouse import warehouse
+    from registry import Lineage, code_version
+
+    s = cfg.settings
+    with (
+        warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con,
+        ledger(con, "train") as rec,
+    ):
+        window = resolve_window(con, cfg, start, end)
+        data = load_training_data(con, cfg, window)
+        trained = fit(cfg, data)
+        reg = open_registry(cfg)
+        frauds = int(data.frame["is_fraud"].sum())
+        lineage = Lineage(
+            training_start=window.start,
+            training_end=window.end,
+            label_cutoff=window.label_cutoff,
+            rows=data.frame.height,
+            fraud_rate=frauds / data.frame.height,
+            fingerprint=data.fingerprint,
+            feature_names=list(data.features),
+            categorical_features=list(data.categorical),
+            categorical_vocab=trained.vocab,
+            data_quality=trained.quality.to_dict(),
+            params=trained.params,
+            metrics=trained.metrics,
+            code_version=code_version(),
+            extra={
+                "medians": trained.medians,
+                "importance_gain": trained.importance,
+                "label_coverage": data.label_coverage,
+            },
+        )
+        info = reg.register_version(
+            s.model.name, trained.booster.model_to_string(), lineage, actor=actor
+        )
+        reg.set_alias(
+            s.model.name,
+            "challenger",
+            info.version,
+            actor=actor,
+            reason=f"trained on {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}",
+        )
+        rec.counts["train"] = {"version": info.version, "rows": data.frame.height}
+    logs.event(
+        log,
+        "version registered",
+        version=info.version,
+        data_quality=trained.quality.status,
+        fingerprint=data.fingerprint[:12],
+    )
+    return TrainResult(
+        model=s.model.name,
+        version=info.version,
+        window=window,
+        rows=data.frame.height,
+        fraud_rate=lineage.fraud_rate,
+        fingerprint=data.fingerprint,
+        metrics=trained.metrics,
+        quality=trained.quality,
+    )
+
+
+def retrain(cfg: Config) -> TrainResult:
+    """The scheduled retrain job: train on the latest window, gate, promote if allowed."""
+    from jobs.errors import PromotionRefused
+    from jobs.promotion import promote
+
+    result = train_version(cfg)
+    if not cfg.settings.promotion.auto:
+        return result
+    try:
+        outcome = promote(cfg, result.version, reason="scheduled retrain")
+        return TrainResult(**{**result.__dict__, "gate": outcome.to_dict(), "promoted": True})
+    except PromotionRefused as exc:
+        gate = {"passed": False, "reasons": exc.reasons, "report": exc.report}
+        return TrainResult(**{**result.__dict__, "gate": gate, "promoted": False})
