@@ -1,0 +1,265 @@
+"""Alerts: the policy that turns scores into alerts, and the outbox that delivers them.
+
+Policy (:func:`create_alerts`): a transaction becomes an alert when its
+champion score is at or above ``[alerts] threshold``, within a daily budget of
+``daily_budget`` alerts per alert day (the event's date; highest scores first,
+counting the alerts earlier runs already made that day), and at most one open
+alert per card per day. Each alert becomes one outbox row per enabled channel,
+``pending`` with no attempts.
+
+Delivery (:func:`send_pending`): each channel renders ONE digest of its pending
+rows per run and marks them ``sent`` only after the channel accepted it. On
+failure the rows stay ``pending`` with ``attempts`` and ``last_error``, and
+become ``failed`` after ``max_attempts``. Delivery is at-least-once: a crash
+between the channel's acceptance and the marking re-sends that digest on the
+next run (a rare duplicate, never a loss).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from jobs import logs
+from jobs.config import Config
+from jobs.errors import ConfigError
+from jobs.runs import utcnow
+
+log = logs.get("alerts")
+
+CANDIDATE_COLUMNS = (
+    "transaction_id",
+    "event_time",
+    "card_id",
+    "merchant_id",
+    "amount",
+    "score",
+    "model_name",
+    "model_version",
+    "reasons",
+)
+
+
+@dataclass(frozen=True)
+class AlertBatchResult:
+    candidates: int
+    created: int  # alerts (transactions), not outbox rows
+    over_budget: int
+    same_card_same_day: int
+
+
+@dataclass
+class ChannelResult:
+    sent: int = 0
+    pending: int = 0
+    failed: int = 0
+    error: str | None = None
+    digests: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeliveryResult:
+    channels: dict[str, ChannelResult] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        return sum(c.pending for c in self.channels.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channels": {name: dict(c.__dict__) for name, c in self.channels.items()},
+            "pending": self.pending,
+        }
+
+
+def create_alerts(
+    con: duckdb.DuckDBPyConnection, cfg: Config, candidates: pl.DataFrame, run_id: str
+) -> AlertBatchResult:
+    """Apply the alert policy to ``candidates`` and add outbox rows (inside the caller's transaction)."""
+    a = cfg.settings.alerts
+    frame = candidates.select(CANDIDATE_COLUMNS).filter(pl.col("score") >= a.threshold)
+    con.register("fw_candidates", frame.to_arrow())
+    try:
+        con.execute("DROP TABLE IF EXISTS temp.fw_new_alerts")
+        con.execute(
+            """
+            CREATE TEMP TABLE fw_new_alerts AS
+            WITH c AS (
+                SELECT *, CAST(event_time AS DATE) AS alert_day FROM fw_candidates
+                ANTI JOIN (SELECT DISTINCT transaction_id FROM alerts) USING (transaction_id)
+            ),
+            open_cards AS (SELECT DISTINCT card_id, alert_day FROM alerts),
+            fresh AS (
+                SELECT c.* FROM c ANTI JOIN open_cards o USING (card_id, alert_day)
+            ),
+            one_per_card AS (
+                SELECT * FROM fresh QUALIFY row_number() OVER
+                    (PARTITION BY card_id, alert_day ORDER BY score DESC, transaction_id) = 1
+            ),
+            used AS (
+                SELECT alert_day, count(DISTINCT transaction_id) AS n FROM alerts GROUP BY alert_day
+            ),
+            ranked AS (
+                SELECT o.*, row_number() OVER
+                    (PARTITION BY o.alert_day ORDER BY o.score DESC, o.transaction_id) AS rank,
+                    coalesce(u.n, 0) AS used
+                FROM one_per_card o LEFT JOIN used u USING (alert_day)
+            )
+            SELECT * EXCLUDE (rank, used) FROM ranked WHERE rank + used <= ?
+            """,
+            [a.daily_budget],
+        )
+        n_cand = frame.height
+        fresh = int(
+            con.execute(
+                "SELECT count(*) FROM (SELECT DISTINCT c.card_id, CAST(c.event_time AS DATE) "
+                "FROM fw_candidates c ANTI JOIN (SELECT card_id, alert_day FROM alerts) o "
+                "ON o.card_id = c.card_id AND o.alert_day = CAST(c.event_time AS DATE))"
+            ).fetchall()[0][0]
+        )
+        created = int(con.execute("SELECT count(*) FROM fw_new_alerts").fetchall()[0][0])
+        now = utcnow()
+        for channel in a.channels:
+            con.execute(
+                "INSERT INTO alerts (transaction_id, channel, status, attempts, last_error, "
+                "created_at, sent_at, alert_day, card_id, merchant_id, amount, event_time, score, "
+                "model_name, model_version, reasons, run_id) "
+                "SELECT transaction_id, ?, 'pending', 0, NULL, ?, NULL, alert_day, card_id, "
+                "merchant_id, amount, event_time, score, model_name, model_version, reasons, ? "
+                "FROM fw_new_alerts ON CONFLICT DO NOTHING",
+                [channel, now, run_id],
+            )
+    finally:
+        con.unregister("fw_candidates")
+        con.execute("DROP TABLE IF EXISTS temp.fw_new_alerts")
+    return AlertBatchResult(
+        candidates=n_cand,
+        created=created,
+        over_budget=max(0, fresh - created),
+        same_card_same_day=max(0, n_cand - fresh),
+    )
+
+
+def pending_rows(con: duckdb.DuckDBPyConnection, channel: str) -> pl.DataFrame:
+    frame = pl.from_arrow(
+        con.sql(
+            "SELECT transaction_id, alert_day, card_id, merchant_id, amount, event_time, score, "
+            "model_name, model_version, reasons, attempts FROM alerts "
+            "WHERE channel = ? AND status = 'pending' ORDER BY score DESC, transaction_id",
+            params=[channel],
+        ).to_arrow_table()
+    )
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _mark(
+    con: duckdb.DuckDBPyConnection,
+    channel: str,
+    ids: list[str],
+    *,
+    ok: bool,
+    error: str | None,
+    max_attempts: int,
+) -> None:
+    if not ids:
+        return
+    if ok:
+        con.execute(
+            "UPDATE alerts SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+            "last_error = NULL WHERE channel = ? AND transaction_id IN (SELECT unnest(?::VARCHAR[]))",
+            [utcnow(), channel, ids],
+        )
+    else:
+        con.execute(
+            "UPDATE alerts SET attempts = attempts + 1, last_error = ?, "
+            "status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'pending' END "
+            "WHERE channel = ? AND transaction_id IN (SELECT unnest(?::VARCHAR[]))",
+            [error, max_attempts, channel, ids],
+        )
+
+
+def send_pending(con: duckdb.DuckDBPyConnection, cfg: Config) -> DeliveryResult:
+    """Deliver each channel's pending alerts as one digest; a failing channel never stops the others."""
+    from jobs.channels import make_channel
+    from jobs.digest import build_digest
+
+    a = cfg.settings.alerts
+    result = DeliveryResult()
+    channels = sorted(
+        set(a.channels)
+        | {
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT channel FROM alerts WHERE status = 'pending'"
+            ).fetchall()
+        }
+    )
+    for name in channels:
+        res = ChannelResult()
+        result.channels[name] = res
+        rows = pending_rows(con, name)
+        if rows.height == 0:
+            continue
+        try:
+            channel = make_channel(name, cfg)
+        except ConfigError as exc:
+            res.error = str(exc)
+            res.pending = rows.height
+            logs.event(log, "channel not configured", 40, channel=name, error=str(exc))
+            continue
+        digest = build_digest(cfg, rows, budget_used=_budget_used(con, rows))
+        for part_ids, ok, error, ref in channel.deliver(digest):
+            _mark(con, name, part_ids, ok=ok, error=error, max_attempts=a.max_attempts)
+            if ok:
+                res.sent += len(part_ids)
+                if ref:
+                    res.digests.append(ref)
+            else:
+                res.error = error
+        counts = dict(
+            con.execute(
+                "SELECT status, count(*) FROM alerts WHERE channel = ? AND transaction_id IN "
+                "(SELECT unnest(?::VARCHAR[])) GROUP BY status",
+                [name, rows["transaction_id"].to_list()],
+            ).fetchall()
+        )
+        res.pending = int(counts.get("pending", 0))
+        res.failed = int(counts.get("failed", 0))
+        logs.event(
+            log,
+            "digest delivered" if not res.error else "digest not (fully) delivered",
+            20 if not res.error else 30,
+            channel=name,
+            sent=res.sent,
+            pending=res.pending,
+            failed=res.failed,
+            error=res.error,
+        )
+    return result
+
+
+def _budget_used(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> dict[str, int]:
+    days = sorted({str(d) for d in rows["alert_day"].to_list()})
+    out = con.execute(
+        "SELECT CAST(alert_day AS VARCHAR), count(DISTINCT transaction_id) FROM alerts "
+        "WHERE CAST(alert_day AS VARCHAR) IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1",
+        [days],
+    ).fetchall()
+    return {d: int(n) for d, n in out}
+
+
+def list_alerts(
+    con: duckdb.DuckDBPyConnection, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    cur = con.execute(
+        "SELECT transaction_id, channel, status, attempts, last_error, created_at, sent_at, "
+        "alert_day, score FROM alerts WHERE (? IS NULL OR status = ?) "
+        "ORDER BY created_at DESC, score DESC LIMIT ?",
+        [status, status, limit],
+    )
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

@@ -1,0 +1,131 @@
+"""The alert digest: one view of a channel's pending alerts, rendered for email, file and Slack.
+
+Card ids are masked (only the last four characters show); every untrusted
+string (merchant ids, reasons) is escaped by Jinja2's autoescape in HTML, and
+by the Slack channel for mrkdwn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+import jinja2
+import polars as pl
+
+from jobs.config import Config
+from jobs.runs import utcnow
+
+_env: jinja2.Environment | None = None
+
+
+def env() -> jinja2.Environment:
+    global _env
+    if _env is None:
+        _env = jinja2.Environment(
+            loader=jinja2.PackageLoader("jobs", "templates"),
+            autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=False),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    return _env
+
+
+def mask_card(card_id: str) -> str:
+    tail = card_id[-4:] if len(card_id) > 4 else card_id[-1:]
+    return "****" + tail
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    transaction_id: str
+    time: str
+    card: str  # masked
+    merchant: str
+    amount: str
+    score: str
+    reasons: tuple[str, ...]
+    model: str
+
+
+@dataclass(frozen=True)
+class Digest:
+    digest_id: str
+    created: datetime
+    items: tuple[DigestItem, ...]
+    per_day: tuple[tuple[str, int, int], ...]  # (day, alerts that day, budget)
+    report_link: str
+    threshold: float
+
+    @property
+    def subject(self) -> str:
+        days = sorted({d for d, _, _ in self.per_day})
+        span = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+        return f"[fraudwatch] {len(self.items)} fraud alert(s) for {span}"
+
+
+def _reasons(value: str | None) -> tuple[str, ...]:
+    try:
+        parsed = json.loads(value or "[]")
+    except json.JSONDecodeError:
+        return (str(value),)
+    return tuple(str(r) for r in parsed) if isinstance(parsed, list) else (str(parsed),)
+
+
+def build_digest(cfg: Config, rows: pl.DataFrame, *, budget_used: dict[str, int]) -> Digest:
+    a = cfg.settings.alerts
+    items = tuple(
+        DigestItem(
+            transaction_id=str(r["transaction_id"]),
+            time=f"{r['event_time']:%Y-%m-%d %H:%M}",
+            card=mask_card(str(r["card_id"])),
+            merchant=str(r["merchant_id"]),
+            amount=f"{r['amount']:,.2f}",
+            score=f"{r['score']:.3f}",
+            reasons=_reasons(r["reasons"]),
+            model=f"{r['model_name']} v{r['model_version']}",
+        )
+        for r in rows.iter_rows(named=True)  # the digest's rows: at most the daily budgets
+    )
+    days = sorted({str(d) for d in rows["alert_day"].to_list()})
+    per_day = tuple((d, budget_used.get(d, 0), a.daily_budget) for d in days)
+    link = a.report_url or (cfg.reports_dir / "index.html").as_uri()
+    created = utcnow()
+    return Digest(
+        digest_id=f"{created:%Y%m%dT%H%M%S}-"
+        + hashlib.sha1("\x1f".join(i.transaction_id for i in items).encode()).hexdigest()[:8],
+        created=created,
+        items=items,
+        per_day=per_day,
+        report_link=link,
+        threshold=a.threshold,
+    )
+
+
+def render(digest: Digest, kind: str) -> str:
+    """``kind`` is ``html`` or ``txt``."""
+    return env().get_template(f"digest.{kind}").render(d=digest)
+
+
+def mime_message(digest: Digest, sender: str, recipients: list[str]) -> EmailMessage:
+    """A multipart/alternative message: plain text first, then HTML."""
+    msg = EmailMessage()
+    msg["Subject"] = digest.subject
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients) if recipients else "fraud-team@localhost"
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = make_msgid(idstring=digest.digest_id, domain="fraudwatch.local")
+    msg["X-Fraudwatch-Digest"] = digest.digest_id
+    msg.set_content(render(digest, "txt"))
+    msg.add_alternative(render(digest, "html"), subtype="html")
+    return msg
+
+
+def item_dict(item: DigestItem) -> dict[str, Any]:
+    return dict(item.__dict__)
