@@ -251,7 +251,9 @@ class Settings(_Section):
                     "alerts.email.recipients is required when 'email' is in alerts.channels"
                 )
             if not a.email.sender:
-                raise ValueError("alerts.email.sender is required when 'email' is in alerts.channels")
+                raise ValueError(
+                    "alerts.email.sender is required when 'email' is in alerts.channels"
+                )
         return self
 
 

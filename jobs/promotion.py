@@ -19,6 +19,8 @@ from typing import Any
 
 import duckdb
 import polars as pl
+from reports.compare import compare_models
+from reports.gate import GatePolicy, Verdict, decide
 
 from jobs import logs
 from jobs.config import Config
@@ -28,8 +30,6 @@ from jobs.registry_access import open_registry
 from jobs.scoring import LoadedModel, inference_policy, load_version, predict
 from jobs.training import data_clock
 from registry import Registry
-from reports.compare import compare_models
-from reports.gate import GatePolicy, Verdict, decide
 
 log = logs.get("promotion")
 
@@ -133,6 +133,7 @@ def evaluate_gate(
             labelled_days=0,
             n_frauds=0,
             candidate_validation=dict(candidate_info.lineage.metrics),
+            first_model=True,
         )
         report = publish_comparison(cfg, candidate_info, None, None, verdict, None, None)
         return GateOutcome(version, None, verdict, report, None, None)

@@ -142,9 +142,7 @@ def check_training_frame(
         Check(
             "constant_features",
             not constant,
-            ("constant features: " + ", ".join(constant))
-            if constant
-            else "no constant feature",
+            ("constant features: " + ", ".join(constant)) if constant else "no constant feature",
             float(len(constant)),
             0.0,
         )

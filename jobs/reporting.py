@@ -21,6 +21,15 @@ from typing import Any
 
 import duckdb
 import polars as pl
+from reports.drift import DriftPolicy, DriftResult, compute_drift
+from reports.html import (
+    render_comparison,
+    render_drift,
+    render_model_card,
+    render_performance,
+)
+from reports.index import publish
+from reports.performance import PerformanceResult, compute_performance
 
 from jobs import logs
 from jobs.config import Config
@@ -32,15 +41,6 @@ from jobs.scoring import inference_policy, load_model, predict
 from jobs.training import data_clock
 from jobs.warehouse import warehouse
 from registry import Registry
-from reports.drift import DriftPolicy, DriftResult, compute_drift
-from reports.html import (
-    publish,
-    render_comparison,
-    render_drift,
-    render_model_card,
-    render_performance,
-)
-from reports.performance import PerformanceResult, compute_performance
 
 log = logs.get("reporting")
 

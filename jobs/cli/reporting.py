@@ -1,3 +1,84 @@
-"""CLI commands: reporting (filled in by its issue)."""
+"""CLI commands: the `report` group."""
 
 from __future__ import annotations
+
+from datetime import date, datetime
+
+import click
+
+from jobs.cli import cli, config_option, echo_json, get_config, handle_errors
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+
+
+def _window_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--json", "as_json", is_flag=True, help="Print metrics and verdicts as JSON.")(
+        f
+    )
+    f = click.option("--end", callback=_date, help="End of the window (exclusive, YYYY-MM-DD).")(f)
+    f = click.option("--start", callback=_date, help="Start of the window (YYYY-MM-DD).")(f)
+    return config_option(f)
+
+
+@cli.group(epilog="Example: fraudwatch report drift --json")
+def report() -> None:
+    """Write drift and performance reports (HTML) and print their figures."""
+
+
+@report.command(epilog="Example: fraudwatch report drift --start 2026-03-01 --end 2026-03-08")
+@_window_options
+@handle_errors
+def drift(config_path: str | None, start: date | None, end: date | None, as_json: bool) -> None:
+    """Drift of the current window against the reference (the champion's training window)."""
+    from jobs.registry_access import open_registry
+    from jobs.reporting import write_drift
+    from jobs.warehouse import warehouse
+
+    cfg = get_config(config_path)
+    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+        result, path = write_drift(con, cfg, open_registry(cfg), start=start, end=end)
+    if as_json:
+        echo_json({**result.to_dict(), "report": str(path)})
+        return
+    verdict = "DRIFT" if result.dataset_drift else "no drift"
+    click.echo(
+        f"{verdict}: {len(result.drifted)} of {len(result.features)} features drifted "
+        f"({result.share_drifted:.0%})"
+    )
+    for name in result.drifted:
+        click.echo(f"  - {name}")
+    click.echo(f"report: {path}")
+
+
+@report.command(epilog="Example: fraudwatch report performance --json")
+@_window_options
+@handle_errors
+def performance(
+    config_path: str | None, start: date | None, end: date | None, as_json: bool
+) -> None:
+    """Champion (and shadow challenger) performance on matured labels."""
+    from jobs.registry_access import open_registry
+    from jobs.reporting import write_performance
+    from jobs.warehouse import warehouse
+
+    cfg = get_config(config_path)
+    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+        results, path = write_performance(con, cfg, open_registry(cfg), start=start, end=end)
+    if as_json:
+        echo_json({"models": [r.to_dict() for r in results], "report": str(path)})
+        return
+    for r in results:
+        ap = "n/a" if r.average_precision is None else f"{r.average_precision:.3f}"
+        cpk = "n/a" if r.card_precision_at_k is None else f"{r.card_precision_at_k:.3f}"
+        click.echo(
+            f"{r.role} v{r.model_version}: {r.n:,} transactions, {r.n_frauds} frauds, "
+            f"average precision {ap}, card precision@{r.k} {cpk}"
+        )
+    click.echo(f"report: {path}")

@@ -1,0 +1,288 @@
+"""HTML reports: Jinja2 with autoescape and strict undefined, one base layout, dumb templates.
+
+Every formatting decision (numbers to text, colours, order) is made here into
+small view dicts; templates only place them. Pages are self-contained: inline
+CSS, charts as inline SVG, no scripts, no external requests, and a size that
+depends on the number of features and days, never on the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from reports import charts
+from reports.compare import Comparison
+from reports.drift import DriftResult, FeatureDrift
+from reports.gate import Verdict
+from reports.performance import PerformanceResult
+
+_env: jinja2.Environment | None = None
+
+
+def env() -> jinja2.Environment:
+    global _env
+    if _env is None:
+        _env = jinja2.Environment(
+            loader=jinja2.PackageLoader("reports", "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    return _env
+
+
+def _render(template: str, **ctx: Any) -> str:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return env().get_template(template).render(generated=now, **ctx)
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{x:.{digits}%}"
+
+
+def money(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:,.2f}"
+
+
+def signed(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.3f}"
+
+
+def _svg(svg: str) -> Markup:
+    return Markup(svg)  # noqa: S704 - matplotlib's own SVG output, text escaped by matplotlib
+
+
+# -- drift ---------------------------------------------------------------------------------
+def _feature_row(f: FeatureDrift) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "kind": f.kind,
+        "test": f.test,
+        "statistic": num(f.statistic, 4),
+        "p_value": "—" if f.p_value is None else f"{f.p_value:.3g}",
+        "threshold": num(f.threshold, 3),
+        "psi": num(f.psi, 3),
+        "psi_flag": f.psi_flag,
+        "missing": f"{pct(f.ref_missing_rate)} → {pct(f.cur_missing_rate)}",
+        "drifted": f.drifted,
+    }
+
+
+def drift_view(result: DriftResult) -> dict[str, Any]:
+    drifted = [f for f in result.features if f.drifted]
+    chart_features = drifted + ([result.score] if result.score is not None else [])
+    return {
+        "verdict": "Dataset drift detected" if result.dataset_drift else "No dataset drift",
+        "drift": result.dataset_drift,
+        "share": pct(result.share_drifted),
+        "n_drifted": len(drifted),
+        "n_features": len(result.features),
+        "n_reference": f"{result.n_reference:,}",
+        "n_current": f"{result.n_current:,}",
+        "threshold_share": pct(result.policy.drift_share, 0),
+        "rows": [_feature_row(f) for f in result.features],
+        "score": _feature_row(result.score) if result.score else None,
+        "charts": [
+            {
+                "name": f.name,
+                "svg": _svg(charts.distribution(f.bin_labels, f.ref_share, f.cur_share, f.name)),
+            }
+            for f in chart_features
+        ],
+    }
+
+
+def render_drift(result: DriftResult, *, title: str, meta: dict[str, str]) -> str:
+    return _render("drift.html", title=title, meta=meta, v=drift_view(result))
+
+
+# -- performance ----------------------------------------------------------------------------
+def _label(r: PerformanceResult) -> str:
+    return f"{r.role} v{r.model_version}" if r.model_version is not None else r.role
+
+
+def performance_view(results: Sequence[PerformanceResult]) -> dict[str, Any]:
+    kpis = [
+        ("Average precision", "average_precision", num),
+        ("ROC AUC", "roc_auc", num),
+        ("Precision@k (mean per day)", "precision_at_k", num),
+        ("Card precision@k (mean per day)", "card_precision_at_k", num),
+        ("Precision at threshold", "precision_at_threshold", num),
+        ("Recall at threshold", "recall_at_threshold", num),
+        ("F1 at threshold", "f1_at_threshold", num),
+        ("Fraud amount caught", "amount_caught", money),
+        ("Fraud amount missed", "amount_missed", money),
+        ("Alerts per day", "alerts_per_day", lambda x: num(x, 1)),
+    ]
+    first = results[0]
+    days = [d.day.isoformat() for d in first.daily]
+    by_day = {_label(r): {d.day.isoformat(): d for d in r.daily} for r in results}
+    series_charts = []
+    for title, attr, ylabel in (
+        ("Precision@k per day", "precision_at_k", "precision"),
+        ("Card precision@k per day", "card_precision_at_k", "precision"),
+        ("Alerts per day (at or above the threshold)", "alerts", "alerts"),
+        ("Fraud amount missed per day", "amount_missed", "amount"),
+    ):
+        lines = {
+            name: [getattr(m[d], attr) if d in m else None for d in days]
+            for name, m in by_day.items()
+        }
+        series_charts.append(
+            {"title": title, "svg": _svg(charts.series(days, lines, title, ylabel))}
+        )
+    pr = _svg(charts.pr_curves({_label(r): r.pr_curve for r in results}, "Precision–recall"))
+    return {
+        "models": [_label(r) for r in results],
+        "kpis": [
+            {"name": name, "values": [fmt(getattr(r, attr)) for r in results]}  # type: ignore[operator]
+            for name, attr, fmt in kpis
+        ],
+        "n": f"{first.n:,}",
+        "frauds": f"{first.n_frauds:,}",
+        "fraud_rate": pct(first.fraud_rate, 2),
+        "threshold": num(first.threshold, 2),
+        "k": first.k,
+        "charts": series_charts,
+        "pr": pr,
+        "daily": [
+            {
+                "day": d.day.isoformat(),
+                "n": f"{d.n:,}",
+                "frauds": d.frauds,
+                "alerts": d.alerts,
+                "pak": num(d.precision_at_k),
+                "cpak": num(d.card_precision_at_k),
+                "caught": money(d.amount_caught),
+                "missed": money(d.amount_missed),
+            }
+            for d in first.daily
+        ],
+    }
+
+
+def render_performance(
+    results: Sequence[PerformanceResult], *, title: str, meta: dict[str, str]
+) -> str:
+    return _render("performance.html", title=title, meta=meta, v=performance_view(results))
+
+
+# -- model card -----------------------------------------------------------------------------
+def model_card_view(card: dict[str, Any]) -> dict[str, Any]:
+    lin = card.get("lineage", {})
+    extra = lin.get("extra", {})
+    importance = extra.get("importance_gain", {}) or {}
+    ranked = sorted(importance.items(), key=lambda kv: -kv[1])[:25]
+    total = sum(importance.values()) or 1.0
+    quality = lin.get("data_quality", {}) or {}
+    code = lin.get("code_version", {}) or {}
+    metrics = lin.get("metrics", {}) or {}
+    return {
+        "title": f"Model card: {card.get('model')} version {card.get('version')}",
+        "aliases": ", ".join(card.get("aliases", [])) or "none",
+        "facts": [
+            ("Registered", str(card.get("created_at", ""))[:19].replace("T", " ")),
+            ("By", str(card.get("actor", ""))),
+            (
+                "Training window",
+                f"{str(lin.get('training_start'))[:10]} .. {str(lin.get('training_end'))[:10]}",
+            ),
+            ("Labels known up to", str(lin.get("label_cutoff") or "")[:19].replace("T", " ")),
+            ("Rows", f"{lin.get('rows', 0):,}"),
+            ("Fraud rate", pct(lin.get("fraud_rate"), 3)),
+            ("Training data fingerprint", str(lin.get("fingerprint", ""))),
+            ("Artifact sha256", str(card.get("artifact_sha256", ""))),
+            (
+                "Code",
+                f"{code.get('git_commit') or 'unknown'}{' (dirty)' if code.get('git_dirty') else ''}, package {code.get('package_version')}",
+            ),
+        ],
+        "quality_status": quality.get("status", "unknown"),
+        "quality_checks": [
+            {"name": c.get("name"), "passed": c.get("passed"), "detail": c.get("detail")}
+            for c in quality.get("checks", [])
+        ],
+        "metrics": [
+            (k, num(v) if isinstance(v, float) and v < 10 else f"{v:,.0f}")
+            for k, v in metrics.items()
+        ],
+        "params": sorted((str(k), str(v)) for k, v in (lin.get("params") or {}).items()),
+        "features": [
+            {
+                "name": n,
+                "gain": pct(importance.get(n, 0.0) / total),
+                "categorical": n in lin.get("categorical_features", []),
+            }
+            for n in lin.get("feature_names", [])
+        ],
+        "importance": _svg(
+            charts.bars(
+                [n for n, _ in ranked], [g / total for n, g in ranked], "Importance (share of gain)"
+            )
+        )
+        if ranked
+        else None,
+        "evaluation": card.get("extra", {}).get("evaluation"),
+    }
+
+
+def render_model_card(card: dict[str, Any]) -> str:
+    v = model_card_view(card)
+    return _render("model_card.html", title=v["title"], meta={}, v=v)
+
+
+# -- comparison (gate) --------------------------------------------------------------------------
+def render_comparison(
+    comparison: Comparison | None,
+    verdict: Verdict,
+    *,
+    drift: DriftResult | None = None,
+    quality: dict[str, Any],
+    meta: dict[str, str],
+) -> str:
+    rows = []
+    if comparison is not None:
+        for m in comparison.metrics:
+            rows.append(
+                {
+                    "name": m.name,
+                    "candidate": num(m.candidate),
+                    "champion": num(m.champion),
+                    "diff": signed(m.difference),
+                    "ci": f"{signed(m.ci_low)} .. {signed(m.ci_high)}"
+                    if m.ci_low is not None
+                    else "n/a",
+                }
+            )
+    v = {
+        "passed": verdict.passed,
+        "verdict": "PASS: the candidate may be promoted"
+        if verdict.passed
+        else "REFUSED: the candidate is not promoted",
+        "checks": [{"passed": c.passed, "detail": c.detail} for c in verdict.checks],
+        "rows": rows,
+        "window": (
+            f"{comparison.days} days, {comparison.n:,} transactions, {comparison.n_frauds:,} frauds; "
+            f"{comparison.bootstrap_samples} bootstrap samples, {comparison.confidence:.0%} intervals"
+        )
+        if comparison
+        else "",
+        "quality_status": quality.get("status", "unknown"),
+        "quality_checks": [
+            {"name": c.get("name"), "passed": c.get("passed"), "detail": c.get("detail")}
+            for c in quality.get("checks", [])
+        ],
+        "drift": drift_view(drift) if drift is not None else None,
+    }
+    title = f"Promotion gate: {meta.get('candidate', '')} vs {meta.get('champion', '')}"
+    return _render("comparison.html", title=title, meta=meta, v=v)
