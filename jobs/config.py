@@ -174,7 +174,7 @@ class Drift(_Section):
     current_days: Annotated[int, Field(ge=1)] = 7
     bins: Annotated[int, Field(ge=2, le=100)] = 10
     psi_threshold: Annotated[float, Field(gt=0)] = 0.2
-    numeric_test: Literal["ks", "wasserstein"] = "ks"
+    numeric_test: Literal["ks", "wasserstein"] = "wasserstein"
     categorical_test: Literal["jensenshannon", "chi2"] = "jensenshannon"
     ks_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.05
     wasserstein_threshold: Annotated[float, Field(gt=0)] = 0.1

@@ -258,9 +258,12 @@ def run_demo(
         result.webhook_events = list(events)
     for ev in result.webhook_events:
         p = ev["payload"]
+        if p.get("alias") != "champion":
+            continue
         say(
-            f"   webhook received {p.get('event')} v{p.get('from_version')} -> "
-            f"v{p.get('version')} (signature {'verified' if ev['verified'] else 'INVALID'})"
+            f"   the demo's webhook receiver got {p.get('event')}: champion "
+            f"v{p.get('from_version')} -> v{p.get('version')} "
+            f"(signature {'verified' if ev['verified'] else 'INVALID'})"
         )
     run_batch(cfg, reports=True)  # the new champion scores and reports once
     result.runs += 1

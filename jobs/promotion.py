@@ -19,8 +19,6 @@ from typing import Any
 
 import duckdb
 import polars as pl
-from reports.compare import compare_models
-from reports.gate import GatePolicy, Verdict, decide
 
 from jobs import logs
 from jobs.config import Config
@@ -30,6 +28,8 @@ from jobs.registry_access import open_registry
 from jobs.scoring import LoadedModel, inference_policy, load_version, predict
 from jobs.training import data_clock
 from registry import Registry
+from reports.compare import compare_models
+from reports.gate import GatePolicy, Verdict, decide
 
 log = logs.get("promotion")
 
@@ -99,7 +99,7 @@ def _labelled_frame(
         scores, _ = predict(model, feats, policy, cfg.settings.scoring.num_threads)
         frame = frame.with_columns(pl.Series(f"score_{key}", scores))
     labels = pl.from_arrow(
-        con.execute(
+        con.sql(
             "SELECT transaction_id, arg_max(is_fraud, reported_at) AS is_fraud FROM labels "
             "GROUP BY transaction_id"
         ).to_arrow_table()

@@ -21,15 +21,6 @@ from typing import Any
 
 import duckdb
 import polars as pl
-from reports.drift import DriftPolicy, DriftResult, compute_drift
-from reports.html import (
-    render_comparison,
-    render_drift,
-    render_model_card,
-    render_performance,
-)
-from reports.index import publish
-from reports.performance import PerformanceResult, compute_performance
 
 from jobs import logs
 from jobs.config import Config
@@ -41,6 +32,15 @@ from jobs.scoring import inference_policy, load_model, predict
 from jobs.training import data_clock
 from jobs.warehouse import warehouse
 from registry import Registry
+from reports.drift import DriftPolicy, DriftResult, compute_drift
+from reports.html import (
+    render_comparison,
+    render_drift,
+    render_model_card,
+    render_performance,
+)
+from reports.index import publish
+from reports.performance import PerformanceResult, compute_performance
 
 log = logs.get("reporting")
 
@@ -150,7 +150,11 @@ def performance_frames(
     start: date | None = None,
     end: date | None = None,
 ) -> tuple[list[tuple[str, int, pl.DataFrame]], Window]:
-    """Matured, labelled transactions with the stored scores of champion and challenger."""
+    """Matured, labelled transactions with their stored live scores.
+
+    The champion's series is what production served (role ``champion``, whichever
+    version held the alias at the time); the challenger's is its shadow scores.
+    """
     s = cfg.settings
     clock = _clock(con)
     matured = clock - timedelta(days=s.source.label_delay_days)
@@ -159,25 +163,30 @@ def performance_frames(
         min(_day(end) or matured, matured),
     )
     out = []
-    for role in ("champion", "challenger"):
-        info = reg.get_alias(s.model.name, role)
-        if info is None:
-            continue
+    challenger = reg.get_alias(s.model.name, "challenger")
+    queries = [("champion", "s.role = 'champion'", [])]
+    if challenger is not None:
+        queries.append(
+            ("challenger", "s.role = 'challenger' AND s.model_version = ?", [challenger.version])
+        )
+    for role, where, extra in queries:
         frame = pl.from_arrow(
-            con.execute(
+            con.sql(
                 "SELECT t.transaction_id, t.event_time, t.card_id, t.amount, s.score, "
-                "coalesce(l.is_fraud, false) AS is_fraud "
+                "s.model_version, coalesce(l.is_fraud, false) AS is_fraud "
                 "FROM scores s JOIN transactions t USING (transaction_id) "
                 "LEFT JOIN (SELECT transaction_id, arg_max(is_fraud, reported_at) AS is_fraud "
                 "           FROM labels GROUP BY transaction_id) l USING (transaction_id) "
-                "WHERE s.model_name = ? AND s.model_version = ? "
+                f"WHERE s.model_name = ? AND {where} "
                 "AND t.event_time >= ? AND t.event_time < ? ORDER BY t.event_time",
-                [s.model.name, info.version, window.start, window.end],
+                params=[s.model.name, *extra, window.start, window.end],
             ).to_arrow_table()
         )
         assert isinstance(frame, pl.DataFrame)
         if frame.height:
-            out.append((role, info.version, frame))
+            # the version that served most of the window (a champion may change mid-window)
+            version = int(frame["model_version"].mode().sort()[-1])
+            out.append((role, version, frame.drop("model_version")))
     return out, window
 
 

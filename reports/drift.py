@@ -38,7 +38,7 @@ EPS = 1e-4
 class DriftPolicy:
     bins: int = 10
     psi_threshold: float = 0.2
-    numeric_test: str = "ks"  # ks | wasserstein
+    numeric_test: str = "wasserstein"  # wasserstein | ks
     categorical_test: str = "jensenshannon"  # jensenshannon | chi2
     ks_threshold: float = 0.05
     wasserstein_threshold: float = 0.1
@@ -230,7 +230,8 @@ def categorical_drift(
         stat = float(jensenshannon(ref_share, cur_share, base=2))
         if not np.isfinite(stat):
             stat = 0.0
-        test, thr, drifted = "jensenshannon", policy.jensenshannon_threshold, stat > thr
+        test, thr = "jensenshannon", policy.jensenshannon_threshold
+        drifted = stat > thr
         p_value = None
     return FeatureDrift(
         name=name,

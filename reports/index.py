@@ -40,6 +40,7 @@ def _atomic_write(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # readable by the analysts' tools, like any report
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -31,6 +31,7 @@ class FileChannel:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # readable by the analysts' tools, like any report
             os.replace(tmp, path)
         except OSError as exc:
             yield ids, False, f"cannot write the outbox: {exc.strerror or exc}", None
