@@ -99,7 +99,7 @@ def build_digest(cfg: Config, rows: pl.DataFrame, *, budget_used: dict[str, int]
     created = utcnow()
     return Digest(
         digest_id=f"{created:%Y%m%dT%H%M%S}-"
-        + hashlib.sha1("\x1f".join(i.transaction_id for i in items).encode()).hexdigest()[:8],
+        + hashlib.sha256("\x1f".join(i.transaction_id for i in items).encode()).hexdigest()[:8],
         created=created,
         items=items,
         per_day=per_day,

@@ -71,7 +71,7 @@ def feature_spec(cfg: Config) -> FeatureSpec:
         desc[f"merchant_tx_count_{w}d"] = f"merchant's transactions in {w} day(s)"
         desc[f"merchant_fraud_rate_{w}d"] = f"merchant's known fraud rate over {w} day(s)"
     extra = cfg.extra_columns()
-    for name, kind in extra.items():
+    for name in extra:
         names.append(name)
         desc[name] = name.replace("_", " ")
     categorical = tuple(n for n, k in extra.items() if k == "categorical")

@@ -164,7 +164,7 @@ def performance_frames(
     )
     out = []
     challenger = reg.get_alias(s.model.name, "challenger")
-    queries = [("champion", "s.role = 'champion'", [])]
+    queries: list[tuple[str, str, list[Any]]] = [("champion", "s.role = 'champion'", [])]
     if challenger is not None:
         queries.append(
             ("challenger", "s.role = 'challenger' AND s.model_version = ?", [challenger.version])

@@ -121,7 +121,7 @@ def predict(
 ) -> tuple[np.ndarray, np.ndarray]:
     x = encode(feats, model.features, model.categorical, model.vocab)
     x = apply_policy(x, model.features, policy, model.medians)
-    return model.booster.predict(x, num_threads=threads), x
+    return np.asarray(model.booster.predict(x, num_threads=threads)), x
 
 
 def top_reasons(

@@ -10,8 +10,8 @@ newer labels arrive.
 The default window ends ``[training] holdout_days`` before the data clock (the
 latest event or report in the warehouse) minus the label delay, at midnight,
 and spans ``[training] window_days``: the held-out matured days are the
-out-of-time window on which the promotion gate compares candidate and champion. Validation is the latest ``validation_fraction`` of
-the window in time (never a random split), used for early stopping and the
+out-of-time window on which the promotion gate compares candidate and champion.
+Validation is the latest ``validation_fraction`` of the window in time (never a random split), used for early stopping and the
 recorded metrics.
 """
 
@@ -207,7 +207,7 @@ def fit(cfg: Config, data: TrainingData) -> TrainedModel:
             f"cannot train on {frame.height} rows with {frauds} frauds in "
             f"{data.window.start:%F}..{data.window.end:%F}: widen the window or wait for labels"
         )
-    n_valid = max(1, int(round(frame.height * s.training.validation_fraction)))
+    n_valid = max(1, round(frame.height * s.training.validation_fraction))
     split = frame.height - n_valid
     vocab = build_vocab(frame[:split], data.categorical)
     x = encode(frame, names, data.categorical, vocab)
@@ -220,7 +220,7 @@ def fit(cfg: Config, data: TrainingData) -> TrainedModel:
         x_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True
     )
     valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
-    callbacks = [lgb.early_stopping(s.model.early_stopping_rounds, verbose=False)]
+    callbacks: list[Any] = [lgb.early_stopping(s.model.early_stopping_rounds, verbose=False)]
     with logs.progress("training", None):
         booster = lgb.train(
             params,
@@ -248,7 +248,7 @@ def fit(cfg: Config, data: TrainingData) -> TrainedModel:
         metrics["roc_auc"] = float(roc_auc_score(y_valid, pred))
     gains = booster.feature_importance(importance_type="gain")
     importance = {n: float(g) for n, g in zip(names, gains, strict=True)}
-    logs.event(log, "model trained", **{k: round(v, 4) for k, v in metrics.items()})
+    logs.event(log, "model trained", metrics={k: round(v, 4) for k, v in metrics.items()})
     return TrainedModel(
         booster=booster,
         params=params,

@@ -431,7 +431,7 @@ class Registry:
 
     def _fire(self, event: str, payload: dict[str, Any]) -> list[DeliveryInfo]:
         """Deliver ``event`` to its subscribers. Never raises: failures are recorded."""
-        out = []
+        out: list[DeliveryInfo] = []
         try:
             hooks = [h for h in self.list_webhooks() if h.active and event in h.events]
         except Exception as exc:  # a webhook problem never undoes what already happened
@@ -453,6 +453,7 @@ class Registry:
             delivery_id = row.id or 0
         body["delivery_id"] = delivery_id
         secret = os.environ.get(hook.secret_env) if hook.secret_env else None
+        error: str | None
         if hook.secret_env and not secret:
             ok, status, attempts, error = (
                 False,

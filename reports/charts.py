@@ -6,7 +6,7 @@ SVG ids and the hash salt are fixed so the same data gives the same bytes.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -55,7 +55,7 @@ def distribution(
 
 
 def series(
-    days: Sequence[str], lines: dict[str, Sequence[float | None]], title: str, ylabel: str
+    days: Sequence[str], lines: Mapping[str, Sequence[float | None]], title: str, ylabel: str
 ) -> str:
     fig, ax = plt.subplots(figsize=(6.4, 2.4))
     colours = [CUR, ALT, REF, "#1a7f37"]

@@ -37,10 +37,7 @@ def train(config_path: str | None, start: object, end: object, auto: bool, as_js
     from jobs.training import retrain, train_version
 
     cfg = get_config(config_path)
-    if auto:
-        result = retrain(cfg)
-    else:
-        result = train_version(cfg, start=start, end=end)  # type: ignore[arg-type]
+    result = retrain(cfg) if auto else train_version(cfg, start=start, end=end)  # type: ignore[arg-type]
     if as_json:
         echo_json(result.to_dict())
         return
