@@ -313,34 +313,44 @@ def _load_labels(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     return int(con.execute("SELECT count(*) FROM fw_checked WHERE reason IS NULL").fetchall()[0][0])
 
 
+def recorded_path(cfg: Config, path: Path) -> str:
+    """How a landing file is recorded: relative to the config's folder when inside it, so a
+    deployment can move (or be copied) without its files looking new."""
+    try:
+        return str(path.resolve().relative_to(cfg.root))
+    except ValueError:
+        return str(path.resolve())
+
+
 def ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: str) -> FileResult:
     """Ingest one file in one transaction; return what happened (ingested, skipped, changed)."""
+    name = recorded_path(cfg, path)
     size = path.stat().st_size
     digest = sha256_of(path)
     known = con.execute(
-        "SELECT sha256 FROM ingested_files WHERE path = ? AND feed = ?", [str(path), feed]
+        "SELECT sha256 FROM ingested_files WHERE path = ? AND feed = ?", [name, feed]
     ).fetchall()
     if known:
         if known[0][0] == digest:
-            return FileResult(str(path), feed, "skipped")
+            return FileResult(name, feed, "skipped")
         logs.event(
-            log, "landing file changed after ingestion; not ingested again", 30, path=str(path)
+            log, "landing file changed after ingestion; not ingested again", 30, path=name
         )
-        return FileResult(str(path), feed, "changed")
+        return FileResult(name, feed, "changed")
     con.execute("BEGIN TRANSACTION")
     try:
         cols = _stage_raw(con, path, cfg.settings.source.csv_delimiter)
         if feed == "transactions":
             _check_transactions(con, cfg, path, cols)
-            loaded = _load_transactions(con, cfg, path)
+            loaded = _load_transactions(con, cfg, Path(name))
         else:
             _check_labels(con, cfg, path, cols)
-            loaded = _load_labels(con, path)
-        con.execute(_quarantine_insert(path, feed), [utcnow()])
+            loaded = _load_labels(con, Path(name))
+        con.execute(_quarantine_insert(Path(name), feed), [utcnow()])
         read = int(con.execute("SELECT count(*) FROM fw_raw").fetchall()[0][0])
         con.execute(
             "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [str(path), feed, size, digest, read, loaded, read - loaded, utcnow()],
+            [name, feed, size, digest, read, loaded, read - loaded, utcnow()],
         )
         con.execute("COMMIT")
     except BaseException:
@@ -349,7 +359,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: s
     finally:
         con.execute("DROP TABLE IF EXISTS temp.fw_raw")
         con.execute("DROP TABLE IF EXISTS temp.fw_checked")
-    result = FileResult(str(path), feed, "ingested", read, loaded, read - loaded)
+    result = FileResult(name, feed, "ingested", read, loaded, read - loaded)
     logs.event(log, "file ingested", **result.__dict__)
     return result
 

@@ -103,7 +103,7 @@ def test_missing_config_is_a_config_error(tmp_path: Path) -> None:
 
 def test_unknown_config_key_names_key_and_file(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[alerts]\nthreshhold = 0.3\n')
+    cfg.write_text("[alerts]\nthreshhold = 0.3\n")
     result = CliRunner().invoke(cli, ["ingest", "--config", str(cfg)])
     assert result.exit_code == 2
     assert "alerts.threshhold" in result.output

@@ -1,0 +1,322 @@
+"""Ingest on real landing files and a real DuckDB warehouse."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from jobs.cli import cli
+from jobs.config import Config
+from jobs.errors import InputFileError, WarehouseLocked
+from jobs.ingest import ingest
+from jobs.warehouse import open_warehouse, warehouse
+
+RENAMED = """
+data_dir = "var"
+
+[source]
+transactions = "landing/*.csv"
+
+[source.columns]
+transaction_id = "TX_ID"
+event_time = "TX_DATETIME"
+card_id = "CUSTOMER_ID"
+merchant_id = "TERMINAL_ID"
+amount = "TX_AMOUNT"
+label = "TX_FRAUD"
+
+[source.numeric_columns]
+distance_km = "DIST"
+
+[source.categorical_columns]
+channel = "CHAN"
+"""
+
+HEADER = "TX_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD,DIST,CHAN\n"
+
+
+def _csv(path: Path, rows: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + "\n".join(rows) + "\n")
+    return path
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()
+
+
+def _ingest(cfg: Config):  # type: ignore[no-untyped-def]
+    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+        return ingest(cfg, con)
+
+
+def test_renamed_columns_are_mapped_and_coerced(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    cfg = write_config(RENAMED)
+    _csv(
+        tmp_path / "landing" / "a.csv",
+        [
+            "t1,2026-03-01 10:00:00,c1,m1,12.50,0,3.5,pos",
+            "t2,2026-03-01T11:30:00Z,c2,m2, 7 ,1,,online",
+            "t3,2026-03-01 12:00:00+02:00,c1,m3,100,false,1e3,atm",
+        ],
+    )
+    result = _ingest(cfg)
+    assert result.rows_loaded == 3 and result.rows_quarantined == 0
+    with warehouse(cfg.warehouse_path) as con:
+        rows = _rows(
+            con,
+            "SELECT transaction_id, event_time, card_id, merchant_id, amount, distance_km, channel "
+            "FROM transactions ORDER BY transaction_id",
+        )
+        assert rows == [
+            ("t1", datetime(2026, 3, 1, 10), "c1", "m1", 12.5, 3.5, "pos"),
+            ("t2", datetime(2026, 3, 1, 11, 30), "c2", "m2", 7.0, None, "online"),
+            ("t3", datetime(2026, 3, 1, 10), "c1", "m3", 100.0, 1000.0, "atm"),
+        ]
+        # inline labels land in `labels`, reported label_delay_days after the event
+        labels = _rows(con, "SELECT transaction_id, is_fraud, reported_at FROM labels ORDER BY 1")
+        assert labels == [
+            ("t1", False, datetime(2026, 3, 8, 10)),
+            ("t2", True, datetime(2026, 3, 8, 11, 30)),
+            ("t3", False, datetime(2026, 3, 8, 10)),
+        ]
+
+
+def test_every_quarantine_reason_with_file_row_raw_values(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    cfg = write_config(RENAMED)
+    _csv(tmp_path / "landing" / "old.csv", ["dup-old,2026-03-01 09:00:00,c9,m9,1,0,,pos"])
+    _ingest(cfg)
+    f = _csv(
+        tmp_path / "landing" / "b.csv",
+        [
+            "ok1,2026-03-02 10:00:00,c1,m1,10,0,1,pos",  # row 1: good
+            ",2026-03-02 10:00:00,c1,m1,10,0,1,pos",  # row 2: missing id
+            "x3,yesterday,c1,m1,10,0,1,pos",  # row 3: bad timestamp
+            "x4,2026-03-02 10:00:00,c1,m1,12;50,0,1,pos",  # row 4: bad amount
+            "x5,2026-03-02 10:00:00,c1,m1,-3,0,1,pos",  # row 5: negative
+            "x6,2026-03-02 10:00:00,c1,m1,inf,0,1,pos",  # row 6: not finite
+            "x7,2099-01-01 00:00:00,c1,m1,10,0,1,pos",  # row 7: future
+            "ok1,2026-03-02 11:00:00,c1,m1,10,0,1,pos",  # row 8: duplicate in file
+            "dup-old,2026-03-02 10:00:00,c1,m1,10,0,1,pos",  # row 9: already in warehouse
+            "x10,2026-03-02 10:00:00,,m1,10,0,1,pos",  # row 10: missing card
+            "x11,2026-03-02 10:00:00,c1,m1,10,maybe,1,pos",  # row 11: bad label
+            "x12,2026-03-02 10:00:00,c1,m1,10,0,far,pos",  # row 12: bad extra numeric
+        ],
+    )
+    result = _ingest(cfg)
+    assert result.rows_loaded == 1
+    assert result.quarantined_by_reason == {
+        "missing_field": 2,
+        "bad_timestamp": 1,
+        "bad_amount": 1,
+        "negative_amount": 1,
+        "non_finite_amount": 1,
+        "future_timestamp": 1,
+        "duplicate_in_file": 1,
+        "duplicate_in_warehouse": 1,
+        "bad_label": 1,
+        "bad_value": 1,
+    }
+    with warehouse(cfg.warehouse_path) as con:
+        q = _rows(
+            con,
+            "SELECT source_file, source_row, reason, field, raw FROM quarantine "
+            "WHERE source_file LIKE '%b.csv' ORDER BY source_row",
+        )
+    assert [(r[1], r[2], r[3]) for r in q] == [
+        (2, "missing_field", "transaction_id"),
+        (3, "bad_timestamp", "event_time"),
+        (4, "bad_amount", "amount"),
+        (5, "negative_amount", "amount"),
+        (6, "non_finite_amount", "amount"),
+        (7, "future_timestamp", "event_time"),
+        (8, "duplicate_in_file", "transaction_id"),
+        (9, "duplicate_in_warehouse", "transaction_id"),
+        (10, "missing_field", "card_id"),
+        (11, "bad_label", "label"),
+        (12, "bad_value", "distance_km"),
+    ]
+    assert all(r[0] == "landing/b.csv" for r in q)
+    assert json.loads(q[1][4])["TX_DATETIME"] == "yesterday"  # the raw value is kept
+    assert json.loads(q[2][4])["TX_AMOUNT"] == "12;50"
+    assert f.exists()
+
+
+def test_running_twice_changes_nothing_and_changed_files_are_reported(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    cfg = write_config(RENAMED)
+    f = _csv(tmp_path / "landing" / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,1,0,1,pos"])
+    first = _ingest(cfg)
+    second = _ingest(cfg)
+    assert first.files_ingested == 1 and second.files_ingested == 0
+    assert second.files_skipped == 1
+    _csv(f.parent / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,999,0,1,pos"])  # edited in place
+    third = _ingest(cfg)
+    assert third.changed_files == ["landing/a.csv"]
+    with warehouse(cfg.warehouse_path) as con:
+        assert _rows(con, "SELECT amount FROM transactions") == [(1.0,)]
+        ledger = _rows(con, "SELECT path, feed, rows_read, rows_loaded FROM ingested_files")
+    assert ledger == [("landing/a.csv", "transactions", 1, 1)]
+
+
+def test_file_missing_a_mapped_column_fails_and_writes_nothing(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    cfg = write_config(RENAMED)
+    _csv(tmp_path / "landing" / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,1,0,1,pos"])
+    bad = tmp_path / "landing" / "b.csv"
+    bad.write_text("TX_ID,TX_DATETIME,CUSTOMER_ID,TX_AMOUNT\nt2,2026-03-01,c2,3\n")
+    with pytest.raises(InputFileError) as info:
+        _ingest(cfg)
+    message = str(info.value)
+    assert "b.csv" in message and "'TERMINAL_ID'" in message and "merchant_id" in message
+    assert "1 file(s) before it were ingested" in message
+    with warehouse(cfg.warehouse_path) as con:
+        assert _rows(con, "SELECT transaction_id FROM transactions") == [("t1",)]
+        assert _rows(con, "SELECT count(*) FROM ingested_files WHERE path LIKE '%b.csv'") == [(0,)]
+        assert _rows(con, "SELECT count(*) FROM quarantine") == [(0,)]
+
+
+def test_corrupt_parquet_is_refused_naming_the_file(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    cfg = write_config()
+    path = tmp_path / "landing" / "transactions" / "2026-03-01.parquet"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InputFileError, match="2026-03-01.parquet.*cannot be read"):
+        _ingest(cfg)
+    with warehouse(cfg.warehouse_path) as con:
+        assert _rows(con, "SELECT count(*) FROM transactions") == [(0,)]
+
+
+def test_parquet_and_jsonl_and_labels_feed(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    cfg = write_config(
+        extra="",
+        text="""
+data_dir = "var"
+[source]
+transactions = "landing/tx/*"
+labels = "landing/cb/*.jsonl"
+[source.numeric_columns]
+distance_km = "distance_km"
+""",
+    )
+    (tmp_path / "landing" / "tx").mkdir(parents=True)
+    (tmp_path / "landing" / "cb").mkdir(parents=True)
+    pl.DataFrame(
+        {
+            "transaction_id": ["p1", "p2"],
+            "event_time": [datetime(2026, 3, 1, 8), datetime(2026, 3, 1, 9)],
+            "card_id": ["c1", "c2"],
+            "merchant_id": ["m1", "m2"],
+            "amount": [5.0, float("nan")],
+            "distance_km": [1.0, None],
+        }
+    ).write_parquet(tmp_path / "landing" / "tx" / "a.parquet")
+    (tmp_path / "landing" / "tx" / "b.jsonl").write_text(
+        '{"transaction_id": "j1", "event_time": "2026-03-01 10:00:00", "card_id": "c1", '
+        '"merchant_id": "m1", "amount": 3, "distance_km": 2.5}\n'
+    )
+    (tmp_path / "landing" / "cb" / "c.jsonl").write_text(
+        '{"transaction_id": "p1", "is_fraud": true, "reported_at": "2026-03-03 00:00:00"}\n'
+        '{"transaction_id": "p1", "is_fraud": true, "reported_at": "2026-03-04 00:00:00"}\n'
+        '{"transaction_id": "j1", "is_fraud": "perhaps", "reported_at": "2026-03-03 00:00:00"}\n'
+    )
+    result = _ingest(cfg)
+    assert result.rows_loaded == 2 and result.labels_loaded == 1
+    assert result.quarantined_by_reason == {
+        "non_finite_amount": 1,
+        "duplicate_label": 1,
+        "bad_label": 1,
+    }
+
+
+def test_locked_warehouse_fails_fast_and_changes_nothing(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    cfg = write_config(RENAMED)
+    _csv(tmp_path / "landing" / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,1,0,1,pos"])
+    open_warehouse(cfg.warehouse_path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import duckdb, sys, time
+                con = duckdb.connect({str(cfg.warehouse_path)!r})
+                print("locked", flush=True)
+                sys.stdin.read()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(WarehouseLocked, match="in use by another fraudwatch process"):
+            _ingest(cfg)
+        result = CliRunner().invoke(cli, ["ingest", "--config", str(cfg.path)])
+        assert result.exit_code == 1
+        assert "in use by another fraudwatch process" in result.output
+    finally:
+        holder.communicate("", timeout=30)
+    with warehouse(cfg.warehouse_path) as con:
+        assert _rows(con, "SELECT count(*) FROM transactions") == [(0,)]
+
+
+def test_cli_json(tmp_path: Path, write_config: Callable[..., Config]) -> None:
+    cfg = write_config(RENAMED)
+    _csv(tmp_path / "landing" / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,-1,0,1,pos"])
+    result = CliRunner().invoke(cli, ["ingest", "--config", str(cfg.path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["rows_quarantined"] == 1
+    assert data["quarantined_by_reason"] == {"negative_amount": 1}
+    with warehouse(cfg.warehouse_path) as con:
+        assert _rows(con, "SELECT job, status FROM runs") == [("ingest", "ok")]
+
+
+def test_sql_looking_column_names_are_quoted_not_executed(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    evil = 'amt"); DROP TABLE transactions; --'
+    cfg = write_config(
+        text=f"""
+data_dir = "var"
+[source]
+transactions = "landing/*.csv"
+[source.columns]
+amount = '{evil}'
+"""
+    )
+    path = tmp_path / "landing" / "a.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        f'transaction_id,event_time,card_id,merchant_id,"{evil.replace(chr(34), chr(34) * 2)}"\n'
+        "t1,2026-03-01 10:00:00,c1,m1,4\n"
+    )
+    result = _ingest(cfg)
+    assert result.rows_loaded == 1
+    with warehouse(cfg.warehouse_path) as con:
+        assert _rows(con, "SELECT amount FROM transactions") == [(4.0,)]
