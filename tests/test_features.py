@@ -1,0 +1,147 @@
+"""Point-in-time features: hand-checked values, and no leak from the future."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import duckdb
+import polars as pl
+import pytest
+
+from jobs.config import Config
+from jobs.features import compute_features, feature_spec, iter_feature_batches
+from jobs.warehouse import open_warehouse
+
+T0 = datetime(2026, 3, 2, 12, 0)
+
+
+def _add_tx(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
+    for tid, t, card, merchant, amount in rows:
+        con.execute(
+            "INSERT INTO transactions (transaction_id, event_time, card_id, merchant_id, amount, "
+            "source_file, source_row, ingested_at, distance_km, channel) "
+            "VALUES (?, ?, ?, ?, ?, 'test', 0, now(), 1.5, 'pos')",
+            [tid, t, card, merchant, amount],
+        )
+
+
+def _add_label(con: duckdb.DuckDBPyConnection, tid: str, reported: datetime) -> None:
+    con.execute("INSERT INTO labels VALUES (?, true, ?, 'test', 0, now())", [tid, reported])
+
+
+@pytest.fixture
+def wh(write_config: Callable[..., Config]) -> tuple[Config, duckdb.DuckDBPyConnection]:
+    cfg = write_config()
+    con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
+    return cfg, con
+
+
+def _row(table, tid: str) -> dict:  # type: ignore[no-untyped-def]
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.filter(pl.col("transaction_id") == tid).row(0, named=True)
+
+
+def test_hand_checked_values(wh: tuple[Config, duckdb.DuckDBPyConnection]) -> None:
+    cfg, con = wh
+    _add_tx(
+        con,
+        [
+            ("a", T0 - timedelta(days=10), "c1", "m1", 10.0),  # outside 7d, inside 30d
+            ("b", T0 - timedelta(hours=30), "c1", "m2", 20.0),  # inside 7d, outside 1d
+            ("c", T0 - timedelta(hours=2), "c1", "m1", 30.0),
+            ("d", T0, "c1", "m3", 100.0),  # the target
+            ("e", T0 - timedelta(hours=1), "c2", "m1", 5.0),  # another card, same merchant
+            ("f", T0 + timedelta(hours=1), "c1", "m1", 999.0),  # the future
+        ],
+    )
+    _add_label(con, "c", T0 - timedelta(hours=1))  # known at T0
+    _add_label(con, "e", T0 + timedelta(minutes=5))  # reported after T0: unknown at T0
+    feats = compute_features(con, cfg, start=T0, end=T0 + timedelta(seconds=1))
+    assert feats.num_rows == 1
+    r = _row(feats, "d")
+    assert r["hour"] == 12 and r["is_night"] == 0 and r["is_weekend"] == 0  # a Monday noon
+    assert r["card_tx_count_1d"] == 2  # c, d
+    assert r["card_tx_count_7d"] == 3  # b, c, d
+    assert r["card_tx_count_30d"] == 4
+    assert r["card_mean_amount_1d"] == pytest.approx(65.0)
+    assert r["card_amount_ratio_30d"] == pytest.approx(100 / 40)
+    assert r["card_distinct_merchants_7d"] == 3
+    assert r["card_seconds_since_prev"] == 7200
+    # merchant m3 has only d; merchant features of c (m1) are checked below
+    assert r["merchant_tx_count_30d"] == 1 and r["merchant_fraud_rate_30d"] == 0.0
+    assert r["distance_km"] == 1.5 and r["channel"] == "pos"
+    # for transaction e (m1, T0-1h): window holds a, c, e; c's label is reported at T0-1h
+    fe = compute_features(con, cfg, start=T0 - timedelta(hours=1), end=T0 - timedelta(minutes=59))
+    e = _row(fe, "e")
+    assert e["merchant_tx_count_30d"] == 3
+    assert e["merchant_fraud_rate_30d"] == pytest.approx(1 / 3)  # reported exactly at t: known
+    assert e["merchant_tx_count_1d"] == 2
+
+
+def test_features_of_a_past_window_ignore_later_data(
+    wh: tuple[Config, duckdb.DuckDBPyConnection],
+) -> None:
+    cfg, con = wh
+    rows = [
+        (f"t{i}", T0 + timedelta(hours=7 * i), f"c{i % 5}", f"m{i % 3}", float(10 + i))
+        for i in range(60)
+    ]
+    _add_tx(con, rows[:30])
+    for i in range(0, 30, 4):
+        _add_label(con, f"t{i}", T0 + timedelta(hours=7 * i + 30))
+    window = (T0 + timedelta(days=3), T0 + timedelta(days=8))
+    before = pl.from_arrow(compute_features(con, cfg, start=window[0], end=window[1]))
+    _add_tx(con, rows[30:])  # later transactions
+    for i in range(1, 60, 3):  # later labels, some for transactions inside the window
+        _add_label(con, f"t{i}", T0 + timedelta(days=30))
+    after = pl.from_arrow(compute_features(con, cfg, start=window[0], end=window[1]))
+    assert isinstance(before, pl.DataFrame) and before.height > 10
+    assert before.equals(after)
+
+
+def test_history_beyond_the_longest_window_does_not_matter(
+    wh: tuple[Config, duckdb.DuckDBPyConnection],
+) -> None:
+    cfg, con = wh
+    _add_tx(con, [("x", T0, "c1", "m1", 10.0), ("y", T0 - timedelta(days=3), "c1", "m1", 20.0)])
+    first = pl.from_arrow(compute_features(con, cfg, start=T0, end=T0 + timedelta(seconds=1)))
+    _add_tx(con, [("old", T0 - timedelta(days=31), "c1", "m1", 5000.0)])
+    second = pl.from_arrow(compute_features(con, cfg, start=T0, end=T0 + timedelta(seconds=1)))
+    assert isinstance(first, pl.DataFrame)
+    assert first.equals(second)
+
+
+def test_batches_equal_one_call_and_ids_table(wh: tuple[Config, duckdb.DuckDBPyConnection]) -> None:
+    cfg, con = wh
+    _add_tx(
+        con,
+        [
+            (f"t{i}", T0 + timedelta(minutes=37 * i), f"c{i % 7}", f"m{i % 4}", float(i))
+            for i in range(50)
+        ],
+    )
+    whole = pl.from_arrow(compute_features(con, cfg))
+    con.execute("CREATE TEMP TABLE ids AS SELECT transaction_id FROM transactions")
+    parts = [pl.from_arrow(b) for b in iter_feature_batches(con, cfg, "ids", 7)]
+    assert len(parts) == 8
+    assert pl.concat(parts).equals(whole)  # type: ignore[arg-type]
+
+
+def test_spec_names_order_and_no_ids(wh: tuple[Config, duckdb.DuckDBPyConnection]) -> None:
+    cfg, con = wh
+    spec = feature_spec(cfg)
+    assert "card_id" not in spec.names and "merchant_id" not in spec.names
+    assert spec.categorical == ("channel",)
+    assert spec.history_days == 30
+    assert all(n in spec.descriptions for n in spec.names)
+    _add_tx(con, [("x", T0, "c1", "m1", 10.0)])
+    table = compute_features(con, cfg)
+    assert table.column_names == [
+        "transaction_id",
+        "event_time",
+        "card_id",
+        "merchant_id",
+        *spec.names,
+    ]

@@ -1,0 +1,103 @@
+"""Training on the simulated world: lineage, reproducibility, data quality."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from conftest import World
+from jobs.cli import cli
+from jobs.errors import NotEnoughData
+from jobs.registry_access import open_registry
+from jobs.training import train_version
+from jobs.warehouse import warehouse
+
+
+def test_training_is_reproducible(world: World) -> None:
+    reg = open_registry(world.cfg)
+    v1 = reg.get_version("fraud", 1)
+    again = train_version(world.cfg, start=date(2026, 3, 2), end=date(2026, 3, 23))
+    v2 = reg.get_version("fraud", again.version)
+    assert again.version == 2
+    assert v2.lineage.fingerprint == v1.lineage.fingerprint
+    x = np.random.default_rng(0).normal(size=(200, len(v1.lineage.feature_names)))
+    p1 = reg.load_booster("fraud", 1).predict(x)
+    p2 = reg.load_booster("fraud", 2).predict(x)
+    assert np.array_equal(p1, p2)
+    assert v2.artifact_sha256 == v1.artifact_sha256
+
+
+def test_lineage_is_complete_and_version_is_the_challenger(world: World) -> None:
+    result = train_version(world.cfg, start=date(2026, 3, 5), end=date(2026, 3, 26))
+    reg = open_registry(world.cfg)
+    info = reg.get_version("fraud", result.version)
+    lin = info.lineage
+    assert reg.get_alias("fraud", "challenger").version == result.version  # type: ignore[union-attr]
+    assert lin.training_start.date() == date(2026, 3, 5)
+    assert lin.training_end.date() == date(2026, 3, 26)
+    assert lin.label_cutoff is not None and lin.label_cutoff.date() == date(2026, 4, 2)
+    assert lin.rows == result.rows > 1000
+    assert 0 < lin.fraud_rate < 0.05
+    assert len(lin.fingerprint) == 64
+    assert lin.feature_names[0] == "amount" and "channel" in lin.categorical_features
+    assert lin.categorical_vocab["channel"] == ["atm", "online", "pos"]
+    assert lin.data_quality["status"] == "passed"
+    assert lin.params["objective"] == "binary" and lin.params["seed"] == 42
+    assert 0 < lin.metrics["average_precision"] <= 1
+    assert lin.code_version["package_version"]
+    assert "importance_gain" in lin.extra
+    assert info.actor
+
+
+def test_failed_quality_registers_with_reasons(world: World) -> None:
+    with warehouse(world.cfg.warehouse_path) as con:
+        con.execute(
+            "UPDATE transactions SET distance_km = NULL WHERE hash(transaction_id) % 10 < 6"
+        )
+    result = train_version(world.cfg, start=date(2026, 3, 2), end=date(2026, 3, 23))
+    info = open_registry(world.cfg).get_version("fraud", result.version)
+    assert info.lineage.data_quality["status"] == "failed"
+    [reason] = info.lineage.data_quality["reasons"]
+    assert reason.startswith("features missing more than 20% of the time: distance_km")
+    shown = CliRunner().invoke(
+        cli, ["registry", "show", str(result.version), "--config", str(world.cfg.path)]
+    )
+    assert shown.exit_code == 0
+    assert "FAIL missing_rate" in shown.output and "distance_km" in shown.output
+
+
+def test_empty_window_is_a_clear_error(world: World) -> None:
+    with pytest.raises(NotEnoughData, match="cannot train"):
+        train_version(world.cfg, start=date(2025, 1, 1), end=date(2025, 1, 2))
+
+
+def test_train_cli_json(world: World) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--config",
+            str(world.cfg.path),
+            "--start",
+            "2026-03-02",
+            "--end",
+            "2026-03-23",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["version"] == 2 and data["data_quality"]["status"] == "passed"
+    listing = CliRunner().invoke(
+        cli, ["registry", "list", "--config", str(world.cfg.path), "--json"]
+    )
+    versions = json.loads(listing.output)
+    assert [v["version"] for v in versions] == [2, 1]
+    assert versions[1]["aliases"] == ["champion"] and versions[0]["aliases"] == ["challenger"]
+    frame = pl.DataFrame(versions)
+    assert frame.height == 2
