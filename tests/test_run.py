@@ -1,0 +1,142 @@
+"""The batch run on the simulated world: score once, shadow, alerts, ledger, policy."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from email import policy
+from email.parser import BytesParser
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from conftest import World
+from jobs.batch import run_batch
+from jobs.cli import cli
+from jobs.errors import FeatureMismatch, NoChampion
+from jobs.registry_access import open_registry
+from jobs.simulate import SimulationOptions, simulate
+from jobs.training import train_version
+from jobs.warehouse import warehouse
+
+
+def q(world: World, sql: str) -> list[tuple]:
+    with duckdb.connect(str(world.cfg.warehouse_path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_run_scores_everything_once_and_alerts_within_policy(world: World) -> None:
+    summary = run_batch(world.cfg, reports=False)
+    assert summary.status == "ok"
+    n = q(world, "SELECT count(*) FROM transactions")[0][0]
+    assert summary.counts["score"]["scored"] == n
+    assert q(world, "SELECT count(*), count(DISTINCT transaction_id) FROM scores") == [(n, n)]
+    # a second run scores nothing new and duplicates nothing
+    again = run_batch(world.cfg, reports=False)
+    assert again.counts["score"]["scored"] == 0
+    assert q(world, "SELECT count(*) FROM scores") == [(n,)]
+    # policy: threshold, daily budget, one alert per card and day
+    assert q(world, "SELECT min(score) >= 0.5 FROM alerts") == [(True,)]
+    assert q(
+        world, "SELECT max(c) <= 20 FROM (SELECT count(*) c FROM alerts GROUP BY alert_day)"
+    ) == [(True,)]
+    assert q(
+        world,
+        "SELECT max(c) FROM (SELECT count(*) c FROM alerts GROUP BY card_id, alert_day)",
+    ) == [(1,)]
+    reasons = json.loads(q(world, "SELECT reasons FROM alerts ORDER BY score DESC LIMIT 1")[0][0])
+    assert 1 <= len(reasons) <= 3 and all(":" in r for r in reasons)
+    # the ledger and the policy used
+    runs = q(world, "SELECT job, status, policy FROM runs WHERE job = 'run' ORDER BY started_at")
+    assert [r[:2] for r in runs] == [("run", "ok"), ("run", "ok")]
+    assert json.loads(runs[0][2])["inference"] == {"missing": "native", "fill": {}}
+
+
+def test_digest_in_the_file_outbox(world: World) -> None:
+    run_batch(world.cfg, reports=False)
+    files = sorted(world.cfg.outbox_dir.glob("*.eml"))
+    assert len(files) == 1
+    msg = BytesParser(policy=policy.default).parse(files[0].open("rb"))
+    text = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    html = msg.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    sent = q(world, "SELECT count(*) FROM alerts WHERE status = 'sent'")[0][0]
+    assert f"{sent} fraud alert(s)" in msg["Subject"]
+    top = q(world, "SELECT card_id FROM alerts ORDER BY score DESC LIMIT 1")[0][0]
+    assert top not in text and top not in html  # card ids are masked
+    assert "****" + top[-4:] in text
+
+
+def test_shadow_challenger_scores_the_same_rows_without_alerts(world: World) -> None:
+    v2 = train_version(world.cfg, start=date(2026, 3, 5), end=date(2026, 3, 26))
+    run_batch(world.cfg, reports=False)
+    rows = q(world, "SELECT role, model_version, count(*) FROM scores GROUP BY ALL ORDER BY 1")
+    n = q(world, "SELECT count(*) FROM transactions")[0][0]
+    assert rows == [("challenger", v2.version, n), ("champion", 1, n)]
+    assert q(world, "SELECT DISTINCT model_version FROM alerts") == [(1,)]
+
+
+def test_new_data_is_scored_by_the_next_run(world: World) -> None:
+    run_batch(world.cfg, reports=False)
+    simulate(
+        world.root / "landing",
+        start=date(2026, 4, 6),
+        days=1,
+        seed=11,
+        options=SimulationOptions(n_cards=600, n_merchants=150),
+    )
+    summary = run_batch(world.cfg, reports=False)
+    new = q(world, "SELECT count(*) FROM transactions WHERE event_time >= '2026-04-06'")[0][0]
+    assert summary.counts["ingest"]["rows_loaded"] == new
+    assert summary.counts["score"]["scored"] == new
+
+
+def test_no_champion_is_a_clear_message(world: World) -> None:
+    reg = open_registry(world.cfg)
+    reg.clear_alias("fraud", "champion", reason="test")
+    with pytest.raises(NoChampion, match="fraudwatch train.*fraudwatch promote"):
+        run_batch(world.cfg, reports=False)
+    result = CliRunner().invoke(cli, ["run", "--config", str(world.cfg.path)])
+    assert result.exit_code == 1
+    assert "has no champion yet" in result.output
+    assert q(world, "SELECT count(*) FROM scores") == [(0,)]
+    assert q(world, "SELECT status FROM runs WHERE job = 'run'") == [("failed",), ("failed",)]
+
+
+def test_feature_mismatch_fails_before_writing(world: World) -> None:
+    text = world.cfg.path.read_text().replace(
+        '[source.numeric_columns]\ndistance_km = "distance_km"\n', ""
+    )
+    world.cfg.path.write_text(text)
+    from jobs.config import load_config
+
+    cfg = load_config(world.cfg.path)
+    with pytest.raises(FeatureMismatch) as info:
+        run_batch(cfg, reports=False)
+    assert info.value.missing == ["distance_km"]
+    assert q(world, "SELECT count(*) FROM scores") == [(0,)]
+
+
+def test_inference_policy_changes_without_a_new_version(world: World) -> None:
+    with warehouse(world.cfg.warehouse_path) as con:
+        con.execute("UPDATE transactions SET distance_km = NULL")
+    world.cfg.path.write_text(
+        world.cfg.path.read_text().replace(
+            "[scoring]\n", '[scoring]\nmissing = "reference_median"\n'
+        )
+    )
+    from jobs.config import load_config
+
+    summary = run_batch(load_config(world.cfg.path), reports=False)
+    assert summary.policy["inference"]["missing"] == "reference_median"
+    assert [v.version for v in open_registry(world.cfg).list_versions("fraud")] == [1]
+
+
+def test_run_json_cli(world: World) -> None:
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(world.cfg.path), "--json", "--no-reports"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["status"] == "ok"
+    assert set(data["counts"]) >= {"ingest", "score", "alerts"}
