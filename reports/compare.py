@@ -101,12 +101,15 @@ def _weighted_ap_auc(
 def _per_day(
     frame: pl.DataFrame, score: str, days: list[Any], threshold: float, k: int
 ) -> dict[str, np.ndarray]:
-    f = frame.rename({score: "score"})
-    d = daily_metrics(
-        f.select("transaction_id", "event_time", "card_id", "amount", "is_fraud", "score"),
-        threshold=threshold,
-        k=k,
+    f = frame.select(
+        "transaction_id",
+        "event_time",
+        "card_id",
+        "amount",
+        "is_fraud",
+        pl.col(score).alias("score"),
     )
+    d = daily_metrics(f, threshold=threshold, k=k)
     d = pl.DataFrame({"day": days}).join(d, on="day", how="left")
     fd = (
         f.with_columns(pl.col("event_time").dt.date().alias("day"))
