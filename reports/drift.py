@@ -63,6 +63,7 @@ class FeatureDrift:
     bin_labels: tuple[str, ...]
     ref_share: tuple[float, ...]
     cur_share: tuple[float, ...]
+    new_values: tuple[str, ...] = ()  # categorical: the commonest values unseen in the reference
 
     @property
     def severity(self) -> float:
@@ -214,6 +215,7 @@ def categorical_drift(
     )
     ref_share, cur_share = _shares(ref_counts), _shares(cur_counts)
     psi = _psi(ref_share, cur_share)
+    unseen = sorted((k for k in cur_map if k not in ref_map), key=lambda k: (-cur_map[k], k))
     if policy.categorical_test == "chi2":
         keep = (ref_counts + cur_counts) > 0
         table = np.vstack([ref_counts[keep], cur_counts[keep]])
@@ -248,6 +250,7 @@ def categorical_drift(
         bin_labels=tuple(labels),
         ref_share=tuple(float(x) for x in ref_share),
         cur_share=tuple(float(x) for x in cur_share),
+        new_values=tuple(str(k) for k in unseen[:5]),
     )
 
 

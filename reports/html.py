@@ -75,6 +75,7 @@ def _feature_row(f: FeatureDrift) -> dict[str, Any]:
         "psi_flag": f.psi_flag,
         "missing": f"{pct(f.ref_missing_rate)} → {pct(f.cur_missing_rate)}",
         "drifted": f.drifted,
+        "new_values": ", ".join(f.new_values),
     }
 
 
