@@ -218,6 +218,8 @@ class Schedule(_Section):
     @field_validator("run", "reports", "retrain")
     @classmethod
     def _cron(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            return None  # "" disables the job
         if v is not None and not _CRON.match(v.strip()):
             raise ValueError(f"{v!r} is not a 5-field cron expression")
         return v

@@ -333,9 +333,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: s
     if known:
         if known[0][0] == digest:
             return FileResult(name, feed, "skipped")
-        logs.event(
-            log, "landing file changed after ingestion; not ingested again", 30, path=name
-        )
+        logs.event(log, "landing file changed after ingestion; not ingested again", 30, path=name)
         return FileResult(name, feed, "changed")
     con.execute("BEGIN TRANSACTION")
     try:

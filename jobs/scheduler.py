@@ -245,10 +245,10 @@ def deployment_lock(cfg: Config) -> Iterator[Path]:
         fh.close()
 
 
-def serve(cfg: Config) -> None:
+def serve(cfg: Config, *, triggers: dict[str, Any] | None = None) -> None:
     """Run the daemon until SIGTERM or SIGINT; the running job finishes first."""
     with deployment_lock(cfg):
-        scheduler = build_scheduler(cfg, blocking=True)
+        scheduler = build_scheduler(cfg, blocking=True, triggers=triggers)
 
         def _stop(signum: int, frame: Any) -> None:
             logs.event(log, "stopping: waiting for the running job", signal=signum)
