@@ -127,25 +127,30 @@ def _reader(path: Path, delimiter: str) -> str:
     raise InputFileError(str(path), f"unsupported file type {suffix!r} (.parquet, .csv, .jsonl)")
 
 
-def _stage_raw(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> list[str]:
-    """Read the file into temp table ``fw_raw`` (with ``__row``); return its columns."""
-    con.execute("DROP TABLE IF EXISTS temp.fw_raw")
-    try:
-        con.execute(
-            "CREATE TEMP TABLE fw_raw AS SELECT row_number() OVER () AS __row, "
-            f"to_json(src) AS __raw, src.* FROM {_reader(path, delimiter)} src"
+def _source(path: Path, delimiter: str) -> str:
+    """A subquery over the file with a 1-based ``__row`` number."""
+    reader = _reader(path, delimiter)
+    if path.suffix.lower() == ".parquet":  # the reader numbers rows itself, in parallel
+        reader = reader[:-1] + ", file_row_number = true)"
+        return (
+            f"(SELECT src.file_row_number + 1 AS __row, src.* EXCLUDE (file_row_number) "
+            f"FROM {reader} src)"
         )
+    return f"(SELECT row_number() OVER () AS __row, src.* FROM {reader} src)"
+
+
+def _stage_raw(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> dict[str, str]:
+    """Define temp view ``fw_raw`` over the file; return its columns' types (file name errors)."""
+    con.execute("DROP VIEW IF EXISTS temp.fw_raw")
+    try:
+        con.execute(f"CREATE TEMP VIEW fw_raw AS SELECT * FROM {_source(path, delimiter)}")
+        rows = con.execute("DESCRIBE SELECT * FROM fw_raw").fetchall()
     except duckdb.Error as exc:
         raise InputFileError(str(path), f"cannot be read: {str(exc).splitlines()[0]}") from None
-    cols = [
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'fw_raw' "
-            "AND NOT internal AND schema_name = 'main' AND database_name = 'temp' "
-            "ORDER BY column_index"
-        ).fetchall()
-    ]
-    return [c for c in cols if c not in ("__row", "__raw")]
+    kinds = {str(r[0]): str(r[1]) for r in rows if r[0] != "__row"}
+    if path.suffix.lower() == ".parquet":
+        kinds = {k: ("VARCHAR!" if v == "VARCHAR" else v) for k, v in kinds.items()}
+    return kinds
 
 
 def _require(path: Path, have: list[str], mapping: dict[str, str]) -> None:
@@ -159,12 +164,53 @@ def _require(path: Path, have: list[str], mapping: dict[str, str]) -> None:
             )
 
 
-def _text(col: str) -> str:
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
+
+
+def _text(col: str, types: dict[str, str]) -> str:
+    if types.get(col) == "VARCHAR!":  # typed (Parquet) strings are taken as they are
+        return f"nullif({q(col)}, '')"
+    if types.get(col) == "VARCHAR":
+        return f"nullif(trim({q(col)}), '')"
     return f"nullif(trim(CAST({q(col)} AS VARCHAR)), '')"
 
 
-def _ts(col: str) -> str:
+def _present(col: str, types: dict[str, str]) -> str:
+    """SQL that is true when the raw value is there (not null, not blank)."""
+    if types.get(col) == "VARCHAR!":
+        return f"nullif({q(col)}, '') IS NOT NULL"
+    if types.get(col) == "VARCHAR":
+        return f"nullif(trim({q(col)}), '') IS NOT NULL"
+    return f"{q(col)} IS NOT NULL"
+
+
+def _ts(col: str, types: dict[str, str]) -> str:
+    """As a naive UTC timestamp; typed columns are cast directly, text is parsed."""
+    kind = types.get(col, "")
+    if kind.startswith("TIMESTAMP WITH TIME ZONE"):
+        return f"timezone('UTC', {q(col)})"
+    if kind.startswith("TIMESTAMP") or kind == "DATE":
+        return f"CAST({q(col)} AS TIMESTAMP)"
     return f"timezone('UTC', TRY_CAST(CAST({q(col)} AS VARCHAR) AS TIMESTAMPTZ))"
+
+
+def _num(col: str, types: dict[str, str]) -> str:
+    if types.get(col, "").startswith(_NUMERIC):
+        return f"CAST({q(col)} AS DOUBLE)"
+    return f"TRY_CAST(CAST({q(col)} AS VARCHAR) AS DOUBLE)"
 
 
 def _bool(col: str) -> str:
@@ -175,16 +221,19 @@ def _bool(col: str) -> str:
     )
 
 
-def _quarantine_insert(path: Path, feed: str) -> str:
+def _quarantine_insert(path: Path, feed: str, cols: list[str]) -> str:
+    """Bad rows with their raw values as JSON (built only for the quarantined rows)."""
+    raw = "to_json(struct_pack(" + ", ".join(f"{q(c)} := r.{q(c)}" for c in cols) + "))"
     return (
         "INSERT INTO quarantine (source_file, source_row, feed, reason, field, detail, raw, "
-        f"quarantined_at) SELECT {lit(str(path))}, __row, {lit(feed)}, reason, field, detail, "
-        "__raw, ? FROM fw_checked WHERE reason IS NOT NULL"
+        f"quarantined_at) SELECT {lit(str(path))}, c.__row, {lit(feed)}, c.reason, c.field, "
+        f"c.detail, {raw}, ? FROM fw_checked c JOIN fw_raw r USING (__row) "
+        "WHERE c.reason IS NOT NULL"
     )
 
 
 def _check_transactions(
-    con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, cols: list[str]
+    con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, types: dict[str, str]
 ) -> None:
     s = cfg.settings.source
     m = s.columns
@@ -192,16 +241,16 @@ def _check_transactions(
     if m.label:
         mapping["label"] = m.label
     extras = {**s.numeric_columns, **s.categorical_columns}
-    _require(path, cols, {**mapping, **extras})
+    _require(path, list(types), {**mapping, **extras})
     horizon = utcnow() + timedelta(hours=s.future_tolerance_hours)
     typed = [
-        f"{_text(m.transaction_id)} AS transaction_id",
-        f"{_ts(m.event_time)} AS event_time",
-        f"{_text(m.card_id)} AS card_id",
-        f"{_text(m.merchant_id)} AS merchant_id",
-        f"TRY_CAST(CAST({q(m.amount)} AS VARCHAR) AS DOUBLE) AS amount",
+        f"{_text(m.transaction_id, types)} AS transaction_id",
+        f"{_ts(m.event_time, types)} AS event_time",
+        f"{_text(m.card_id, types)} AS card_id",
+        f"{_text(m.merchant_id, types)} AS merchant_id",
+        f"{_num(m.amount, types)} AS amount",
     ]
-    typed += [f"{_text(getattr(m, c))} IS NULL AS __miss_{c}" for c in REQUIRED]
+    typed += [f"NOT ({_present(getattr(m, c), types)}) AS __miss_{c}" for c in REQUIRED]
     checks = [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in REQUIRED]
     checks += [
         "WHEN event_time IS NULL THEN 'bad_timestamp|event_time|not a timestamp'",
@@ -212,41 +261,49 @@ def _check_transactions(
         f"THEN 'future_timestamp|event_time|later than now + {s.future_tolerance_hours:g} h'",
     ]
     for name, src in s.numeric_columns.items():
-        typed.append(f"TRY_CAST(CAST({q(src)} AS VARCHAR) AS DOUBLE) AS {q(name)}")
-        typed.append(f"{_text(src)} IS NOT NULL AS {q('__has_' + name)}")
+        typed.append(f"{_num(src, types)} AS {q(name)}")
+        typed.append(f"{_present(src, types)} AS {q('__has_' + name)}")
         checks.append(
             f"WHEN {q('__has_' + name)} AND {q(name)} IS NULL THEN 'bad_value|{name}|not a number'"
         )
     for name, src in s.categorical_columns.items():
-        typed.append(f"{_text(src)} AS {q(name)}")
+        typed.append(f"{_text(src, types)} AS {q(name)}")
     if m.label:
         typed.append(f"{_bool(m.label)} AS label")
-        typed.append(f"{_text(m.label)} IS NOT NULL AS __has_label")
+        typed.append(f"{_present(m.label, types)} AS __has_label")
         checks.append("WHEN __has_label AND label IS NULL THEN 'bad_label|label|not a boolean'")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fw_checked AS
-        WITH typed AS (SELECT __row, __raw, {", ".join(typed)} FROM fw_raw),
+        WITH typed AS (SELECT __row, {", ".join(typed)} FROM fw_raw),
         checked AS (SELECT *, CASE {" ".join(checks)} END AS problem FROM typed),
-        dedup AS (
-            SELECT *, CASE WHEN problem IS NULL AND row_number() OVER
-                (PARTITION BY transaction_id, problem IS NULL ORDER BY __row) > 1
-                THEN 'duplicate_in_file|transaction_id|' END AS dup FROM checked
+        firsts AS (
+            SELECT transaction_id, min(__row) AS first_row FROM checked
+            WHERE problem IS NULL GROUP BY transaction_id
+        ),
+        bounds AS (SELECT min(transaction_id) AS lo, max(transaction_id) AS hi FROM firsts),
+        seen AS (
+            -- ids already in the warehouse: the hash table is built on this file's ids, and the
+            -- range filter lets DuckDB skip row groups whose ids are all outside it (zonemaps)
+            SELECT DISTINCT t.transaction_id FROM transactions t SEMI JOIN firsts USING (transaction_id)
+            WHERE t.transaction_id BETWEEN (SELECT lo FROM bounds) AND (SELECT hi FROM bounds)
         ),
         known AS (
-            SELECT d.*, CASE WHEN d.problem IS NULL AND d.dup IS NULL AND w.transaction_id IS NOT NULL
-                THEN 'duplicate_in_warehouse|transaction_id|' END AS seen
-            FROM dedup d LEFT JOIN (SELECT DISTINCT transaction_id FROM transactions) w
-              ON w.transaction_id = d.transaction_id
+            SELECT c.*, CASE
+                WHEN c.problem IS NOT NULL THEN c.problem
+                WHEN f.first_row <> c.__row THEN 'duplicate_in_file|transaction_id|'
+                WHEN s.transaction_id IS NOT NULL THEN 'duplicate_in_warehouse|transaction_id|'
+            END AS why
+            FROM checked c
+            LEFT JOIN firsts f ON f.transaction_id = c.transaction_id
+            LEFT JOIN seen s ON s.transaction_id = c.transaction_id
         )
-        SELECT *, split_part(coalesce(problem, dup, seen), '|', 1) AS reason_,
-               nullif(split_part(coalesce(problem, dup, seen), '|', 2), '') AS field,
-               nullif(split_part(coalesce(problem, dup, seen), '|', 3), '') AS detail
+        SELECT * EXCLUDE (why), nullif(split_part(why, '|', 1), '') AS reason,
+               nullif(split_part(why, '|', 2), '') AS field,
+               nullif(split_part(why, '|', 3), '') AS detail
         FROM known
         """
     )
-    con.execute("ALTER TABLE fw_checked RENAME COLUMN reason_ TO reason")
-    con.execute("UPDATE fw_checked SET reason = NULL WHERE reason = ''")
 
 
 def _load_transactions(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path) -> int:
@@ -269,10 +326,12 @@ def _load_transactions(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path) 
     return int(con.execute("SELECT count(*) FROM fw_checked WHERE reason IS NULL").fetchall()[0][0])
 
 
-def _check_labels(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, cols: list[str]) -> None:
+def _check_labels(
+    con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, types: dict[str, str]
+) -> None:
     lc = cfg.settings.source.label_columns
     mapping = {k: lc.get(k, k) for k in ("transaction_id", "is_fraud", "reported_at")}  # type: ignore[call-overload]
-    _require(path, cols, mapping)
+    _require(path, list(types), mapping)
     checks = [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in mapping]
     checks += [
         "WHEN reported_at IS NULL THEN 'bad_timestamp|reported_at|not a timestamp'",
@@ -282,9 +341,10 @@ def _check_labels(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, cols:
         f"""
         CREATE OR REPLACE TEMP TABLE fw_checked AS
         WITH typed AS (
-            SELECT __row, __raw, {_text(mapping["transaction_id"])} AS transaction_id,
-                   {_bool(mapping["is_fraud"])} AS is_fraud, {_ts(mapping["reported_at"])} AS reported_at,
-                   {", ".join(f"{_text(src)} IS NULL AS __miss_{c}" for c, src in mapping.items())}
+            SELECT __row, {_text(mapping["transaction_id"], types)} AS transaction_id,
+                   {_bool(mapping["is_fraud"])} AS is_fraud,
+                   {_ts(mapping["reported_at"], types)} AS reported_at,
+                   {", ".join(f"NOT ({_present(src, types)}) AS __miss_{c}" for c, src in mapping.items())}
             FROM fw_raw),
         checked AS (SELECT *, CASE {" ".join(checks)} END AS problem FROM typed),
         dedup AS (
@@ -337,15 +397,17 @@ def ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: s
         return FileResult(name, feed, "changed")
     con.execute("BEGIN TRANSACTION")
     try:
-        cols = _stage_raw(con, path, cfg.settings.source.csv_delimiter)
+        types = _stage_raw(con, path, cfg.settings.source.csv_delimiter)
+        cols = list(types)
         if feed == "transactions":
-            _check_transactions(con, cfg, path, cols)
+            _check_transactions(con, cfg, path, types)
             loaded = _load_transactions(con, cfg, Path(name))
         else:
-            _check_labels(con, cfg, path, cols)
+            _check_labels(con, cfg, path, types)
             loaded = _load_labels(con, Path(name))
-        con.execute(_quarantine_insert(Path(name), feed), [utcnow()])
-        read = int(con.execute("SELECT count(*) FROM fw_raw").fetchall()[0][0])
+        read = int(con.execute("SELECT count(*) FROM fw_checked").fetchall()[0][0])
+        if read > loaded:  # raw values are read back from the file for the bad rows only
+            con.execute(_quarantine_insert(Path(name), feed, cols), [utcnow()])
         con.execute(
             "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [name, feed, size, digest, read, loaded, read - loaded, utcnow()],
@@ -355,7 +417,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: s
         con.execute("ROLLBACK")
         raise
     finally:
-        con.execute("DROP TABLE IF EXISTS temp.fw_raw")
+        con.execute("DROP VIEW IF EXISTS temp.fw_raw")
         con.execute("DROP TABLE IF EXISTS temp.fw_checked")
     result = FileResult(name, feed, "ingested", read, loaded, read - loaded)
     logs.event(log, "file ingested", **result.__dict__)

@@ -176,6 +176,7 @@ def open_warehouse(
             ) from None
         raise FraudwatchError(f"cannot open the warehouse {path}: {exc}") from None
     con.execute("SET TimeZone = 'UTC'")  # naive timestamps in the warehouse are UTC
+    con.execute("SET preserve_insertion_order = false")  # every read orders explicitly
     if not read_only:
         try:
             migrate(con, extra_columns)

@@ -86,11 +86,12 @@ def test_readme_examples_are_real_commands() -> None:
     """Every `fraudwatch ...` line in the README names a command that exists."""
     readme = (ROOT / "README.md").read_text()
     have = {" ".join(p) for p in ALL_COMMANDS}
-    lines = re.findall(r"^\s*(?:\$ )?fraudwatch ([a-z][a-z -]*)", readme, flags=re.M)
-    assert lines, "README shows no fraudwatch command"
+    lines = re.findall(r"^\s*(?:\$ )?(?:\S*/)?fraudwatch (.*)$", readme, flags=re.M)
+    lines += re.findall(r"\| `fraudwatch ([^`]*)`", readme)
+    assert len(lines) > 10, "README shows too few fraudwatch commands"
     for line in lines:
-        words = [w for w in line.split() if not w.startswith("-")]
-        # the longest prefix of words that is a command
+        words = re.sub(r"--config \S+", "", line).split()
+        words = [w for w in words if re.fullmatch(r"[a-z][a-z-]*", w)]
         found = any(" ".join(words[:n]) in have for n in range(len(words), 0, -1))
         assert found, f"README example `fraudwatch {line.strip()}` is not a command"
 
