@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import peak_rss_mb, write_transactions  # noqa: E402
+from common import peak_rss_mb, write_transactions
 
-from jobs.config import load_config  # noqa: E402
-from jobs.ingest import ingest  # noqa: E402
-from jobs.warehouse import warehouse  # noqa: E402
+from jobs.config import load_config
+from jobs.ingest import ingest
+from jobs.warehouse import warehouse
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import World
 from test_reports import EVIL, add_hostile_rows
 

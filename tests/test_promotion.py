@@ -6,8 +6,8 @@ import json
 from datetime import date
 
 from click.testing import CliRunner
-
 from conftest import World
+
 from jobs.batch import run_batch
 from jobs.cli import cli
 from jobs.registry_access import open_registry

@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
-
 from conftest import World
+
 from jobs.batch import run_batch
 from jobs.cli import cli
 from reports.drift import compute_drift

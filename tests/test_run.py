@@ -10,8 +10,8 @@ from email.parser import BytesParser
 import duckdb
 import pytest
 from click.testing import CliRunner
-
 from conftest import World
+
 from jobs.batch import run_batch
 from jobs.cli import cli
 from jobs.errors import FeatureMismatch, NoChampion

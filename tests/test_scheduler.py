@@ -15,8 +15,8 @@ import time
 import duckdb
 from apscheduler.events import EVENT_JOB_EXECUTED
 from apscheduler.triggers.cron import CronTrigger
-
 from conftest import World
+
 from jobs.scheduler import build_scheduler, cron_trigger, deployment_lock
 
 SCHEDULE = '\n[schedule]\nrun = "*/5 * * * *"\nreports = ""\nretrain = "0 3 * * 0"\n'

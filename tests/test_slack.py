@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from test_email import EVIL, make_alerts
 
 from jobs.alerting import send_pending
 from jobs.channels.slack import MAX_BLOCKS, MAX_TEXT
 from jobs.config import Config
-from test_email import EVIL, make_alerts
 
 SECRET_PATH = "/services/T000/B000/very-secret-token"
 

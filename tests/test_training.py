@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
-
 from conftest import World
+
 from jobs.cli import cli
 from jobs.errors import NotEnoughData
 from jobs.registry_access import open_registry
