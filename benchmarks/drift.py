@@ -23,10 +23,10 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import peak_rss_mb  # noqa: E402
+from common import peak_rss_mb
 
-from reports.drift import DriftPolicy, compute_drift  # noqa: E402
-from reports.html import render_drift  # noqa: E402
+from reports.drift import DriftPolicy, compute_drift
+from reports.html import render_drift
 
 NUMERIC = [f"num_{i:02d}" for i in range(25)]
 CATEGORICAL = [f"cat_{i}" for i in range(5)]
@@ -64,7 +64,7 @@ def run_evidently(
     ref: pl.DataFrame, cur: pl.DataFrame, policy: DriftPolicy
 ) -> tuple[dict[str, bool], float] | None:
     try:
-        from evidently import Dataset, DataDefinition, Report
+        from evidently import DataDefinition, Dataset, Report
         from evidently.presets import DataDriftPreset
     except ImportError:
         print("evidently   not installed: pip install -e '.[bench]' to compare")
