@@ -60,3 +60,57 @@ def write_transactions(
         paths.append(path)
     con.close()
     return paths
+
+
+def build_warehouse(
+    root: Path,
+    *,
+    history_rows: int,
+    new_rows: int,
+    days: int = 30,
+    cards: int = 500_000,
+    merchants: int = 50_000,
+) -> object:
+    """A deployment folder with a warehouse of ``history_rows`` over ``days`` days, then
+    ``new_rows`` on the next day, generated in DuckDB (no Python row objects). Returns the Config."""
+    from jobs.config import load_config
+    from jobs.warehouse import open_warehouse
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.toml").write_text(
+        'data_dir = "var"\n[source]\ntransactions = "landing/*.parquet"\n'
+        '[source.numeric_columns]\ndistance_km = "distance_km"\n'
+        '[source.categorical_columns]\nchannel = "channel"\n'
+        "[training.quality]\nmin_rows = 100\nmin_frauds = 10\n"
+        "[model]\nnum_boost_round = 300\nearly_stopping_rounds = 300\n"
+        "[model.params]\nnum_leaves = 63\nmin_data_in_leaf = 20\n"
+    )
+    cfg = load_config(root / "config.toml")
+    con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
+    total = history_rows + new_rows
+    con.execute(
+        f"""
+        INSERT INTO transactions (transaction_id, event_time, card_id, merchant_id, amount,
+                                  source_file, source_row, ingested_at, distance_km, channel)
+        SELECT 'tx' || lpad(i::VARCHAR, 10, '0'),
+               CASE WHEN i < {history_rows}
+                    THEN TIMESTAMP '2026-01-01' + to_microseconds((i * ({days} * 86400e6 / {history_rows}))::BIGINT)
+                    ELSE TIMESTAMP '2026-01-01' + INTERVAL {days} DAY
+                         + to_microseconds(((i - {history_rows}) * (86400e6 / {max(new_rows, 1)}))::BIGINT) END,
+               'c' || (hash(i * 7) % {cards})::VARCHAR,
+               'm' || (hash(i * 13) % {merchants})::VARCHAR,
+               round(exp((hash(i * 3) % 1000) / 250.0 + 1), 2),
+               'bench', i, now(),
+               (hash(i * 5) % 5000) / 10.0,
+               CASE hash(i * 11) % 10 WHEN 0 THEN 'online' WHEN 1 THEN 'atm' ELSE 'pos' END
+        FROM range({total}) t(i)
+        """
+    )
+    # a few fraud labels, reported a day later, so merchant fraud rates are not all zero
+    con.execute(
+        "INSERT INTO labels SELECT transaction_id, true, event_time + INTERVAL 1 DAY, 'bench', 0, now() "
+        f"FROM transactions WHERE hash(transaction_id) % 200 = 0 AND event_time < TIMESTAMP '2026-01-01' + INTERVAL {days} DAY"
+    )
+    con.execute("CHECKPOINT")
+    con.close()
+    return cfg

@@ -13,6 +13,7 @@ scores and alerts are already committed); it is recorded in the counts.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,21 +66,31 @@ def run_stages(
 ) -> None:
     """The stages of one run against an open warehouse; counts go into ``rec``."""
     reg = open_registry(cfg)
+    seconds: dict[str, float] = {}
+    rec.counts["seconds"] = seconds
+    t = time.perf_counter()
     ingested = ingest(cfg, con)
     rec.counts["ingest"] = ingested.to_dict()
+    seconds["ingest"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
     scored = score_pending(con, cfg, reg, rec.run_id)
     rec.counts["score"] = scored.to_dict()
+    seconds["score"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
     delivered = send_pending(con, cfg)
     rec.counts["alerts"] = delivered.to_dict()
+    seconds["alerts"] = round(time.perf_counter() - t, 3)
     if reports and cfg.settings.reports.cadence != "never":
         from jobs.reporting import reports_due, write_reports_with
 
         if reports_due(con, cfg):
+            t = time.perf_counter()
             try:
                 rec.counts["reports"] = write_reports_with(con, cfg, reg)
             except Exception as exc:  # reports never undo a committed run
                 logs.event(log, "reports failed", error=str(exc))
                 rec.counts["reports"] = {"error": f"{type(exc).__name__}: {exc}"}
+            seconds["reports"] = round(time.perf_counter() - t, 3)
 
 
 def run_batch(cfg: Config, *, reports: bool = True) -> RunSummary:

@@ -1,0 +1,130 @@
+"""Run benchmark: `fraudwatch run` on 1 million new transactions with 30 days of history.
+
+Prints the time of each stage, the total and the peak memory, and in the same
+run the time of a bare ``booster.predict`` (2 threads) of the same model on the
+same feature matrix; then the same run for a 5-million-row backlog in a fresh
+process, to show memory stays flat (scoring works in bounded batches).
+
+Issue 4's targets: whole-run throughput at least half the bare predict's
+(ratio >= 0.5), peak memory under 2 GB, and the same peak for a 5M backlog.
+
+    .venv/bin/python benchmarks/run.py [--history-rows 30000000] [--new-rows 1000000] [--backlog 5000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import build_warehouse, peak_rss_mb
+
+
+def measure(history: int, new: int) -> dict[str, float]:
+    from jobs.batch import run_batch
+    from jobs.features import compute_features
+    from jobs.model_inputs import encode
+    from jobs.registry_access import open_registry
+    from jobs.training import train_version
+    from jobs.warehouse import open_warehouse
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = build_warehouse(Path(tmp), history_rows=history, new_rows=new)
+        t = time.perf_counter()
+        model = train_version(cfg, start=date(2026, 1, 29), end=date(2026, 1, 30))  # type: ignore[arg-type]
+        train_s = time.perf_counter() - t
+        reg = open_registry(cfg)  # type: ignore[arg-type]
+        reg.set_alias("fraud", "champion", model.version, kind="force", reason="benchmark")
+        reg.clear_alias("fraud", "challenger")
+        con = open_warehouse(cfg.warehouse_path)  # type: ignore[attr-defined]
+        con.execute(
+            "INSERT INTO scores SELECT transaction_id, 'fraud', ?, 'champion', 0, now(), 'history' "
+            "FROM transactions WHERE event_time < '2026-01-31'",
+            [model.version],
+        )
+        con.close()
+        base = peak_rss_mb()
+        t = time.perf_counter()
+        summary = run_batch(cfg, reports=False)  # type: ignore[arg-type]
+        run_s = time.perf_counter() - t
+        run_peak = peak_rss_mb()
+        # the bare model on the same feature matrix
+        con = open_warehouse(cfg.warehouse_path)  # type: ignore[attr-defined]
+        feats = compute_features(con, cfg, start=datetime(2026, 1, 31))  # type: ignore[arg-type]
+        info = reg.get_version("fraud", model.version)
+        x = encode(
+            feats,
+            info.lineage.feature_names,
+            info.lineage.categorical_features,
+            info.lineage.categorical_vocab,
+        )
+        booster = reg.load_booster("fraud", model.version)
+        t = time.perf_counter()
+        booster.predict(x, num_threads=2)
+        bare_s = time.perf_counter() - t
+        con.close()
+        return {
+            "new_rows": summary.counts["score"]["scored"],
+            "train_s": train_s,
+            "run_s": run_s,
+            "stages": summary.counts["seconds"],
+            "bare_predict_s": bare_s,
+            "trees": booster.num_trees(),
+            "peak_rss_mb": run_peak,
+            "rss_before_run_mb": base,
+        }  # type: ignore[return-value]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--history-rows", type=int, default=30_000_000)
+    ap.add_argument("--new-rows", type=int, default=1_000_000)
+    ap.add_argument("--backlog", type=int, default=5_000_000)
+    ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.history_rows, args.new_rows)))
+        return
+    results = []
+    for new in (args.new_rows, args.backlog):
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--measure",
+                "--history-rows",
+                str(args.history_rows),
+                "--new-rows",
+                str(new),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        results.append(r)
+        ratio = (r["new_rows"] / r["run_s"]) / (r["new_rows"] / r["bare_predict_s"])
+        print(
+            f"{r['new_rows']:,} new rows ({args.history_rows:,} history), model {r['trees']} trees"
+        )
+        print(f"  run total      {r['run_s']:.1f} s  stages {r['stages']}")
+        print(
+            f"  bare predict   {r['bare_predict_s']:.1f} s ({r['new_rows'] / r['bare_predict_s']:,.0f} rows/s)"
+        )
+        print(
+            f"  run throughput {r['new_rows'] / r['run_s']:,.0f} rows/s, ratio to bare predict {ratio:.2f} (target >= 0.5)"
+        )
+        print(f"  peak RSS       {r['peak_rss_mb']:,.0f} MB (target < 2,048 MB)")
+    print(
+        f"peak RSS {results[0]['peak_rss_mb']:,.0f} MB for {results[0]['new_rows']:,} vs {results[1]['peak_rss_mb']:,.0f} MB for {results[1]['new_rows']:,}"
+    )
+
+
+if __name__ == "__main__":
+    main()
