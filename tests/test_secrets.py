@@ -9,10 +9,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from test_demo import SMALL
 
 from jobs import logs
 from jobs.demo import WEBHOOK_SECRET_ENV, run_demo
-from test_demo import SMALL
 
 SENTINELS = {
     "FRAUDWATCH_SMTP_USER": "sentinel-user-6b1f",
