@@ -35,7 +35,6 @@ from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy.exc import IntegrityError
@@ -183,15 +182,13 @@ def job_specs(cfg: Config) -> dict[str, str]:
 def build_scheduler(
     cfg: Config,
     *,
-    blocking: bool = True,
     triggers: dict[str, Any] | None = None,
     func: str = "jobs.scheduler:run_job",
 ) -> BaseScheduler:
     """The configured scheduler (not started). ``triggers`` overrides the cron triggers."""
     s = cfg.settings.schedule
     store = JsonSQLAlchemyJobStore(url=cfg.registry_url, tablename=TABLE)
-    cls = BlockingScheduler if blocking else BackgroundScheduler
-    scheduler = cls(
+    scheduler = BackgroundScheduler(
         jobstores={"default": store},
         job_defaults={
             "coalesce": True,
@@ -246,17 +243,31 @@ def deployment_lock(cfg: Config) -> Iterator[Path]:
 
 
 def serve(cfg: Config, *, triggers: dict[str, Any] | None = None) -> None:
-    """Run the daemon until SIGTERM or SIGINT; the running job finishes first."""
+    """Run the daemon until SIGTERM or SIGINT; the running job finishes first.
+
+    The scheduler runs in a background thread and the main thread only sleeps:
+    the signal handler just records the signal, and the shutdown (which waits
+    for the running job) happens back in the main loop. Waiting inside the
+    handler could deadlock on a lock (logging, APScheduler's listeners) that
+    the interrupted main thread happened to hold.
+    """
     with deployment_lock(cfg):
-        scheduler = build_scheduler(cfg, blocking=True, triggers=triggers)
+        scheduler = build_scheduler(cfg, triggers=triggers)
+        received: list[int] = []
 
-        def _stop(signum: int, frame: Any) -> None:
-            logs.event(log, "stopping: waiting for the running job", signal=signum)
+        def _record(signum: int, frame: Any) -> None:
+            received.append(signum)
+
+        previous = {sig: signal.signal(sig, _record) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for job in scheduler.get_jobs():
+                logs.event(log, "scheduled", job=job.id, trigger=str(job.trigger))
+            scheduler.start()
+            while not received:
+                time.sleep(0.2)
+            logs.event(log, "stopping: waiting for the running job", signal=received[0])
             scheduler.shutdown(wait=True)
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        for job in scheduler.get_jobs():
-            logs.event(log, "scheduled", job=job.id, trigger=str(job.trigger))
-        scheduler.start()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         logs.event(log, "scheduler stopped")

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import lightgbm as lgb
 from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, select
 
 from registry.artifacts import ArtifactStore
@@ -84,6 +85,20 @@ class Registry:
 
     # -- helpers -------------------------------------------------------------
     def _lock_model(self, s: Session, name: str, create: bool = False) -> RegisteredModel:
+        """The model's row, locked for the rest of the transaction.
+
+        SQLite already holds the write lock (``BEGIN IMMEDIATE``). On PostgreSQL
+        a first registration races other processes for the row: ``INSERT ... ON
+        CONFLICT DO NOTHING`` waits for a concurrent insert of the same name to
+        commit, then the ``SELECT ... FOR UPDATE`` locks whichever row won.
+        """
+        postgres = self.engine.dialect.name == "postgresql"
+        if create and postgres:
+            s.exec(
+                pg_insert(RegisteredModel)
+                .values(name=name, created_at=utcnow(), next_version=1)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
         stmt = select(RegisteredModel).where(RegisteredModel.name == name)
         if self.engine.dialect.name != "sqlite":
             stmt = stmt.with_for_update()
@@ -94,10 +109,6 @@ class Registry:
             model = RegisteredModel(name=name)
             s.add(model)
             s.flush()
-            if self.engine.dialect.name != "sqlite":
-                s.exec(
-                    select(RegisteredModel).where(RegisteredModel.id == model.id).with_for_update()
-                ).one()
         return model
 
     def _model_id(self, s: Session, name: str) -> int | None:

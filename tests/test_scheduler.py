@@ -35,9 +35,7 @@ def test_scheduler_runs_the_job_and_the_ledger_is_written(world: World) -> None:
     from jobs.config import load_config
 
     cfg = load_config(world.cfg.path)
-    scheduler = build_scheduler(
-        cfg, blocking=False, triggers={"run": CronTrigger(second="*", timezone="UTC")}
-    )
+    scheduler = build_scheduler(cfg, triggers={"run": CronTrigger(second="*", timezone="UTC")})
     done = threading.Event()
     scheduler.add_listener(
         lambda e: done.set() if e.job_id == "fraudwatch-run" else None, EVENT_JOB_EXECUTED
