@@ -14,6 +14,7 @@ Targets (issue 5): at least 20x faster than Evidently, under 2 GB, HTML under
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -46,7 +47,9 @@ def make(rows: int, seed: int, shifted: bool) -> pl.DataFrame:
     return pl.DataFrame(cols)
 
 
-def run_ours(ref: pl.DataFrame, cur: pl.DataFrame, policy: DriftPolicy) -> dict[str, bool]:
+def run_ours(
+    ref: pl.DataFrame, cur: pl.DataFrame, policy: DriftPolicy
+) -> tuple[dict[str, bool], float]:
     t = time.perf_counter()
     result = compute_drift(
         ref, cur, numeric=NUMERIC, categorical=CATEGORICAL, policy=policy, score_column=None
@@ -57,7 +60,7 @@ def run_ours(ref: pl.DataFrame, cur: pl.DataFrame, policy: DriftPolicy) -> dict[
         f"fraudwatch   {seconds:7.1f} s   HTML {len(html.encode()) / 2**20:.2f} MB   "
         f"peak RSS so far {peak_rss_mb():,.0f} MB   drifted {len(result.drifted)}/30"
     )
-    return {f.name: f.drifted for f in result.features}, seconds  # type: ignore[return-value]
+    return {f.name: f.drifted for f in result.features}, seconds
 
 
 def run_evidently(
@@ -91,15 +94,20 @@ def run_evidently(
     seconds = time.perf_counter() - t
     verdicts: dict[str, bool] = {}
     for metric in snapshot.dict().get("metrics", []):
-        name = str(metric.get("metric_id", ""))
-        value = metric.get("value")
-        for col in NUMERIC + CATEGORICAL:
-            if f"column={col}" in name and isinstance(value, (int, float)):
-                thr = preset.num_threshold if col in NUMERIC else preset.cat_threshold
-                p_value_test = (col in NUMERIC and policy.numeric_test == "ks") or (
-                    col in CATEGORICAL and policy.categorical_test == "chi2"
-                )
-                verdicts[col] = value < thr if p_value_test else value > thr
+        # e.g. "ValueDrift(column=num_00,method=wasserstein,threshold=0.1)" -> 0.514
+        found = re.match(r"ValueDrift\(column=([^,]+),method=(\w+)", str(metric.get("metric_name")))
+        if not found:
+            continue
+        col, method = found.groups()
+        value = float(metric["value"])
+        if col in NUMERIC:
+            verdicts[col] = (
+                value < preset.num_threshold if method == "ks" else value >= preset.num_threshold
+            )
+        else:
+            verdicts[col] = (
+                value < preset.cat_threshold if method == "chi2" else value >= preset.cat_threshold
+            )
     print(
         f"evidently    {seconds:7.1f} s   HTML {size / 2**20:.2f} MB   peak RSS so far {peak_rss_mb():,.0f} MB"
     )
