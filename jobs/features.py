@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import pyarrow as pa
 
-from jobs.config import Config
+from jobs.config import Config, Features
 
 KEYS = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
 
@@ -39,7 +39,7 @@ class FeatureSpec:
     descriptions: dict[str, str]  # name -> words an analyst understands
 
 
-def _q(name: str) -> str:
+def quote_ident(name: str) -> str:
     """Quote an identifier (config names are validated, but never trust them in SQL)."""
     return '"' + name.replace('"', '""') + '"'
 
@@ -79,87 +79,45 @@ def feature_spec(cfg: Config) -> FeatureSpec:
     return FeatureSpec(tuple(names), categorical, history, desc)
 
 
-def _window(partition: str, days: int) -> str:
-    return (
-        f"(PARTITION BY {partition} ORDER BY event_time "
-        f"RANGE BETWEEN INTERVAL {int(days)} DAY PRECEDING AND CURRENT ROW)"
-    )
+def amount_exact() -> str:
+    """The amount as an exact decimal, so means do not depend on summation order.
+
+    Window and GROUP BY sums of DOUBLEs add in different orders (and parallel
+    aggregation in a different order each run); exact decimal sums make every
+    mean bit-identical however it is computed. Amounts above 10^14 (no real
+    card payment) are left out of means rather than overflow.
+    """
+    return "try_cast(amount AS DECIMAL(18, 4))"
 
 
-def feature_sql(cfg: Config) -> str:
-    """The feature query over the temp tables ``fw_target`` (ids) and the history they imply."""
-    f = cfg.settings.features
+def night_expr(f: Features) -> str:
+    start, end = int(f.night_start_hour), int(f.night_end_hour)
+    if start > end:
+        return f"(hour(x.event_time) >= {start} OR hour(x.event_time) < {end})"
+    return f"(hour(x.event_time) >= {start} AND hour(x.event_time) < {end})"
+
+
+def _ts(value: datetime | None) -> str:
+    return "NULL::TIMESTAMP" if value is None else f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+
+
+def _since(w: int) -> str:
+    return f"h.event_time >= x.event_time - INTERVAL {int(w)} DAY"
+
+
+def merchant_fraud_ctes(f: Features, hist: str) -> str:
+    """CTEs ``fraud_reports`` and ``merchant_frauds``: per target row, its merchant's frauds
+    in each window that were reported by the row's time (``hist`` holds the history rows)."""
     history = max([*f.card_windows_days, *f.merchant_windows_days])
-    card_cols = []
-    for w in f.card_windows_days:
-        win = _window("card_id", w)
-        card_cols += [
-            f"count(*) OVER {win} AS card_tx_count_{w}d",
-            f"avg(amount) OVER {win} AS card_mean_amount_{w}d",
-            f"amount / nullif(avg(amount) OVER {win}, 0) AS card_amount_ratio_{w}d",
-            f"count(DISTINCT merchant_id) OVER {win} AS card_distinct_merchants_{w}d",
-        ]
-    card_cols.append(
-        "epoch(event_time) - epoch(lag(event_time) OVER "
-        "(PARTITION BY card_id ORDER BY event_time, transaction_id)) AS card_seconds_since_prev"
-    )
-    merchant_counts = [
-        f"count(*) OVER {_window('merchant_id', w)} AS merchant_tx_count_{w}d"
-        for w in f.merchant_windows_days
-    ]
     fraud_counts = [
         f"count(r.reported_at) FILTER (WHERE r.tx_time >= x.event_time - INTERVAL {int(w)} DAY) "
         f"AS frauds_{w}d"
         for w in f.merchant_windows_days
     ]
-    fraud_rates = [
-        f"coalesce(fr.frauds_{w}d, 0)::DOUBLE / m.merchant_tx_count_{w}d AS merchant_fraud_rate_{w}d"
-        for w in f.merchant_windows_days
-    ]
-    extra = cfg.extra_columns()
-    extra_cols = [
-        f"t.{_q(n)}::{'DOUBLE' if k == 'numeric' else 'VARCHAR'} AS {_q(n)}"
-        for n, k in extra.items()
-    ]
-    spec = feature_spec(cfg)
-    ordered = ", ".join(_q(n) for n in spec.names if n != "amount")
-    night = (
-        f"(hour(x.event_time) >= {int(f.night_start_hour)} "
-        f"OR hour(x.event_time) < {int(f.night_end_hour)})"
-        if f.night_start_hour > f.night_end_hour
-        else f"(hour(x.event_time) >= {int(f.night_start_hour)} "
-        f"AND hour(x.event_time) < {int(f.night_end_hour)})"
-    )
-    return f"""
-WITH target AS (
-    SELECT t.transaction_id, t.event_time, t.card_id, t.merchant_id, t.amount
-    FROM transactions t SEMI JOIN fw_target USING (transaction_id)
-),
-bounds AS (
-    SELECT min(event_time) - INTERVAL {int(history)} DAY AS lo, max(event_time) AS hi FROM target
-),
-card_hist AS (
-    SELECT t.transaction_id, t.event_time, t.card_id, t.merchant_id, t.amount
-    FROM transactions t, bounds b
-    WHERE t.event_time BETWEEN b.lo AND b.hi
-      AND t.card_id IN (SELECT DISTINCT card_id FROM target)
-),
-card_feats AS (
-    SELECT transaction_id, {", ".join(card_cols)} FROM card_hist
-),
-merchant_hist AS (
-    SELECT t.transaction_id, t.event_time, t.merchant_id
-    FROM transactions t, bounds b
-    WHERE t.event_time BETWEEN b.lo AND b.hi
-      AND t.merchant_id IN (SELECT DISTINCT merchant_id FROM target)
-),
-merchant_feats AS (
-    SELECT transaction_id, {", ".join(merchant_counts)} FROM merchant_hist
-),
-fraud_reports AS (
+    return f"""fraud_reports AS (
     -- every fraud label as an event: which merchant, when the transaction happened, when reported
     SELECT h.merchant_id, h.event_time AS tx_time, l.reported_at
-    FROM merchant_hist h
+    FROM {hist} h
     JOIN (SELECT transaction_id, min(reported_at) AS reported_at FROM labels
           WHERE is_fraud GROUP BY transaction_id) l USING (transaction_id)
 ),
@@ -171,20 +129,158 @@ merchant_frauds AS (
      AND r.tx_time >= x.event_time - INTERVAL {int(history)} DAY
      AND r.reported_at <= x.event_time
     GROUP BY x.transaction_id
+),"""
+
+
+def merchant_fraud_rates(f: Features) -> list[str]:
+    return [
+        f"coalesce(fr.frauds_{w}d, 0)::DOUBLE / m.merchant_tx_count_{w}d AS merchant_fraud_rate_{w}d"
+        for w in f.merchant_windows_days
+    ]
+
+
+def feature_sql(cfg: Config, lo: datetime | None, hi: datetime | None) -> str:
+    """The feature query for the rows whose ids are in the temp table ``fw_target``.
+
+    ``lo``..``hi`` is the history the targets need: from the longest window
+    before the first target to the last target (literals, so DuckDB skips the
+    row groups outside them).
+
+    It computes features for the target rows only, never for the history:
+
+    - card windows: each target row joined to its card's transactions of the
+      longest window before it (a card makes a few a day), aggregated with one
+      ``FILTER`` per window. Distinct merchants are counted without DISTINCT:
+      a history row counts when it is its merchant's latest one at or before
+      ``t`` (the card's next transaction at that merchant, ``next_same``, is
+      later than ``t``) and lies inside the window;
+    - merchant windows (a merchant makes thousands a day): ``count in
+      [t - w, t] = C(<= t) - C(< t - w)``, where ``C(x)`` is the merchant's
+      daily counts summed up to the day before ``x`` plus its rank within
+      ``x``'s day. Only the days holding a ``t`` or a ``t - w`` are read row by
+      row (four days of thirty for a one-day batch); the others only counted;
+    - fraud rates: the target joined to the few fraud labels of its merchant.
+
+    :mod:`jobs.feature_reference` states the same features as plain ``RANGE``
+    window functions over the whole history; the tests and
+    ``benchmarks/features.py`` check both give identical values.
+    """
+    f = cfg.settings.features
+    history = max([*f.card_windows_days, *f.merchant_windows_days])
+    card_cols = []
+    for w in f.card_windows_days:
+        card_cols += [
+            f"count(*) FILTER (WHERE {_since(w)}) AS card_tx_count_{w}d",
+            f"avg(h.amount_d) FILTER (WHERE {_since(w)}) AS card_mean_amount_{w}d",
+            f"count(*) FILTER (WHERE {_since(w)} "
+            "AND (h.next_same IS NULL OR h.next_same > x.event_time)) "
+            f"AS card_distinct_merchants_{w}d",
+        ]
+    card_cols.append(
+        "max(h.event_time) FILTER (WHERE h.event_time < x.event_time OR "
+        "(h.event_time = x.event_time AND h.transaction_id < x.transaction_id)) AS prev_time"
+    )
+    card_out = []
+    for w in f.card_windows_days:
+        card_out += [
+            f"c.card_tx_count_{w}d",
+            f"c.card_mean_amount_{w}d",
+            f"x.amount / nullif(c.card_mean_amount_{w}d, 0) AS card_amount_ratio_{w}d",
+            f"c.card_distinct_merchants_{w}d",
+        ]
+    card_out.append("epoch(x.event_time) - epoch(c.prev_time) AS card_seconds_since_prev")
+    merchant_out = [
+        f"(max(c) FILTER (WHERE w = 0) - max(c) FILTER (WHERE w = {int(w)}))::BIGINT "
+        f"AS merchant_tx_count_{w}d"
+        for w in f.merchant_windows_days
+    ]
+    extra = cfg.extra_columns()
+    extra_cols = [
+        f"x.{quote_ident(n)}::{'DOUBLE' if k == 'numeric' else 'VARCHAR'} AS {quote_ident(n)}"
+        for n, k in extra.items()
+    ]
+    spec = feature_spec(cfg)
+    ordered = ", ".join(quote_ident(n) for n in spec.names if n != "amount")
+    extra_select = "".join(f", t.{quote_ident(n)}" for n in extra)
+    return f"""
+WITH target AS (
+    SELECT t.transaction_id, t.event_time, t.card_id, t.merchant_id, t.amount{extra_select}
+    FROM transactions t SEMI JOIN fw_target USING (transaction_id)
 ),
+card_hist AS (
+    SELECT t.transaction_id, t.event_time, t.card_id, {amount_exact()} AS amount_d,
+           lead(t.event_time) OVER (PARTITION BY t.card_id, t.merchant_id
+                                    ORDER BY t.event_time, t.transaction_id) AS next_same
+    FROM transactions t
+    WHERE t.event_time BETWEEN {_ts(lo)} AND {_ts(hi)}
+      AND t.card_id IN (SELECT DISTINCT card_id FROM target)
+),
+card_feats AS (
+    SELECT x.transaction_id, {", ".join(card_cols)}
+    FROM target x JOIN card_hist h
+      ON h.card_id = x.card_id
+     AND h.event_time BETWEEN x.event_time - INTERVAL {int(history)} DAY AND x.event_time
+    GROUP BY x.transaction_id
+),
+merchant_hist AS (
+    SELECT t.transaction_id, t.event_time, t.merchant_id
+    FROM transactions t
+    WHERE t.event_time BETWEEN {_ts(lo)} AND {_ts(hi)}
+      AND t.merchant_id IN (SELECT DISTINCT merchant_id FROM target)
+),
+merchant_days AS (
+    SELECT merchant_id, event_time::DATE AS day, count(*) AS n FROM merchant_hist GROUP BY ALL
+),
+merchant_upto_day AS (
+    -- the merchant's transactions in the history up to and including each day it traded on
+    SELECT merchant_id, day,
+           sum(n) OVER (PARTITION BY merchant_id ORDER BY day ROWS UNBOUNDED PRECEDING) AS upto
+    FROM merchant_days
+),
+merchant_queries AS (
+    -- C(<= t) sorts after the transactions at t (ord 2), C(< t - w) before them (ord 0)
+    SELECT transaction_id AS tid, merchant_id, event_time AS ts, 0 AS w, 2 AS ord FROM target
+    UNION ALL
+    SELECT x.transaction_id, x.merchant_id, x.event_time - to_days(ws.w), ws.w, 0
+    FROM target x, (SELECT unnest({[int(w) for w in f.merchant_windows_days]}) AS w) ws
+),
+merchant_query_days AS (SELECT DISTINCT merchant_id, ts::DATE AS day FROM merchant_queries),
+merchant_stream AS (
+    SELECT h.merchant_id, h.event_time AS ts, 1 AS ord, NULL AS tid, NULL AS w, 1 AS one
+    FROM merchant_hist h SEMI JOIN merchant_query_days d
+      ON h.merchant_id = d.merchant_id AND h.event_time::DATE = d.day
+    UNION ALL
+    SELECT merchant_id, ts, ord, tid, w, 0 FROM merchant_queries
+),
+merchant_ranked AS (
+    SELECT tid, w, merchant_id, ts::DATE AS day,
+           sum(one) OVER (PARTITION BY merchant_id, ts::DATE ORDER BY ts, ord
+                          ROWS UNBOUNDED PRECEDING) AS in_day
+    FROM merchant_stream
+),
+merchant_c AS (
+    -- C = the transactions of the days before (the latest traded day earlier) + rank in day
+    SELECT r.tid, r.w, r.in_day + coalesce(b.upto, 0) AS c
+    FROM (SELECT * FROM merchant_ranked WHERE tid IS NOT NULL) r
+    ASOF LEFT JOIN merchant_upto_day b ON r.merchant_id = b.merchant_id AND r.day > b.day
+),
+merchant_feats AS (
+    SELECT tid AS transaction_id, {", ".join(merchant_out)}
+    FROM merchant_c GROUP BY tid
+),
+{merchant_fraud_ctes(f, "merchant_hist")}
 features AS (
     SELECT x.transaction_id, x.event_time, x.card_id, x.merchant_id, x.amount,
            hour(x.event_time)::DOUBLE AS hour,
-           {night}::INT::DOUBLE AS is_night,
+           {night_expr(f)}::INT::DOUBLE AS is_night,
            (dayofweek(x.event_time) IN (0, 6))::INT::DOUBLE AS is_weekend,
-           c.* EXCLUDE (transaction_id),
+           {", ".join(card_out)},
            m.* EXCLUDE (transaction_id),
-           {", ".join([*fraud_rates, *extra_cols]) or "NULL AS _none"}
+           {", ".join([*merchant_fraud_rates(f), *extra_cols])}
     FROM target x
     JOIN card_feats c USING (transaction_id)
     JOIN merchant_feats m USING (transaction_id)
     LEFT JOIN merchant_frauds fr USING (transaction_id)
-    JOIN transactions t USING (transaction_id)
 )
 SELECT transaction_id, event_time, card_id, merchant_id, amount, {ordered}
 FROM features
@@ -209,7 +305,7 @@ def compute_features(
     con.execute("DROP TABLE IF EXISTS temp.fw_target")
     if ids_table is not None:
         con.execute(
-            f"CREATE TEMP TABLE fw_target AS SELECT DISTINCT transaction_id FROM {_q(ids_table)}"
+            f"CREATE TEMP TABLE fw_target AS SELECT DISTINCT transaction_id FROM {quote_ident(ids_table)}"
         )
     else:
         con.execute(
@@ -219,7 +315,12 @@ def compute_features(
             [start, start, end, end],
         )
     try:
-        return con.sql(feature_sql(cfg)).to_arrow_table()
+        first, last = con.execute(
+            "SELECT min(event_time), max(event_time) FROM transactions "
+            "SEMI JOIN fw_target USING (transaction_id)"
+        ).fetchall()[0]
+        lo = None if first is None else first - timedelta(days=feature_spec(cfg).history_days)
+        return con.sql(feature_sql(cfg, lo, last)).to_arrow_table()
     finally:
         con.execute("DROP TABLE IF EXISTS temp.fw_target")
 
@@ -228,12 +329,12 @@ def iter_feature_batches(
     con: duckdb.DuckDBPyConnection, cfg: Config, ids_table: str, batch_size: int
 ) -> Iterator[pa.Table]:
     """Features of the ids in ``ids_table`` in time-ordered batches of at most ``batch_size``."""
-    n = int(con.execute(f"SELECT count(*) FROM {_q(ids_table)}").fetchall()[0][0])
+    n = int(con.execute(f"SELECT count(*) FROM {quote_ident(ids_table)}").fetchall()[0][0])
     for offset in range(0, n, batch_size):
         con.execute("DROP TABLE IF EXISTS temp.fw_feature_batch")
         con.execute(
             "CREATE TEMP TABLE fw_feature_batch AS SELECT i.transaction_id FROM "
-            f"{_q(ids_table)} i JOIN transactions t USING (transaction_id) "
+            f"{quote_ident(ids_table)} i JOIN transactions t USING (transaction_id) "
             "ORDER BY t.event_time, t.transaction_id LIMIT ? OFFSET ?",
             [batch_size, offset],
         )

@@ -102,9 +102,11 @@ def test_run_killed_at_random_moments(world: World, seed: int) -> None:
             ).fetchall()
         ]
     assert statuses[-1] == "ok" and len(statuses) in (1, 2)
-    if len(statuses) == 2:  # killed after its ledger row was written: the ledger shows it
-        assert code == -signal.SIGKILL
-        assert statuses[0] == "interrupted"
+    if code != -signal.SIGKILL:  # it finished before the kill
+        assert code == 0 and statuses[0] == "ok"
+    elif len(statuses) == 2:  # killed after its ledger row was written: the ledger shows it,
+        # unless the kill came after the run had committed (while the process was exiting)
+        assert statuses[0] in ("interrupted", "ok")
 
 
 @pytest.mark.parametrize("seed", range(TRIALS))

@@ -145,3 +145,50 @@ def test_spec_names_order_and_no_ids(wh: tuple[Config, duckdb.DuckDBPyConnection
         "merchant_id",
         *spec.names,
     ]
+
+
+def test_fast_query_equals_the_plain_window_reference(
+    wh: tuple[Config, duckdb.DuckDBPyConnection],
+) -> None:
+    """The production query gives, value for value, what plain RANGE windows over the whole
+    history give: on ties, rows exactly on a window's edge, long gaps, days a merchant did not
+    trade, repeated merchants, zero and absurd amounts, and labels reported before and after."""
+    import random
+
+    cfg, con = wh
+    rng = random.Random(7)
+    base = datetime(2026, 1, 1)
+    times: list[datetime] = []
+    for _ in range(400):
+        times.append(base + timedelta(seconds=rng.randrange(0, 75 * 86400)))
+    for t in rng.sample(times, 60):  # window edges, exact ties, and a microsecond either side
+        for gap in (timedelta(days=1), timedelta(days=7), timedelta(days=30), timedelta(0)):
+            times.append(t + gap)
+        times.append(t + timedelta(days=7, microseconds=1))
+        times.append(t + timedelta(days=1, microseconds=-1))
+    rows = []
+    for i, t in enumerate(times):
+        amount = rng.choice([0.0, 1e20, 12.5, round(rng.uniform(1, 500), 2)])
+        rows.append((f"t{i:04d}", t, f"c{rng.randrange(6)}", f"m{rng.randrange(5)}", amount))
+    _add_tx(con, rows)
+    for tid, t, *_ in rng.sample(rows, 60):
+        _add_label(con, tid, t + timedelta(hours=rng.choice([-1, 0, 5, 24 * 40])))
+
+    from jobs.feature_reference import reference_features
+
+    con.execute("CREATE TEMP TABLE every AS SELECT transaction_id FROM transactions")
+    con.execute(
+        "CREATE TEMP TABLE one_day AS SELECT transaction_id FROM transactions "
+        "WHERE event_time >= TIMESTAMP '2026-02-20' AND event_time < TIMESTAMP '2026-02-21'"
+    )
+    con.execute(
+        "CREATE TEMP TABLE scattered AS SELECT transaction_id FROM transactions USING SAMPLE 15%"
+    )
+    for ids in ("every", "one_day", "scattered"):
+        fast = pl.from_arrow(compute_features(con, cfg, ids_table=ids))
+        plain = pl.from_arrow(reference_features(con, cfg, ids))
+        assert isinstance(fast, pl.DataFrame) and isinstance(plain, pl.DataFrame)
+        assert fast.height > 10
+        assert fast.schema == plain.schema
+        for col in fast.columns:
+            assert fast[col].equals(plain[col]), (ids, col)
