@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from registry.errors import ArtifactIntegrityError
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class ArtifactStore:
@@ -21,6 +24,10 @@ class ArtifactStore:
         self.root = Path(root)
 
     def path_for(self, sha256: str) -> Path:
+        """Where a digest's file lives; a value that is not a sha256 digest (say, a registry
+        row edited to ``../../etc/passwd``) is refused, so no path can leave the store."""
+        if not _DIGEST.fullmatch(sha256):
+            raise ArtifactIntegrityError(f"{sha256!r} is not a sha256 digest; refusing to use it")
         return self.root / sha256[:2] / f"{sha256}.txt"
 
     def put(self, text: str) -> str:
