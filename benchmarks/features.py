@@ -26,7 +26,7 @@ from common import build_warehouse, peak_rss_mb
 
 from jobs.feature_reference import reference_features
 from jobs.features import compute_features
-from jobs.warehouse import open_warehouse
+from jobs.warehouse import open_configured
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
         print(
             f"built {args.history_rows:,} + {args.new_rows:,} rows in {time.perf_counter() - t:.0f} s"
         )
-        con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())  # type: ignore[attr-defined]
+        con = open_configured(cfg)  # type: ignore[arg-type]
         new_start = datetime(2026, 1, 31)
         base = peak_rss_mb()
         t = time.perf_counter()

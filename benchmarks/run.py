@@ -32,7 +32,7 @@ def measure(history: int, new: int) -> dict[str, float]:
     from jobs.model_inputs import encode
     from jobs.registry_access import open_registry
     from jobs.training import train_version
-    from jobs.warehouse import open_warehouse
+    from jobs.warehouse import open_configured
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = build_warehouse(Path(tmp), history_rows=history, new_rows=new)
@@ -42,7 +42,7 @@ def measure(history: int, new: int) -> dict[str, float]:
         reg = open_registry(cfg)  # type: ignore[arg-type]
         reg.set_alias("fraud", "champion", model.version, kind="force", reason="benchmark")
         reg.clear_alias("fraud", "challenger")
-        con = open_warehouse(cfg.warehouse_path)  # type: ignore[attr-defined]
+        con = open_configured(cfg)  # type: ignore[arg-type]
         con.execute(
             "INSERT INTO scores SELECT transaction_id, 'fraud', ?, 'champion', 0, now(), 'history' "
             "FROM transactions WHERE event_time < '2026-01-31'",
@@ -55,7 +55,7 @@ def measure(history: int, new: int) -> dict[str, float]:
         run_s = time.perf_counter() - t
         run_peak = peak_rss_mb()
         # the bare model on the same feature matrix
-        con = open_warehouse(cfg.warehouse_path)  # type: ignore[attr-defined]
+        con = open_configured(cfg)  # type: ignore[arg-type]
         feats = compute_features(con, cfg, start=datetime(2026, 1, 31))  # type: ignore[arg-type]
         info = reg.get_version("fraud", model.version)
         x = encode(

@@ -26,7 +26,7 @@ from jobs.ingest import ingest
 from jobs.registry_access import open_registry
 from jobs.runs import RunRecord, ledger
 from jobs.scoring import inference_policy, score_pending
-from jobs.warehouse import warehouse
+from jobs.warehouse import configured_warehouse
 
 log = logs.get("batch")
 
@@ -95,7 +95,7 @@ def run_stages(
 
 def run_batch(cfg: Config, *, reports: bool = True) -> RunSummary:
     """One batch: ingest, score, alert, deliver, and reports on the configured cadence."""
-    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+    with configured_warehouse(cfg) as con:
         with ledger(con, "run", policy=run_policy(cfg)) as rec:
             run_stages(con, cfg, rec, reports=reports)
         return RunSummary(rec.run_id, rec.status, rec.counts, rec.policy, rec.error)

@@ -137,6 +137,19 @@ class Scoring(_Section):
     num_threads: Annotated[int, Field(ge=0)] = 0
 
 
+class Warehouse(_Section):
+    # DuckDB's memory cap; past it, joins, sorts and windows spill to <warehouse>.duckdb.tmp/
+    memory_limit: str = "2GB"
+    threads: Annotated[int, Field(ge=0)] = 0  # 0: one per core
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", v.strip()):
+            raise ValueError("a size such as '2GB' or '512MiB'")
+        return v.strip()
+
+
 class Email(_Section):
     host: str = "localhost"
     port: Annotated[int, Field(ge=1, le=65535)] = 587
@@ -233,6 +246,7 @@ class Registry(_Section):
 
 class Settings(_Section):
     data_dir: str = "var"
+    warehouse: Warehouse = Warehouse()
     source: Source = Source()
     features: Features = Features()
     training: Training = Training()

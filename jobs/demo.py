@@ -158,7 +158,7 @@ def run_demo(
     from jobs.registry_access import open_registry
     from jobs.simulate import SimulationOptions, simulate
     from jobs.training import train_version
-    from jobs.warehouse import warehouse
+    from jobs.warehouse import configured_warehouse
 
     if root.exists():
         shutil.rmtree(root)
@@ -181,7 +181,7 @@ def run_demo(
     # 1. history, version 1, promotion
     say(f"1. simulating {plan.initial_days} days of card transactions from {plan.start} ...")
     summary = sim(0, plan.initial_days)
-    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+    with configured_warehouse(cfg) as con:
         ingested = ingest(cfg, con)
     say(
         f"   {summary.rows:,} transactions, fraud rate {summary.fraud_rate:.2%}; ingested "

@@ -44,8 +44,8 @@ def reference_feature_sql(cfg: Config) -> str:
             f"count(DISTINCT merchant_id) OVER {win} AS card_distinct_merchants_{w}d",
         ]
     windows.append(
-        "lag(event_time) OVER (PARTITION BY card_id ORDER BY event_time, transaction_id) "
-        "AS prev_time"
+        "CASE WHEN count(*) OVER (PARTITION BY card_id, event_time) > 1 THEN event_time "
+        "ELSE lag(event_time) OVER (PARTITION BY card_id ORDER BY event_time) END AS prev_time"
     )
     windows += [
         f"count(*) OVER {_window('merchant_id', w)} AS merchant_tx_count_{w}d"

@@ -176,10 +176,11 @@ def feature_sql(cfg: Config, lo: datetime | None, hi: datetime | None) -> str:
             "AND (h.next_same IS NULL OR h.next_same > x.event_time)) "
             f"AS card_distinct_merchants_{w}d",
         ]
-    card_cols.append(
-        "max(h.event_time) FILTER (WHERE h.event_time < x.event_time OR "
-        "(h.event_time = x.event_time AND h.transaction_id < x.transaction_id)) AS prev_time"
-    )
+    # another transaction of the card at the very same instant: 0 s since the previous one
+    card_cols += [
+        "count(*) FILTER (WHERE h.event_time = x.event_time) AS same_instant",
+        "max(h.event_time) FILTER (WHERE h.event_time < x.event_time) AS prev_time",
+    ]
     card_out = []
     for w in f.card_windows_days:
         card_out += [
@@ -188,7 +189,10 @@ def feature_sql(cfg: Config, lo: datetime | None, hi: datetime | None) -> str:
             f"x.amount / nullif(c.card_mean_amount_{w}d, 0) AS card_amount_ratio_{w}d",
             f"c.card_distinct_merchants_{w}d",
         ]
-    card_out.append("epoch(x.event_time) - epoch(c.prev_time) AS card_seconds_since_prev")
+    card_out.append(
+        "CASE WHEN c.same_instant > 1 THEN 0 ELSE epoch(x.event_time) - epoch(c.prev_time) END "
+        "AS card_seconds_since_prev"
+    )
     merchant_out = [
         f"(max(c) FILTER (WHERE w = 0) - max(c) FILTER (WHERE w = {int(w)}))::BIGINT "
         f"AS merchant_tx_count_{w}d"
@@ -208,9 +212,9 @@ WITH target AS (
     FROM transactions t SEMI JOIN fw_target USING (transaction_id)
 ),
 card_hist AS (
-    SELECT t.transaction_id, t.event_time, t.card_id, {amount_exact()} AS amount_d,
+    SELECT t.event_time, t.card_id, {amount_exact()} AS amount_d,
            lead(t.event_time) OVER (PARTITION BY t.card_id, t.merchant_id
-                                    ORDER BY t.event_time, t.transaction_id) AS next_same
+                                    ORDER BY t.event_time) AS next_same
     FROM transactions t
     WHERE t.event_time BETWEEN {_ts(lo)} AND {_ts(hi)}
       AND t.card_id IN (SELECT DISTINCT card_id FROM target)

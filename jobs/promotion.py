@@ -188,13 +188,13 @@ def promote(
     actor: str | None = None,
 ) -> GateOutcome:
     """Gate ``version``; on a pass (or force) move ``champion`` to it. Raises PromotionRefused."""
-    from jobs.warehouse import warehouse
+    from jobs.warehouse import configured_warehouse
 
     if force and not reason.strip():
         raise FraudwatchError("--force needs --reason TEXT: say why the gate is overridden")
     reg = open_registry(cfg)
     name = cfg.settings.model.name
-    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+    with configured_warehouse(cfg) as con:
         outcome = evaluate_gate(con, cfg, reg, version)
     verdict = outcome.verdict
     if not verdict.passed and not force:

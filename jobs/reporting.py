@@ -30,7 +30,7 @@ from jobs.registry_access import open_registry
 from jobs.runs import ledger, utcnow
 from jobs.scoring import inference_policy, load_model, predict
 from jobs.training import data_clock
-from jobs.warehouse import warehouse
+from jobs.warehouse import configured_warehouse
 from registry import Registry
 from reports.drift import DriftPolicy, DriftResult, compute_drift
 from reports.html import (
@@ -374,7 +374,7 @@ def write_reports_with(
 def write_reports(cfg: Config) -> dict[str, Any]:
     """The scheduled reports job: its own ledger row."""
     with (
-        warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con,
+        configured_warehouse(cfg) as con,
         ledger(con, "reports") as rec,
     ):
         rec.counts["reports"] = write_reports_with(con, cfg, open_registry(cfg))

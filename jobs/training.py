@@ -303,12 +303,12 @@ def train_version(
     """
     from jobs.registry_access import open_registry
     from jobs.runs import ledger
-    from jobs.warehouse import warehouse
+    from jobs.warehouse import configured_warehouse
     from registry import Lineage, code_version
 
     s = cfg.settings
     with (
-        warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con,
+        configured_warehouse(cfg) as con,
         ledger(con, "train") as rec,
     ):
         window = resolve_window(con, cfg, start, end)

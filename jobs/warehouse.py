@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from jobs.config import Config
 from jobs.errors import FraudwatchError, WarehouseLocked
 
 SCHEMA_V1 = """
@@ -159,7 +160,12 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 def open_warehouse(
-    path: Path, *, read_only: bool = False, extra_columns: dict[str, str] | None = None
+    path: Path,
+    *,
+    read_only: bool = False,
+    extra_columns: dict[str, str] | None = None,
+    memory_limit: str | None = None,
+    threads: int = 0,
 ) -> duckdb.DuckDBPyConnection:
     """Open (and on first use create and migrate) the warehouse at ``path``."""
     if read_only and not path.exists():
@@ -177,6 +183,10 @@ def open_warehouse(
         raise FraudwatchError(f"cannot open the warehouse {path}: {exc}") from None
     con.execute("SET TimeZone = 'UTC'")  # naive timestamps in the warehouse are UTC
     con.execute("SET preserve_insertion_order = false")  # every read orders explicitly
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")  # validated by config
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
     if not read_only:
         try:
             migrate(con, extra_columns)
@@ -191,6 +201,29 @@ def warehouse(
     path: Path, *, read_only: bool = False, extra_columns: dict[str, str] | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     con = open_warehouse(path, read_only=read_only, extra_columns=extra_columns)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def open_configured(cfg: Config, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The deployment's warehouse with its ``[warehouse]`` settings and extra columns."""
+    w = cfg.settings.warehouse
+    return open_warehouse(
+        cfg.warehouse_path,
+        read_only=read_only,
+        extra_columns=cfg.extra_columns(),
+        memory_limit=w.memory_limit,
+        threads=w.threads,
+    )
+
+
+@contextmanager
+def configured_warehouse(
+    cfg: Config, *, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = open_configured(cfg, read_only=read_only)
     try:
         yield con
     finally:

@@ -20,11 +20,11 @@ def send(config_path: str | None, as_json: bool) -> None:
     """Deliver pending alerts on every channel (retries earlier failures)."""
     from jobs.alerting import send_pending
     from jobs.runs import ledger
-    from jobs.warehouse import warehouse
+    from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
     with (
-        warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con,
+        configured_warehouse(cfg) as con,
         ledger(con, "alerts") as rec,
     ):
         result = send_pending(con, cfg)
@@ -50,10 +50,10 @@ def send(config_path: str | None, as_json: bool) -> None:
 def list_(config_path: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """List alerts in the outbox, newest first."""
     from jobs.alerting import list_alerts
-    from jobs.warehouse import warehouse
+    from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
-    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+    with configured_warehouse(cfg) as con:
         rows = list_alerts(con, status, limit)
     if as_json:
         echo_json(rows)

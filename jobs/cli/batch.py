@@ -67,11 +67,11 @@ def score(config_path: str | None, as_json: bool) -> None:
     from jobs.registry_access import open_registry
     from jobs.runs import ledger
     from jobs.scoring import inference_policy, score_pending
-    from jobs.warehouse import warehouse
+    from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
     with (
-        warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con,
+        configured_warehouse(cfg) as con,
         ledger(con, "score", policy={"inference": inference_policy(cfg).to_dict()}) as rec,
     ):
         result = score_pending(con, cfg, open_registry(cfg), rec.run_id)

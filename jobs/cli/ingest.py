@@ -15,11 +15,11 @@ def ingest(config_path: str | None, as_json: bool) -> None:
     """Load new landing files into the warehouse; quarantine bad rows."""
     from jobs.ingest import ingest as do_ingest
     from jobs.runs import ledger
-    from jobs.warehouse import warehouse
+    from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
     with (
-        warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con,
+        configured_warehouse(cfg) as con,
         ledger(con, "ingest") as rec,
     ):
         result = do_ingest(cfg, con)

@@ -72,10 +72,10 @@ def compare(config_path: str | None, version: int, as_json: bool) -> None:
     """Write the gate report for VERSION against the champion (changes nothing)."""
     from jobs.promotion import evaluate_gate
     from jobs.registry_access import open_registry
-    from jobs.warehouse import warehouse
+    from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
-    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+    with configured_warehouse(cfg) as con:
         outcome = evaluate_gate(con, cfg, open_registry(cfg), version)
     if as_json:
         echo_json(outcome.to_dict())

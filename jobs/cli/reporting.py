@@ -39,10 +39,10 @@ def drift(config_path: str | None, start: date | None, end: date | None, as_json
     """Drift of the current window against the reference (the champion's training window)."""
     from jobs.registry_access import open_registry
     from jobs.reporting import write_drift
-    from jobs.warehouse import warehouse
+    from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
-    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+    with configured_warehouse(cfg) as con:
         result, path = write_drift(con, cfg, open_registry(cfg), start=start, end=end)
     if as_json:
         echo_json({**result.to_dict(), "report": str(path)})
@@ -66,10 +66,10 @@ def performance(
     """Champion (and shadow challenger) performance on matured labels."""
     from jobs.registry_access import open_registry
     from jobs.reporting import write_performance
-    from jobs.warehouse import warehouse
+    from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
-    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+    with configured_warehouse(cfg) as con:
         results, path = write_performance(con, cfg, open_registry(cfg), start=start, end=end)
     if as_json:
         echo_json({"models": [r.to_dict() for r in results], "report": str(path)})
