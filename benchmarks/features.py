@@ -1,6 +1,7 @@
 """Features benchmark: 1 million new transactions with 30 days of history (~30 million rows).
 
-Prints seconds and peak memory of fraudwatch's feature computation for the
+Prints seconds and peak memory (each approach in a fresh process, under the
+same `[warehouse] memory_limit`) of fraudwatch's feature computation for the
 new rows, and in the same run the plain approach (``jobs/feature_reference.py``:
 one DuckDB query with RANGE window functions over the whole history, then
 keeping the new rows); and checks the feature values are identical.
@@ -13,6 +14,8 @@ Issue 3's targets: at least 3x faster than the plain query and under 2 GB.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,49 +27,74 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import build_warehouse, peak_rss_mb
 
-from jobs.feature_reference import reference_features
-from jobs.features import compute_features
-from jobs.warehouse import open_configured
+NEW_START = datetime(2026, 1, 31)
+
+
+def measure(root: Path, approach: str) -> dict[str, float]:
+    """Run one approach in this (fresh) process; write its features to Parquet beside."""
+    from jobs.config import load_config
+    from jobs.feature_reference import reference_features
+    from jobs.features import compute_features
+    from jobs.warehouse import open_configured
+
+    cfg = load_config(root / "config.toml")
+    con = open_configured(cfg, read_only=True)
+    con.execute(
+        "CREATE TEMP TABLE new_ids AS SELECT transaction_id FROM transactions WHERE event_time >= ?",
+        [NEW_START],
+    )
+    base = peak_rss_mb()
+    t = time.perf_counter()
+    if approach == "fraudwatch":
+        table = compute_features(con, cfg, ids_table="new_ids")
+    else:  # RANGE windows over the whole history, then keep the new rows
+        table = reference_features(con, cfg, "new_ids")
+    seconds = time.perf_counter() - t
+    peak = peak_rss_mb()
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    frame.write_parquet(root / f"{approach}.parquet")
+    return {"seconds": seconds, "peak_mb": peak, "base_mb": base, "rows": frame.height}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--history-rows", type=int, default=30_000_000)
     ap.add_argument("--new-rows", type=int, default=1_000_000)
+    ap.add_argument("--measure", nargs=2, metavar=("ROOT", "APPROACH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure[0]), args.measure[1])))
+        return
     with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
         t = time.perf_counter()
-        cfg = build_warehouse(Path(tmp), history_rows=args.history_rows, new_rows=args.new_rows)
+        cfg = build_warehouse(root, history_rows=args.history_rows, new_rows=args.new_rows)
+        limit = cfg.settings.warehouse.memory_limit  # type: ignore[attr-defined]
         print(
-            f"built {args.history_rows:,} + {args.new_rows:,} rows in {time.perf_counter() - t:.0f} s"
+            f"built {args.history_rows:,} + {args.new_rows:,} rows in "
+            f"{time.perf_counter() - t:.0f} s; DuckDB memory_limit {limit}"
         )
-        con = open_configured(cfg)  # type: ignore[arg-type]
-        new_start = datetime(2026, 1, 31)
-        base = peak_rss_mb()
-        t = time.perf_counter()
-        ours = pl.from_arrow(compute_features(con, cfg, start=new_start))  # type: ignore[arg-type]
-        ours_s = time.perf_counter() - t
-        ours_mb = peak_rss_mb()
+        got = {}
+        for approach in ("fraudwatch", "plain"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--measure", str(root), approach],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            got[approach] = r
+            print(
+                f"{approach:11s} {r['seconds']:7.1f} s  peak RSS {r['peak_mb']:,.0f} MB "
+                f"(process before: {r['base_mb']:,.0f} MB)  rows {r['rows']:,}"
+            )
+        ours = pl.read_parquet(root / "fraudwatch.parquet").sort("transaction_id")
+        plain = pl.read_parquet(root / "plain.parquet").sort("transaction_id")
+        print(f"identical   {ours.equals(plain)}")
         print(
-            f"fraudwatch  {ours_s:7.1f} s  peak RSS {ours_mb:,.0f} MB (before {base:,.0f} MB)  rows {ours.height:,}"
-        )
-        # the plain approach: RANGE windows over the whole history, then keep the new rows
-        con.execute(
-            "CREATE TEMP TABLE new_ids AS SELECT transaction_id FROM transactions "
-            "WHERE event_time >= ?",
-            [new_start],
-        )
-        t = time.perf_counter()
-        plain = pl.from_arrow(reference_features(con, cfg, "new_ids"))  # type: ignore[arg-type]
-        plain_s = time.perf_counter() - t
-        print(
-            f"plain       {plain_s:7.1f} s  peak RSS {peak_rss_mb():,.0f} MB  rows {plain.height:,}"
-        )
-        assert isinstance(ours, pl.DataFrame) and isinstance(plain, pl.DataFrame)
-        same = ours.sort("transaction_id").equals(plain.sort("transaction_id"))
-        print(f"identical   {same}")
-        print(
-            f"speed-up    {plain_s / ours_s:.2f}x (target >= 3x); peak {ours_mb:,.0f} MB (target < 2,048 MB)"
+            f"speed-up    {got['plain']['seconds'] / got['fraudwatch']['seconds']:.2f}x "
+            f"(target >= 3x); peak {got['fraudwatch']['peak_mb']:,.0f} MB (target < 2,048 MB)"
         )
 
 
