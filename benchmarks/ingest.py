@@ -21,7 +21,7 @@ from common import peak_rss_mb, write_transactions
 
 from jobs.config import load_config
 from jobs.ingest import ingest
-from jobs.warehouse import warehouse
+from jobs.warehouse import configured_warehouse
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
         cfg = load_config(root / "config.toml")
         base = peak_rss_mb()
         t = time.perf_counter()
-        with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+        with configured_warehouse(cfg) as con:
             result = ingest(cfg, con)
             in_memory_mb = con.execute(
                 "SELECT sum(estimated_size) / 2^20 FROM duckdb_tables() WHERE table_name = 'transactions'"

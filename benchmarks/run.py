@@ -105,8 +105,9 @@ def main() -> None:
             ],
             capture_output=True,
             text=True,
-            check=True,
         )
+        if out.returncode != 0:
+            sys.exit(f"the measurement for {new:,} new rows failed:\n{out.stderr[-3000:]}")
         r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
         ratio = (r["new_rows"] / r["run_s"]) / (r["new_rows"] / r["bare_predict_s"])

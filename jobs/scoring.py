@@ -191,9 +191,10 @@ def _write_scores(
     try:
         con.execute(
             "INSERT INTO scores (transaction_id, model_name, model_version, role, score, "
-            "scored_at, run_id) SELECT transaction_id, ?, ?, ?, score, ?, ? FROM fw_new_scores "
-            "ON CONFLICT DO NOTHING",
-            [model.name, model.version, model.role, utcnow(), run_id],
+            "scored_at, run_id) SELECT n.transaction_id, ?, ?, ?, n.score, ?, ? "
+            "FROM fw_new_scores n ANTI JOIN (SELECT transaction_id FROM scores "
+            "WHERE model_name = ? AND model_version = ?) s USING (transaction_id)",
+            [model.name, model.version, model.role, utcnow(), run_id, model.name, model.version],
         )
     finally:
         con.unregister("fw_new_scores")

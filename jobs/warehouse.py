@@ -104,8 +104,28 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
+# v2: ``scores`` without its PRIMARY KEY. DuckDB keeps a key's index in memory, and the
+# scores table gains a row per transaction and model version forever (30 million scores
+# already outgrew a 2 GB memory limit). The key holds by construction instead: a batch
+# is taken from the transactions no champion has scored, in one transaction under the
+# warehouse's single-writer lock, and every insert skips ids the version already scored.
+SCHEMA_V2 = """
+CREATE TABLE scores_v2 (
+    transaction_id VARCHAR NOT NULL,
+    model_name     VARCHAR NOT NULL,
+    model_version  INTEGER NOT NULL,
+    role           VARCHAR NOT NULL,
+    score          DOUBLE NOT NULL,
+    scored_at      TIMESTAMP NOT NULL,
+    run_id         VARCHAR NOT NULL
+);
+INSERT INTO scores_v2 SELECT * FROM scores;
+DROP TABLE scores;
+ALTER TABLE scores_v2 RENAME TO scores;
+"""
+
 # Each entry brings the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [SCHEMA_V1]
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
