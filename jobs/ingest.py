@@ -40,6 +40,7 @@ import duckdb
 from jobs import logs
 from jobs.config import Config
 from jobs.errors import InputFileError
+from jobs.ingest_sql import boolean, num, numbered_rows, present, q, quarantine_insert, text, ts
 from jobs.runs import utcnow
 
 log = logs.get("ingest")
@@ -98,15 +99,6 @@ class IngestResult:
         }
 
 
-def q(name: str) -> str:
-    """Quote an identifier: a config value is data, never SQL."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -115,35 +107,11 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _reader(path: Path, delimiter: str) -> str:
-    p = lit(str(path))
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return f"read_parquet({p})"
-    if suffix == ".csv":
-        return f"read_csv({p}, all_varchar = true, header = true, delim = {lit(delimiter)})"
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return f"read_json({p}, format = 'newline_delimited')"
-    raise InputFileError(str(path), f"unsupported file type {suffix!r} (.parquet, .csv, .jsonl)")
-
-
-def _source(path: Path, delimiter: str) -> str:
-    """A subquery over the file with a 1-based ``__row`` number."""
-    reader = _reader(path, delimiter)
-    if path.suffix.lower() == ".parquet":  # the reader numbers rows itself, in parallel
-        reader = reader[:-1] + ", file_row_number = true)"
-        return (
-            f"(SELECT src.file_row_number + 1 AS __row, src.* EXCLUDE (file_row_number) "
-            f"FROM {reader} src)"
-        )
-    return f"(SELECT row_number() OVER () AS __row, src.* FROM {reader} src)"
-
-
 def _stage_raw(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> dict[str, str]:
     """Define temp view ``fw_raw`` over the file; return its columns' types (file name errors)."""
     con.execute("DROP VIEW IF EXISTS temp.fw_raw")
     try:
-        con.execute(f"CREATE TEMP VIEW fw_raw AS SELECT * FROM {_source(path, delimiter)}")
+        con.execute(f"CREATE TEMP VIEW fw_raw AS SELECT * FROM {numbered_rows(path, delimiter)}")
         rows = con.execute("DESCRIBE SELECT * FROM fw_raw").fetchall()
     except duckdb.Error as exc:
         raise InputFileError(str(path), f"cannot be read: {str(exc).splitlines()[0]}") from None
@@ -164,77 +132,9 @@ def _require(path: Path, have: list[str], mapping: dict[str, str]) -> None:
             )
 
 
-_NUMERIC = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-)
-
-
-def _text(col: str, types: dict[str, str]) -> str:
-    if types.get(col) == "VARCHAR!":  # typed (Parquet) strings are taken as they are
-        return f"nullif({q(col)}, '')"
-    if types.get(col) == "VARCHAR":
-        return f"nullif(trim({q(col)}), '')"
-    return f"nullif(trim(CAST({q(col)} AS VARCHAR)), '')"
-
-
-def _present(col: str, types: dict[str, str]) -> str:
-    """SQL that is true when the raw value is there (not null, not blank)."""
-    if types.get(col) == "VARCHAR!":
-        return f"nullif({q(col)}, '') IS NOT NULL"
-    if types.get(col) == "VARCHAR":
-        return f"nullif(trim({q(col)}), '') IS NOT NULL"
-    return f"{q(col)} IS NOT NULL"
-
-
-def _ts(col: str, types: dict[str, str]) -> str:
-    """As a naive UTC timestamp; typed columns are cast directly, text is parsed."""
-    kind = types.get(col, "")
-    if kind.startswith("TIMESTAMP WITH TIME ZONE"):
-        return f"timezone('UTC', {q(col)})"
-    if kind.startswith("TIMESTAMP") or kind == "DATE":
-        return f"CAST({q(col)} AS TIMESTAMP)"
-    return f"timezone('UTC', TRY_CAST(CAST({q(col)} AS VARCHAR) AS TIMESTAMPTZ))"
-
-
-def _num(col: str, types: dict[str, str]) -> str:
-    if types.get(col, "").startswith(_NUMERIC):
-        return f"CAST({q(col)} AS DOUBLE)"
-    return f"TRY_CAST(CAST({q(col)} AS VARCHAR) AS DOUBLE)"
-
-
-def _bool(col: str) -> str:
-    return (
-        f"CASE lower(trim(CAST({q(col)} AS VARCHAR))) WHEN 'true' THEN true WHEN 'false' "
-        f"THEN false WHEN '1' THEN true WHEN '0' THEN false WHEN 't' THEN true WHEN 'f' THEN false "
-        f"WHEN 'yes' THEN true WHEN 'no' THEN false END"
-    )
-
-
-def _quarantine_insert(path: Path, feed: str, cols: list[str]) -> str:
-    """Bad rows with their raw values as JSON (built only for the quarantined rows)."""
-    raw = "to_json(struct_pack(" + ", ".join(f"{q(c)} := r.{q(c)}" for c in cols) + "))"
-    return (
-        "INSERT INTO quarantine (source_file, source_row, feed, reason, field, detail, raw, "
-        f"quarantined_at) SELECT {lit(str(path))}, c.__row, {lit(feed)}, c.reason, c.field, "
-        f"c.detail, {raw}, ? FROM fw_checked c JOIN fw_raw r USING (__row) "
-        "WHERE c.reason IS NOT NULL"
-    )
-
-
-def _check_transactions(
-    con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, types: dict[str, str]
-) -> None:
+def _typed_transactions(cfg: Config, path: Path, types: dict[str, str]) -> tuple[str, str]:
+    """The file's rows typed and mapped (a SELECT over ``fw_raw``), and the CASE that names
+    a row's problem (NULL for a good row)."""
     s = cfg.settings.source
     m = s.columns
     mapping = {c: getattr(m, c) for c in REQUIRED}
@@ -244,13 +144,13 @@ def _check_transactions(
     _require(path, list(types), {**mapping, **extras})
     horizon = utcnow() + timedelta(hours=s.future_tolerance_hours)
     typed = [
-        f"{_text(m.transaction_id, types)} AS transaction_id",
-        f"{_ts(m.event_time, types)} AS event_time",
-        f"{_text(m.card_id, types)} AS card_id",
-        f"{_text(m.merchant_id, types)} AS merchant_id",
-        f"{_num(m.amount, types)} AS amount",
+        f"{text(m.transaction_id, types)} AS transaction_id",
+        f"{ts(m.event_time, types)} AS event_time",
+        f"{text(m.card_id, types)} AS card_id",
+        f"{text(m.merchant_id, types)} AS merchant_id",
+        f"{num(m.amount, types)} AS amount",
     ]
-    typed += [f"NOT ({_present(getattr(m, c), types)}) AS __miss_{c}" for c in REQUIRED]
+    typed += [f"NOT ({present(getattr(m, c), types)}) AS __miss_{c}" for c in REQUIRED]
     checks = [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in REQUIRED]
     checks += [
         "WHEN event_time IS NULL THEN 'bad_timestamp|event_time|not a timestamp'",
@@ -261,22 +161,51 @@ def _check_transactions(
         f"THEN 'future_timestamp|event_time|later than now + {s.future_tolerance_hours:g} h'",
     ]
     for name, src in s.numeric_columns.items():
-        typed.append(f"{_num(src, types)} AS {q(name)}")
-        typed.append(f"{_present(src, types)} AS {q('__has_' + name)}")
+        typed.append(f"{num(src, types)} AS {q(name)}")
+        typed.append(f"{present(src, types)} AS {q('__has_' + name)}")
         checks.append(
             f"WHEN {q('__has_' + name)} AND {q(name)} IS NULL THEN 'bad_value|{name}|not a number'"
         )
     for name, src in s.categorical_columns.items():
-        typed.append(f"{_text(src, types)} AS {q(name)}")
+        typed.append(f"{text(src, types)} AS {q(name)}")
     if m.label:
-        typed.append(f"{_bool(m.label)} AS label")
-        typed.append(f"{_present(m.label, types)} AS __has_label")
+        typed.append(f"{boolean(m.label)} AS label")
+        typed.append(f"{present(m.label, types)} AS __has_label")
         checks.append("WHEN __has_label AND label IS NULL THEN 'bad_label|label|not a boolean'")
+    return f"SELECT __row, {', '.join(typed)} FROM fw_raw", f"CASE {' '.join(checks)} END"
+
+
+def _clean_rows(con: duckdb.DuckDBPyConnection, typed: str, problem: str) -> int | None:
+    """The file's row count when every row is good (the common case), else None.
+
+    Two aggregate passes over the file and no temporary table: no row has a problem,
+    no id repeats in the file, and none is already in the warehouse (the range filter
+    lets DuckDB skip row groups whose ids are all outside the file's).
+    """
+    n, bad, distinct, lo, hi = con.execute(
+        f"SELECT count(*), count({problem}), count(DISTINCT transaction_id), "
+        f"min(transaction_id), max(transaction_id) FROM ({typed})"
+    ).fetchall()[0]
+    if bad or distinct != n:
+        return None
+    if n:
+        seen = con.execute(
+            "SELECT count(*) FROM transactions WHERE transaction_id BETWEEN ? AND ? "
+            f"AND transaction_id IN (SELECT transaction_id FROM ({typed}))",
+            [lo, hi],
+        ).fetchall()[0][0]
+        if seen:
+            return None
+    return int(n)
+
+
+def _check_transactions(con: duckdb.DuckDBPyConnection, typed: str, problem: str) -> None:
+    """Materialise ``fw_checked``: every row with its reason, field and detail (NULL if good)."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fw_checked AS
-        WITH typed AS (SELECT __row, {", ".join(typed)} FROM fw_raw),
-        checked AS (SELECT *, CASE {" ".join(checks)} END AS problem FROM typed),
+        WITH typed AS ({typed}),
+        checked AS (SELECT *, {problem} AS problem FROM typed),
         firsts AS (
             SELECT transaction_id, min(__row) AS first_row FROM checked
             WHERE problem IS NULL GROUP BY transaction_id
@@ -306,24 +235,24 @@ def _check_transactions(
     )
 
 
-def _load_transactions(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path) -> int:
+def _load_transactions(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, good: str) -> None:
+    """Insert the good rows (``good``: a FROM item yielding only them) and inline labels."""
     s = cfg.settings.source
     extras = [*s.numeric_columns, *s.categorical_columns]
     cols = ", ".join([*REQUIRED, *(q(e) for e in extras)])
     now = utcnow()
     con.execute(
         f"INSERT INTO transactions ({cols}, source_file, source_row, ingested_at) "
-        f"SELECT {cols}, ?, __row, ? FROM fw_checked WHERE reason IS NULL",
+        f"SELECT {cols}, ?, __row, ? FROM {good}",
         [str(path), now],
     )
     if s.columns.label:
         con.execute(
             "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
-            "ingested_at) SELECT transaction_id, label, event_time + to_days(?), ?, __row, ? "
-            "FROM fw_checked WHERE reason IS NULL AND label IS NOT NULL",
+            f"ingested_at) SELECT transaction_id, label, event_time + to_days(?), ?, __row, ? "
+            f"FROM {good} WHERE label IS NOT NULL",
             [s.label_delay_days, str(path), now],
         )
-    return int(con.execute("SELECT count(*) FROM fw_checked WHERE reason IS NULL").fetchall()[0][0])
 
 
 def _check_labels(
@@ -341,10 +270,10 @@ def _check_labels(
         f"""
         CREATE OR REPLACE TEMP TABLE fw_checked AS
         WITH typed AS (
-            SELECT __row, {_text(mapping["transaction_id"], types)} AS transaction_id,
-                   {_bool(mapping["is_fraud"])} AS is_fraud,
-                   {_ts(mapping["reported_at"], types)} AS reported_at,
-                   {", ".join(f"NOT ({_present(src, types)}) AS __miss_{c}" for c, src in mapping.items())}
+            SELECT __row, {text(mapping["transaction_id"], types)} AS transaction_id,
+                   {boolean(mapping["is_fraud"])} AS is_fraud,
+                   {ts(mapping["reported_at"], types)} AS reported_at,
+                   {", ".join(f"NOT ({present(src, types)}) AS __miss_{c}" for c, src in mapping.items())}
             FROM fw_raw),
         checked AS (SELECT *, CASE {" ".join(checks)} END AS problem FROM typed),
         dedup AS (
@@ -363,14 +292,13 @@ def _check_labels(
     )
 
 
-def _load_labels(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+def _load_labels(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     con.execute(
         "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
         "ingested_at) SELECT transaction_id, is_fraud, reported_at, ?, __row, ? "
         "FROM fw_checked WHERE reason IS NULL",
         [str(path), utcnow()],
     )
-    return int(con.execute("SELECT count(*) FROM fw_checked WHERE reason IS NULL").fetchall()[0][0])
 
 
 def recorded_path(cfg: Config, path: Path) -> str:
@@ -399,15 +327,30 @@ def ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: s
     try:
         types = _stage_raw(con, path, cfg.settings.source.csv_delimiter)
         cols = list(types)
+        clean = None
         if feed == "transactions":
-            _check_transactions(con, cfg, path, types)
-            loaded = _load_transactions(con, cfg, Path(name))
+            typed, problem = _typed_transactions(cfg, path, types)
+            clean = _clean_rows(con, typed, problem)
+            if clean is not None:  # nothing to quarantine: straight from the file
+                _load_transactions(con, cfg, Path(name), f"({typed}) good")
+            else:
+                _check_transactions(con, typed, problem)
+                good = "(SELECT * FROM fw_checked WHERE reason IS NULL) good"
+                _load_transactions(con, cfg, Path(name), good)
         else:
             _check_labels(con, cfg, path, types)
-            loaded = _load_labels(con, Path(name))
-        read = int(con.execute("SELECT count(*) FROM fw_checked").fetchall()[0][0])
+            _load_labels(con, Path(name))
+        if clean is not None:
+            read = loaded = clean
+        else:
+            read, loaded = (
+                int(v)
+                for v in con.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM fw_checked"
+                ).fetchall()[0]
+            )
         if read > loaded:  # raw values are read back from the file for the bad rows only
-            con.execute(_quarantine_insert(Path(name), feed, cols), [utcnow()])
+            con.execute(quarantine_insert(Path(name), feed, cols), [utcnow()])
         con.execute(
             "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [name, feed, size, digest, read, loaded, read - loaded, utcnow()],
