@@ -139,7 +139,7 @@ class Scoring(_Section):
 
 class Warehouse(_Section):
     # DuckDB's memory cap; past it, joins, sorts and windows spill to <warehouse>.duckdb.tmp/
-    memory_limit: str = "2GB"
+    memory_limit: str = "1.5GB"
     threads: Annotated[int, Field(ge=0)] = 0  # 0: one per core
 
     @field_validator("memory_limit")
