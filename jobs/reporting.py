@@ -245,11 +245,23 @@ def write_drift(
     return result, path
 
 
+def delivery_backlog(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Alerts a channel has not accepted yet (pending) or gave up on (failed), per channel."""
+    rows = con.execute(
+        "SELECT channel, count(*) FILTER (WHERE status = 'pending'), "
+        "count(*) FILTER (WHERE status = 'failed') FROM alerts GROUP BY channel ORDER BY channel"
+    ).fetchall()
+    pending = ", ".join(f"{c} {p}" for c, p, _ in rows if p) or "none"
+    failed = ", ".join(f"{c} {f}" for c, _, f in rows if f) or "none"
+    return {"alerts pending delivery": pending, "alerts failed": failed}
+
+
 def write_performance(
     con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, **kw: Any
 ) -> tuple[list[PerformanceResult], Path]:
     results, window = performance_report(con, cfg, reg, **kw)
-    meta = {"window": window.label(), "model": cfg.settings.model.name}
+    undelivered = delivery_backlog(con)
+    meta = {"window": window.label(), "model": cfg.settings.model.name, **undelivered}
     html = render_performance(results, title=f"Performance — {window.label()}", meta=meta)
     first = results[0]
     headline = {
@@ -261,6 +273,7 @@ def write_performance(
         if first.card_precision_at_k is None
         else f"{first.card_precision_at_k:.3f}",
         "window": window.label(),
+        **undelivered,
     }
     path = publish(
         cfg.reports_dir,

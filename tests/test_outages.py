@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
 import subprocess
@@ -12,12 +13,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
+from conftest import World
 from test_email import email_config, make_alerts, statuses
 from test_registry import booster_text, lineage
 from test_slack import SECRET_PATH, slack_config
 
 from jobs.alerting import send_pending
+from jobs.batch import run_batch
 from jobs.config import Config
 from registry import ArtifactIntegrityError, Registry, RegistryBusy
 
@@ -143,3 +147,41 @@ def test_an_artifact_digest_can_never_name_a_path_outside_the_store(
     reg = Registry(f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "artifacts")
     with pytest.raises(ArtifactIntegrityError, match="not a sha256 digest"):
         reg.artifacts.get(digest, what="fraud v1")
+
+
+def test_smtp_down_during_a_run_the_ledger_and_reports_show_what_is_pending(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FW_TEST_SMTP_USER", "u")
+    monkeypatch.setenv("FW_TEST_SMTP_PASSWORD", "p")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = world.cfg.path.read_text().replace('channels = ["file"]', 'channels = ["file", "email"]')
+    text += (
+        f'\n[alerts.email]\nhost = "127.0.0.1"\nport = {port}\nsender = "fw@example.com"\n'
+        'recipients = ["fraud@example.com"]\nusername_env = "FW_TEST_SMTP_USER"\n'
+        'password_env = "FW_TEST_SMTP_PASSWORD"\ntimeout_seconds = 2\n'
+    )
+    world.cfg.path.write_text(text)
+    from jobs.config import load_config
+
+    summary = run_batch(load_config(world.cfg.path), reports=True)
+    assert summary.status == "ok"
+    email = summary.counts["alerts"]["channels"]["email"]
+    assert email["sent"] == 0 and email["pending"] > 0
+    assert summary.counts["alerts"]["channels"]["file"]["sent"] == email["pending"]
+    with duckdb.connect(str(world.cfg.warehouse_path), read_only=True) as con:
+        pending = con.execute(
+            "SELECT count(*) FROM alerts WHERE channel = 'email' AND status = 'pending'"
+        ).fetchall()[0][0]
+        ledger = json.loads(
+            con.execute("SELECT counts FROM runs ORDER BY started_at DESC LIMIT 1").fetchall()[0][0]
+        )
+    assert pending == email["pending"]
+    assert ledger["alerts"]["channels"]["email"]["pending"] == pending
+    manifest = json.loads((world.cfg.reports_dir / "index.json").read_text())
+    perf = next(e for e in manifest["reports"] if e["kind"] == "performance")
+    assert perf["headline"]["alerts pending delivery"] == f"email {pending}"
+    page = (world.cfg.reports_dir / perf["path"]).read_text()
+    assert f"alerts pending delivery: <strong>email {pending}</strong>" in page
