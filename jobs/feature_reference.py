@@ -15,6 +15,7 @@ import pyarrow as pa
 from jobs.config import Config
 from jobs.features import (
     amount_exact,
+    extra_feature_columns,
     feature_spec,
     merchant_fraud_ctes,
     merchant_fraud_rates,
@@ -51,11 +52,7 @@ def reference_feature_sql(cfg: Config) -> str:
         f"count(*) OVER {_window('merchant_id', w)} AS merchant_tx_count_{w}d"
         for w in f.merchant_windows_days
     ]
-    extra = cfg.extra_columns()
-    extra_cols = [
-        f"x.{quote_ident(n)}::{'DOUBLE' if k == 'numeric' else 'VARCHAR'} AS {quote_ident(n)}"
-        for n, k in extra.items()
-    ]
+    extra_cols = extra_feature_columns(cfg)
     ordered = ", ".join(quote_ident(n) for n in spec.names if n != "amount")
     return f"""
 WITH everything AS (

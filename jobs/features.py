@@ -132,6 +132,14 @@ merchant_frauds AS (
 ),"""
 
 
+def extra_feature_columns(cfg: Config) -> list[str]:
+    """The config's extra columns from the target rows ``x``, typed as the model takes them."""
+    return [
+        f"x.{quote_ident(n)}::{'DOUBLE' if k == 'numeric' else 'VARCHAR'} AS {quote_ident(n)}"
+        for n, k in cfg.extra_columns().items()
+    ]
+
+
 def merchant_fraud_rates(f: Features) -> list[str]:
     return [
         f"coalesce(fr.frauds_{w}d, 0)::DOUBLE / m.merchant_tx_count_{w}d AS merchant_fraud_rate_{w}d"
@@ -199,10 +207,7 @@ def feature_sql(cfg: Config, lo: datetime | None, hi: datetime | None) -> str:
         for w in f.merchant_windows_days
     ]
     extra = cfg.extra_columns()
-    extra_cols = [
-        f"x.{quote_ident(n)}::{'DOUBLE' if k == 'numeric' else 'VARCHAR'} AS {quote_ident(n)}"
-        for n, k in extra.items()
-    ]
+    extra_cols = extra_feature_columns(cfg)
     spec = feature_spec(cfg)
     ordered = ", ".join(quote_ident(n) for n in spec.names if n != "amount")
     extra_select = "".join(f", t.{quote_ident(n)}" for n in extra)
