@@ -140,3 +140,16 @@ def test_run_json_cli(world: World) -> None:
     data = json.loads(result.output)
     assert data["status"] == "ok"
     assert set(data["counts"]) >= {"ingest", "score", "alerts"}
+
+
+def test_a_tampered_champion_is_refused_before_anything_is_scored(world: World) -> None:
+    reg = open_registry(world.cfg)
+    info = reg.get_version("fraud", world.champion)
+    path = reg.artifacts.path_for(info.artifact_sha256)
+    path.write_text(path.read_text().replace("num_leaves=", "num_leaves=9", 1))
+    result = CliRunner().invoke(cli, ["run", "--config", str(world.cfg.path), "--no-reports"])
+    assert result.exit_code == 1
+    assert "was changed" in result.output and "refusing to load it" in result.output
+    assert q(world, "SELECT count(*) FROM scores") == [(0,)]
+    assert q(world, "SELECT count(*) FROM alerts") == [(0,)]
+    assert q(world, "SELECT status FROM runs WHERE job = 'run'") == [("failed",)]
