@@ -19,8 +19,8 @@ from jobs.features import (
     feature_spec,
     merchant_fraud_ctes,
     merchant_fraud_rates,
-    night_expr,
     quote_ident,
+    time_of_day_columns,
 )
 
 
@@ -67,9 +67,7 @@ target AS (
 {merchant_fraud_ctes(f, "transactions")}
 features AS (
     SELECT x.transaction_id, x.event_time, x.card_id, x.merchant_id, x.amount,
-           hour(x.event_time)::DOUBLE AS hour,
-           {night_expr(f)}::INT::DOUBLE AS is_night,
-           (dayofweek(x.event_time) IN (0, 6))::INT::DOUBLE AS is_weekend,
+           {time_of_day_columns(f)},
            m.* EXCLUDE (transaction_id, prev_time),
            CASE WHEN m.prev_time >= x.event_time - INTERVAL {spec.history_days} DAY
                 THEN epoch(x.event_time) - epoch(m.prev_time) END AS card_seconds_since_prev,

@@ -90,6 +90,15 @@ def amount_exact() -> str:
     return "try_cast(amount AS DECIMAL(18, 4))"
 
 
+def time_of_day_columns(f: Features) -> str:
+    """hour, is_night and is_weekend of the target rows ``x``."""
+    return (
+        "hour(x.event_time)::DOUBLE AS hour, "
+        f"{night_expr(f)}::INT::DOUBLE AS is_night, "
+        "(dayofweek(x.event_time) IN (0, 6))::INT::DOUBLE AS is_weekend"
+    )
+
+
 def night_expr(f: Features) -> str:
     start, end = int(f.night_start_hour), int(f.night_end_hour)
     if start > end:
@@ -280,9 +289,7 @@ merchant_feats AS (
 {merchant_fraud_ctes(f, "merchant_hist")}
 features AS (
     SELECT x.transaction_id, x.event_time, x.card_id, x.merchant_id, x.amount,
-           hour(x.event_time)::DOUBLE AS hour,
-           {night_expr(f)}::INT::DOUBLE AS is_night,
-           (dayofweek(x.event_time) IN (0, 6))::INT::DOUBLE AS is_weekend,
+           {time_of_day_columns(f)},
            {", ".join(card_out)},
            m.* EXCLUDE (transaction_id),
            {", ".join([*merchant_fraud_rates(f), *extra_cols])}
