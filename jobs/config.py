@@ -140,14 +140,33 @@ class Scoring(_Section):
 class Warehouse(_Section):
     # DuckDB's memory cap; past it, joins, sorts and windows spill to <warehouse>.duckdb.tmp/
     memory_limit: str = "1.5GB"
+    # ingest streams landing files into the warehouse: a smaller cap keeps it lean
+    ingest_memory_limit: str = "256MB"
     threads: Annotated[int, Field(ge=0)] = 0  # 0: one per core
 
-    @field_validator("memory_limit")
+    @field_validator("memory_limit", "ingest_memory_limit")
     @classmethod
     def _size(cls, v: str) -> str:
-        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", v.strip()):
+        if not re.fullmatch(_SIZE, v.strip()):
             raise ValueError("a size such as '2GB' or '512MiB'")
         return v.strip()
+
+    def ingest_limit(self) -> str:
+        """The cap for ingest: ``ingest_memory_limit``, unless ``memory_limit`` is smaller."""
+        return min(self.memory_limit, self.ingest_memory_limit, key=size_bytes)
+
+
+_SIZE = r"(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)"
+_UNITS = {"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 2**10, "MiB": 2**20}
+_UNITS |= {"GiB": 2**30, "TiB": 2**40}
+
+
+def size_bytes(size: str) -> float:
+    """'1.5GB' -> 1.5e9 (DuckDB's units: KB = 1000 bytes, KiB = 1024)."""
+    match = re.fullmatch(_SIZE, size.strip())
+    if match is None:
+        raise ValueError(f"not a size: {size!r}")
+    return float(match[1]) * _UNITS[match[2]]
 
 
 class Email(_Section):

@@ -15,6 +15,15 @@ order:
 4. good rows, quarantined rows and the ledger row are written in ONE
    transaction.
 
+Clean files (no bad row, no id seen before: the common case) go in groups of
+up to ``GROUP_FILES`` files and ``GROUP_BYTES``: checked by two aggregate
+passes, then inserted by one statement (Parquet files of one schema by one
+scan, so both cores work and row groups come out full) in one transaction with
+their ledger rows. A group with any bad row falls back to file by file. Either
+way a file is whole or absent, and a file that cannot be read stops the ingest
+with the files before it committed. Ingest runs under
+``[warehouse] ingest_memory_limit``.
+
 Reason codes: ``missing_field``, ``bad_timestamp``, ``bad_amount``,
 ``non_finite_amount``, ``negative_amount``, ``future_timestamp``,
 ``bad_value`` (an extra numeric column), ``bad_label``, ``duplicate_in_file``,
@@ -30,8 +39,9 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +50,22 @@ import duckdb
 from jobs import logs
 from jobs.config import Config
 from jobs.errors import InputFileError
-from jobs.ingest_sql import boolean, num, numbered_rows, present, q, quarantine_insert, text, ts
+from jobs.ingest_checks import (
+    REQUIRED,
+    check_labels,
+    check_transactions,
+    clean_group,
+    stage_raw,
+    typed_transactions,
+)
+from jobs.ingest_sql import lit, parquet_rows, q, quarantine_insert
 from jobs.runs import utcnow
 
 log = logs.get("ingest")
 
-REQUIRED = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
+# clean transactions files are checked and inserted together, up to this many and this size
+GROUP_FILES = 16
+GROUP_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -107,189 +127,28 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _stage_raw(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> dict[str, str]:
-    """Define temp view ``fw_raw`` over the file; return its columns' types (file name errors)."""
-    con.execute("DROP VIEW IF EXISTS temp.fw_raw")
-    try:
-        con.execute(f"CREATE TEMP VIEW fw_raw AS SELECT * FROM {numbered_rows(path, delimiter)}")
-        rows = con.execute("DESCRIBE SELECT * FROM fw_raw").fetchall()
-    except duckdb.Error as exc:
-        raise InputFileError(str(path), f"cannot be read: {str(exc).splitlines()[0]}") from None
-    kinds = {str(r[0]): str(r[1]) for r in rows if r[0] != "__row"}
-    if path.suffix.lower() == ".parquet":
-        kinds = {k: ("VARCHAR!" if v == "VARCHAR" else v) for k, v in kinds.items()}
-    return kinds
-
-
-def _require(path: Path, have: list[str], mapping: dict[str, str]) -> None:
-    for canonical, source in mapping.items():
-        if source not in have:
-            raise InputFileError(
-                str(path),
-                f"missing (mapped to {canonical!r} by the config; the file has: "
-                f"{', '.join(have) or 'no columns'})",
-                column=source,
-            )
-
-
-def _typed_transactions(cfg: Config, path: Path, types: dict[str, str]) -> tuple[str, str]:
-    """The file's rows typed and mapped (a SELECT over ``fw_raw``), and the CASE that names
-    a row's problem (NULL for a good row)."""
-    s = cfg.settings.source
-    m = s.columns
-    mapping = {c: getattr(m, c) for c in REQUIRED}
-    if m.label:
-        mapping["label"] = m.label
-    extras = {**s.numeric_columns, **s.categorical_columns}
-    _require(path, list(types), {**mapping, **extras})
-    horizon = utcnow() + timedelta(hours=s.future_tolerance_hours)
-    typed = [
-        f"{text(m.transaction_id, types)} AS transaction_id",
-        f"{ts(m.event_time, types)} AS event_time",
-        f"{text(m.card_id, types)} AS card_id",
-        f"{text(m.merchant_id, types)} AS merchant_id",
-        f"{num(m.amount, types)} AS amount",
-    ]
-    typed += [f"NOT ({present(getattr(m, c), types)}) AS __miss_{c}" for c in REQUIRED]
-    checks = [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in REQUIRED]
-    checks += [
-        "WHEN event_time IS NULL THEN 'bad_timestamp|event_time|not a timestamp'",
-        "WHEN amount IS NULL THEN 'bad_amount|amount|not a number'",
-        "WHEN isnan(amount) OR isinf(amount) THEN 'non_finite_amount|amount|'",
-        "WHEN amount < 0 THEN 'negative_amount|amount|'",
-        f"WHEN event_time > TIMESTAMP '{horizon:%Y-%m-%d %H:%M:%S}' "
-        f"THEN 'future_timestamp|event_time|later than now + {s.future_tolerance_hours:g} h'",
-    ]
-    for name, src in s.numeric_columns.items():
-        typed.append(f"{num(src, types)} AS {q(name)}")
-        typed.append(f"{present(src, types)} AS {q('__has_' + name)}")
-        checks.append(
-            f"WHEN {q('__has_' + name)} AND {q(name)} IS NULL THEN 'bad_value|{name}|not a number'"
-        )
-    for name, src in s.categorical_columns.items():
-        typed.append(f"{text(src, types)} AS {q(name)}")
-    if m.label:
-        typed.append(f"{boolean(m.label)} AS label")
-        typed.append(f"{present(m.label, types)} AS __has_label")
-        checks.append("WHEN __has_label AND label IS NULL THEN 'bad_label|label|not a boolean'")
-    return f"SELECT __row, {', '.join(typed)} FROM fw_raw", f"CASE {' '.join(checks)} END"
-
-
-def _clean_rows(con: duckdb.DuckDBPyConnection, typed: str, problem: str) -> int | None:
-    """The file's row count when every row is good (the common case), else None.
-
-    Two aggregate passes over the file and no temporary table: no row has a problem,
-    no id repeats in the file, and none is already in the warehouse (the range filter
-    lets DuckDB skip row groups whose ids are all outside the file's).
-    """
-    n, bad, distinct, lo, hi = con.execute(
-        f"SELECT count(*), count({problem}), count(DISTINCT transaction_id), "
-        f"min(transaction_id), max(transaction_id) FROM ({typed})"
-    ).fetchall()[0]
-    if bad or distinct != n:
-        return None
-    if n:
-        seen = con.execute(
-            "SELECT count(*) FROM transactions WHERE transaction_id BETWEEN ? AND ? "
-            f"AND transaction_id IN (SELECT transaction_id FROM ({typed}))",
-            [lo, hi],
-        ).fetchall()[0][0]
-        if seen:
-            return None
-    return int(n)
-
-
-def _check_transactions(con: duckdb.DuckDBPyConnection, typed: str, problem: str) -> None:
-    """Materialise ``fw_checked``: every row with its reason, field and detail (NULL if good)."""
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE fw_checked AS
-        WITH typed AS ({typed}),
-        checked AS (SELECT *, {problem} AS problem FROM typed),
-        firsts AS (
-            SELECT transaction_id, min(__row) AS first_row FROM checked
-            WHERE problem IS NULL GROUP BY transaction_id
-        ),
-        bounds AS (SELECT min(transaction_id) AS lo, max(transaction_id) AS hi FROM firsts),
-        seen AS (
-            -- ids already in the warehouse: the hash table is built on this file's ids, and the
-            -- range filter lets DuckDB skip row groups whose ids are all outside it (zonemaps)
-            SELECT DISTINCT t.transaction_id FROM transactions t SEMI JOIN firsts USING (transaction_id)
-            WHERE t.transaction_id BETWEEN (SELECT lo FROM bounds) AND (SELECT hi FROM bounds)
-        ),
-        known AS (
-            SELECT c.*, CASE
-                WHEN c.problem IS NOT NULL THEN c.problem
-                WHEN f.first_row <> c.__row THEN 'duplicate_in_file|transaction_id|'
-                WHEN s.transaction_id IS NOT NULL THEN 'duplicate_in_warehouse|transaction_id|'
-            END AS why
-            FROM checked c
-            LEFT JOIN firsts f ON f.transaction_id = c.transaction_id
-            LEFT JOIN seen s ON s.transaction_id = c.transaction_id
-        )
-        SELECT * EXCLUDE (why), nullif(split_part(why, '|', 1), '') AS reason,
-               nullif(split_part(why, '|', 2), '') AS field,
-               nullif(split_part(why, '|', 3), '') AS detail
-        FROM known
-        """
-    )
-
-
-def _load_transactions(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, good: str) -> None:
-    """Insert the good rows (``good``: a FROM item yielding only them) and inline labels."""
+def _load_transactions(
+    con: duckdb.DuckDBPyConnection, cfg: Config, rows: str, names: list[str]
+) -> None:
+    """Insert good rows and their inline labels, one statement each: ``rows`` yields only
+    good rows, each with ``__file``, its file's index in ``names`` (as recorded)."""
     s = cfg.settings.source
     extras = [*s.numeric_columns, *s.categorical_columns]
     cols = ", ".join([*REQUIRED, *(q(e) for e in extras)])
+    source = "[" + ", ".join(lit(n) for n in names) + "][__file + 1]"
     now = utcnow()
     con.execute(
         f"INSERT INTO transactions ({cols}, source_file, source_row, ingested_at) "
-        f"SELECT {cols}, ?, __row, ? FROM {good}",
-        [str(path), now],
+        f"SELECT {cols}, {source}, __row, ? FROM ({rows})",
+        [now],
     )
     if s.columns.label:
         con.execute(
             "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
-            f"ingested_at) SELECT transaction_id, label, event_time + to_days(?), ?, __row, ? "
-            f"FROM {good} WHERE label IS NOT NULL",
-            [s.label_delay_days, str(path), now],
+            f"ingested_at) SELECT transaction_id, label, event_time + to_days(?), {source}, "
+            f"__row, ? FROM ({rows}) WHERE label IS NOT NULL",
+            [s.label_delay_days, now],
         )
-
-
-def _check_labels(
-    con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, types: dict[str, str]
-) -> None:
-    lc = cfg.settings.source.label_columns
-    mapping = {k: lc.get(k, k) for k in ("transaction_id", "is_fraud", "reported_at")}  # type: ignore[call-overload]
-    _require(path, list(types), mapping)
-    checks = [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in mapping]
-    checks += [
-        "WHEN reported_at IS NULL THEN 'bad_timestamp|reported_at|not a timestamp'",
-        "WHEN is_fraud IS NULL THEN 'bad_label|is_fraud|not a boolean'",
-    ]
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE fw_checked AS
-        WITH typed AS (
-            SELECT __row, {text(mapping["transaction_id"], types)} AS transaction_id,
-                   {boolean(mapping["is_fraud"])} AS is_fraud,
-                   {ts(mapping["reported_at"], types)} AS reported_at,
-                   {", ".join(f"NOT ({present(src, types)}) AS __miss_{c}" for c, src in mapping.items())}
-            FROM fw_raw),
-        checked AS (SELECT *, CASE {" ".join(checks)} END AS problem FROM typed),
-        dedup AS (
-            SELECT c.*, CASE WHEN c.problem IS NULL AND (row_number() OVER
-                (PARTITION BY c.transaction_id, c.is_fraud, c.problem IS NULL ORDER BY c.__row) > 1
-                OR l.transaction_id IS NOT NULL)
-                THEN 'duplicate_label|transaction_id|' END AS dup
-            FROM checked c LEFT JOIN (SELECT DISTINCT transaction_id, is_fraud FROM labels) l
-              ON l.transaction_id = c.transaction_id AND l.is_fraud = c.is_fraud
-        )
-        SELECT *, nullif(split_part(coalesce(problem, dup), '|', 1), '') AS reason,
-               nullif(split_part(coalesce(problem, dup), '|', 2), '') AS field,
-               nullif(split_part(coalesce(problem, dup), '|', 3), '') AS detail
-        FROM dedup
-        """
-    )
 
 
 def _load_labels(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -310,67 +169,233 @@ def recorded_path(cfg: Config, path: Path) -> str:
         return str(path.resolve())
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: str) -> FileResult:
-    """Ingest one file in one transaction; return what happened (ingested, skipped, changed)."""
+@dataclass(frozen=True)
+class _Landing:
+    """A landing file not yet in the ledger."""
+
+    path: Path
+    name: str  # as recorded
+    size: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A transactions file behind its temp view, typed and checked in SQL (nothing written)."""
+
+    landing: _Landing
+    view: str
+    types: dict[str, str]  # the file's own columns and their types
+    typed: str  # SELECT of the typed rows
+    problem: str  # CASE naming a row's problem, NULL for a good row
+
+
+def _landing(
+    con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: str
+) -> _Landing | FileResult:
+    """The file to ingest, or the ledger's verdict on it: skipped (same content) or changed."""
     name = recorded_path(cfg, path)
     size = path.stat().st_size
     digest = sha256_of(path)
     known = con.execute(
         "SELECT sha256 FROM ingested_files WHERE path = ? AND feed = ?", [name, feed]
     ).fetchall()
-    if known:
-        if known[0][0] == digest:
-            return FileResult(name, feed, "skipped")
-        logs.event(log, "landing file changed after ingestion; not ingested again", 30, path=name)
-        return FileResult(name, feed, "changed")
+    if not known:
+        return _Landing(path, name, size, digest)
+    if known[0][0] == digest:
+        return FileResult(name, feed, "skipped")
+    logs.event(log, "landing file changed after ingestion; not ingested again", 30, path=name)
+    return FileResult(name, feed, "changed")
+
+
+@contextmanager
+def _memory_limit(con: duckdb.DuckDBPyConnection, cfg: Config) -> Iterator[None]:
+    """DuckDB's memory cap at ``[warehouse] ingest_memory_limit`` for the block, then back
+    at ``memory_limit``. Ingest streams: past the cap DuckDB spills to disk instead of
+    caching, so its memory stays flat however much is landed (``benchmarks/ingest.py``)."""
+    w = cfg.settings.warehouse
+    con.execute(f"SET memory_limit = {lit(w.ingest_limit())}")  # validated by config
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = {lit(w.memory_limit)}")
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("BEGIN TRANSACTION")
     try:
-        types = _stage_raw(con, path, cfg.settings.source.csv_delimiter)
-        cols = list(types)
-        clean = None
-        if feed == "transactions":
-            typed, problem = _typed_transactions(cfg, path, types)
-            clean = _clean_rows(con, typed, problem)
-            if clean is not None:  # nothing to quarantine: straight from the file
-                _load_transactions(con, cfg, Path(name), f"({typed}) good")
-            else:
-                _check_transactions(con, typed, problem)
-                good = "(SELECT * FROM fw_checked WHERE reason IS NULL) good"
-                _load_transactions(con, cfg, Path(name), good)
-        else:
-            _check_labels(con, cfg, path, types)
-            _load_labels(con, Path(name))
-        if clean is not None:
-            read = loaded = clean
-        else:
-            read, loaded = (
-                int(v)
-                for v in con.execute(
-                    "SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM fw_checked"
-                ).fetchall()[0]
-            )
-        if read > loaded:  # raw values are read back from the file for the bad rows only
-            con.execute(quarantine_insert(Path(name), feed, cols), [utcnow()])
-        con.execute(
-            "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [name, feed, size, digest, read, loaded, read - loaded, utcnow()],
-        )
+        yield
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection, f: _Landing, feed: str, read: int, loaded: int
+) -> FileResult:
+    con.execute(
+        "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [f.name, feed, f.size, f.digest, read, loaded, read - loaded, utcnow()],
+    )
+    return FileResult(f.name, feed, "ingested", read, loaded, read - loaded)
+
+
+def _stage(con: duckdb.DuckDBPyConnection, cfg: Config, f: _Landing, view: str) -> _Staged:
+    types = stage_raw(con, f.path, cfg.settings.source.csv_delimiter, view)
+    typed, problem = typed_transactions(cfg, f.path, types, view)
+    return _Staged(f, view, types, typed, problem)
+
+
+def _group_rows(con: duckdb.DuckDBPyConnection, cfg: Config, group: list[_Staged]) -> str:
+    """Every row of the group, typed, with ``__file`` (the file's index) and ``__problem``.
+
+    Parquet files of one schema are read by one scan over all of them; other files
+    each by their own, in a UNION ALL."""
+    first = group[0]
+    same_parquet = all(
+        s.landing.path.suffix.lower() == ".parquet" and s.types == first.types for s in group
+    )
+    if len(group) > 1 and same_parquet:
+        paths = [s.landing.path for s in group]
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW fw_raw_group AS SELECT * FROM "
+            f"{parquet_rows(paths, '__fw_file')}"
+        )
+        typed, problem = typed_transactions(
+            cfg, first.landing.path, first.types, "fw_raw_group", keep="__fw_file"
+        )
+        index = " ".join(f"WHEN {lit(str(p))} THEN {i}" for i, p in enumerate(paths))
+        return (
+            f"SELECT *, CASE __fw_file {index} END AS __file, {problem} AS __problem FROM ({typed})"
+        )
+    return " UNION ALL ".join(
+        f"SELECT *, {i} AS __file, {s.problem} AS __problem FROM ({s.typed})"
+        for i, s in enumerate(group)
+    )
+
+
+def _load_clean(
+    con: duckdb.DuckDBPyConnection, cfg: Config, group: list[_Staged]
+) -> list[FileResult] | None:
+    """Insert the files in ONE transaction when every row of every one is good (the common
+    case): one statement over all of them, so both cores work. None, with nothing written,
+    when a row of any has a problem or a file cannot be read to the end."""
+    try:
+        rows = _group_rows(con, cfg, group)
+        counts = clean_group(con, rows, len(group))
+    except duckdb.Error:  # e.g. a CSV broken half-way: the file-by-file path names it
+        return None
+    if counts is None:
+        return None
+    with _transaction(con):
+        _load_transactions(con, cfg, rows, [s.landing.name for s in group])
+        results = [
+            _record(con, s.landing, "transactions", n, n)
+            for s, n in zip(group, counts, strict=True)
+        ]
+    return results
+
+
+def _load_checked(con: duckdb.DuckDBPyConnection, cfg: Config, s: _Staged) -> FileResult:
+    """One file with bad rows: good rows loaded, bad ones quarantined, in one transaction."""
+    try:
+        with _transaction(con):
+            check_transactions(con, s.typed, s.problem)
+            good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
+            _load_transactions(con, cfg, good, [s.landing.name])
+            return _quarantine_and_record(con, s.landing, "transactions", list(s.types), s.view)
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.fw_checked")
+
+
+def _quarantine_and_record(
+    con: duckdb.DuckDBPyConnection, f: _Landing, feed: str, cols: list[str], view: str
+) -> FileResult:
+    read, loaded = (
+        int(v)
+        for v in con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM fw_checked"
+        ).fetchall()[0]
+    )
+    if read > loaded:  # raw values are read back from the file for the bad rows only
+        con.execute(quarantine_insert(Path(f.name), feed, cols, view), [utcnow()])
+    return _record(con, f, feed, read, loaded)
+
+
+def _ingest_transactions(
+    con: duckdb.DuckDBPyConnection, cfg: Config, group: list[_Staged]
+) -> list[FileResult]:
+    """The staged files, in order: together when all clean, else one by one."""
+    try:
+        done = _load_clean(con, cfg, group)
+        if done is None:
+            done = [_load_checked(con, cfg, s) for s in group]
+    finally:
+        for view in ["fw_raw_group", *(s.view for s in group)]:
+            con.execute(f"DROP VIEW IF EXISTS temp.{q(view)}")
+    for res in done:
+        logs.event(log, "file ingested", **res.__dict__)
+    return done
+
+
+def _ingest_labels(con: duckdb.DuckDBPyConnection, cfg: Config, f: _Landing) -> FileResult:
+    try:
+        types = stage_raw(con, f.path, cfg.settings.source.csv_delimiter, "fw_raw")
+        with _transaction(con):
+            check_labels(con, cfg, f.path, types)
+            _load_labels(con, Path(f.name))
+            res = _quarantine_and_record(con, f, "labels", list(types), "fw_raw")
     finally:
         con.execute("DROP VIEW IF EXISTS temp.fw_raw")
         con.execute("DROP TABLE IF EXISTS temp.fw_checked")
-    result = FileResult(name, feed, "ingested", read, loaded, read - loaded)
-    logs.event(log, "file ingested", **result.__dict__)
-    return result
+    logs.event(log, "file ingested", **res.__dict__)
+    return res
+
+
+def ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: str) -> FileResult:
+    """Ingest one file in one transaction; return what happened (ingested, skipped, changed)."""
+    got = _landing(con, cfg, path, feed)
+    if isinstance(got, FileResult):
+        return got
+    if feed == "labels":
+        return _ingest_labels(con, cfg, got)
+    return _ingest_transactions(con, cfg, [_stage(con, cfg, got, "fw_raw")])[0]
 
 
 def landing_files(pattern: str | None) -> list[Path]:
     if not pattern:
         return []
     return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+
+
+def _groups(
+    con: duckdb.DuckDBPyConnection, cfg: Config, files: list[Path], result: IngestResult, bar: Any
+) -> Iterator[list[_Staged]]:
+    """The new transactions files, staged, in groups of up to ``GROUP_FILES`` files and
+    ``GROUP_BYTES`` (a bigger file is a group of its own). Files the ledger knows are
+    recorded as skipped or changed on the way. A file that cannot be staged ends the
+    groups: the ones before it are yielded first, then its error is raised."""
+    group: list[_Staged] = []
+    for path in files:
+        got = _landing(con, cfg, path, "transactions")
+        if isinstance(got, FileResult):
+            result.files.append(got)
+            bar.update(1)
+            continue
+        size = sum(s.landing.size for s in group)
+        if group and (len(group) >= GROUP_FILES or size + got.size > GROUP_BYTES):
+            yield group
+            group = []
+        try:
+            group.append(_stage(con, cfg, got, f"fw_raw_{len(group)}"))
+        except InputFileError:
+            if group:
+                yield group
+            raise
+    if group:
+        yield group
 
 
 def ingest(cfg: Config, con: duckdb.DuckDBPyConnection) -> IngestResult:
@@ -380,24 +405,27 @@ def ingest(cfg: Config, con: duckdb.DuckDBPyConnection) -> IngestResult:
     :class:`InputFileError`; the files before it stay committed.
     """
     result = IngestResult()
-    feeds = [("transactions", landing_files(cfg.transactions_glob))]
-    feeds.append(("labels", landing_files(cfg.labels_glob)))
-    total = sum(len(files) for _, files in feeds)
-    with logs.progress("ingest", total) as bar:
-        for feed, files in feeds:
-            for path in files:
-                try:
-                    res = ingest_file(con, cfg, path, feed)
-                except InputFileError as exc:
-                    done = result.files_ingested
-                    raise InputFileError(
-                        exc.path,
-                        str(exc).split(": ", 1)[1]
-                        + f" — nothing of it was written; {done} file(s) before it were ingested",
-                        column=None,
-                    ) from None
-                result.files.append(res)
+    transactions = landing_files(cfg.transactions_glob)
+    labels = landing_files(cfg.labels_glob)
+    with _memory_limit(con, cfg), logs.progress("ingest", len(transactions) + len(labels)) as bar:
+        try:
+            for group in _groups(con, cfg, transactions, result, bar):
+                for res in _ingest_transactions(con, cfg, group):
+                    result.files.append(res)
+                    bar.update(1)
+            for path in labels:
+                result.files.append(ingest_file(con, cfg, path, "labels"))
                 bar.update(1)
+            if result.files_ingested:  # fold what was written into the file, within the cap
+                con.execute("CHECKPOINT")
+        except InputFileError as exc:
+            done = result.files_ingested
+            raise InputFileError(
+                exc.path,
+                str(exc).split(": ", 1)[1]
+                + f" — nothing of it was written; {done} file(s) before it were ingested",
+                column=None,
+            ) from None
     if result.files_ingested:
         rows = con.execute(
             "SELECT reason, count(*) FROM quarantine WHERE source_file IN "

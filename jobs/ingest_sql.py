@@ -45,6 +45,17 @@ def numbered_rows(path: Path, delimiter: str) -> str:
     return f"(SELECT row_number() OVER () AS __row, src.* FROM {reader} src)"
 
 
+def parquet_rows(paths: list[Path], file_col: str) -> str:
+    """A subquery over several Parquet files of one schema, read by ONE scan (both cores,
+    full row groups), with each row's 1-based ``__row`` in its file and the file's path
+    as given in ``file_col``."""
+    files = "[" + ", ".join(lit(str(p)) for p in paths) + "]"
+    return (
+        f"(SELECT src.file_row_number + 1 AS __row, src.* EXCLUDE (file_row_number) "
+        f"FROM read_parquet({files}, file_row_number = true, filename = {lit(file_col)}) src)"
+    )
+
+
 _NUMERIC = (
     "TINYINT",
     "SMALLINT",
@@ -102,12 +113,12 @@ def boolean(col: str) -> str:
     )
 
 
-def quarantine_insert(path: Path, feed: str, cols: list[str]) -> str:
+def quarantine_insert(path: Path, feed: str, cols: list[str], view: str = "fw_raw") -> str:
     """Bad rows with their raw values as JSON (built only for the quarantined rows)."""
     raw = "to_json(struct_pack(" + ", ".join(f"{q(c)} := r.{q(c)}" for c in cols) + "))"
     return (
         "INSERT INTO quarantine (source_file, source_row, feed, reason, field, detail, raw, "
         f"quarantined_at) SELECT {lit(str(path))}, c.__row, {lit(feed)}, c.reason, c.field, "
-        f"c.detail, {raw}, ? FROM fw_checked c JOIN fw_raw r USING (__row) "
+        f"c.detail, {raw}, ? FROM fw_checked c JOIN {q(view)} r USING (__row) "
         "WHERE c.reason IS NOT NULL"
     )

@@ -174,6 +174,49 @@ def test_running_twice_changes_nothing_and_changed_files_are_reported(
     assert ledger == [("landing/a.csv", "transactions", 1, 1)]
 
 
+def test_many_files_keep_their_own_ledger_rows_and_cross_file_duplicates_are_caught(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    # clean files are checked and inserted together; each still has its own rows and ledger
+    cfg = write_config(RENAMED)
+    for day in (1, 2, 3):
+        _csv(
+            tmp_path / "landing" / f"d{day}.csv",
+            [f"t{day}-{i},2026-03-0{day} 10:0{i}:00,c{i},m1,{i + 1},0,1,pos" for i in range(3)],
+        )
+    first = _ingest(cfg)
+    assert (first.files_ingested, first.rows_loaded, first.rows_quarantined) == (3, 9, 0)
+    # two new files sharing an id: the second file's copy is the duplicate
+    _csv(tmp_path / "landing" / "d4.csv", ["t4-0,2026-03-04 10:00:00,c1,m1,5,0,1,pos"])
+    _csv(
+        tmp_path / "landing" / "d5.csv",
+        ["t5-0,2026-03-05 10:00:00,c1,m1,6,0,1,pos", "t4-0,2026-03-05 11:00:00,c2,m1,7,0,1,pos"],
+    )
+    second = _ingest(cfg)
+    assert (second.files_ingested, second.rows_loaded, second.rows_quarantined) == (2, 2, 1)
+    with warehouse(cfg.warehouse_path) as con:
+        assert _rows(
+            con,
+            "SELECT path, rows_read, rows_loaded, rows_quarantined FROM ingested_files ORDER BY 1",
+        ) == [
+            ("landing/d1.csv", 3, 3, 0),
+            ("landing/d2.csv", 3, 3, 0),
+            ("landing/d3.csv", 3, 3, 0),
+            ("landing/d4.csv", 1, 1, 0),
+            ("landing/d5.csv", 2, 1, 1),
+        ]
+        assert _rows(
+            con, "SELECT source_file, source_row FROM transactions WHERE transaction_id = 't2-1'"
+        ) == [("landing/d2.csv", 2)]
+        assert _rows(con, "SELECT amount FROM transactions WHERE transaction_id = 't4-0'") == [
+            (5.0,)
+        ]
+        assert _rows(con, "SELECT source_file, source_row, reason FROM quarantine") == [
+            ("landing/d5.csv", 2, "duplicate_in_warehouse")
+        ]
+        assert _rows(con, "SELECT count(*) FROM labels") == [(11,)]
+
+
 def test_file_missing_a_mapped_column_fails_and_writes_nothing(
     tmp_path: Path, write_config: Callable[..., Config]
 ) -> None:
@@ -247,6 +290,57 @@ distance_km = "distance_km"
         "duplicate_label": 1,
         "bad_label": 1,
     }
+
+
+def test_parquet_files_read_together_keep_their_file_and_row(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    # clean Parquet files of one schema are read by one scan: each row keeps its file and row
+    cfg = write_config(
+        extra="",
+        text='data_dir = "var"\n[source]\ntransactions = "landing/*.parquet"\n',
+    )
+    (tmp_path / "landing").mkdir()
+
+    def write(name: str, ids: list[str], hour: int) -> None:
+        pl.DataFrame(
+            {
+                "transaction_id": ids,
+                "event_time": [datetime(2026, 3, 1, hour, i) for i in range(len(ids))],
+                "card_id": ["c1"] * len(ids),
+                "merchant_id": ["m1"] * len(ids),
+                "amount": [float(i + 1) for i in range(len(ids))],
+            }
+        ).write_parquet(tmp_path / "landing" / name)
+
+    write("a.parquet", ["a1", "a2", "a3"], 8)
+    write("b.parquet", ["b1", "b2"], 9)
+    assert _ingest(cfg).rows_loaded == 5
+    write("c.parquet", ["c1", "a2"], 10)  # a2 is already in the warehouse
+    write("d.parquet", ["d1"], 11)
+    second = _ingest(cfg)
+    assert (second.rows_loaded, second.quarantined_by_reason) == (2, {"duplicate_in_warehouse": 1})
+    with warehouse(cfg.warehouse_path) as con:
+        assert _rows(
+            con, "SELECT transaction_id, source_file, source_row FROM transactions ORDER BY 1"
+        ) == [
+            ("a1", "landing/a.parquet", 1),
+            ("a2", "landing/a.parquet", 2),
+            ("a3", "landing/a.parquet", 3),
+            ("b1", "landing/b.parquet", 1),
+            ("b2", "landing/b.parquet", 2),
+            ("c1", "landing/c.parquet", 1),
+            ("d1", "landing/d.parquet", 1),
+        ]
+        assert _rows(con, "SELECT source_file, source_row, reason FROM quarantine") == [
+            ("landing/c.parquet", 2, "duplicate_in_warehouse")
+        ]
+        assert _rows(con, "SELECT path, rows_read, rows_loaded FROM ingested_files ORDER BY 1") == [
+            ("landing/a.parquet", 3, 3),
+            ("landing/b.parquet", 2, 2),
+            ("landing/c.parquet", 2, 1),
+            ("landing/d.parquet", 1, 1),
+        ]
 
 
 def test_locked_warehouse_fails_fast_and_changes_nothing(
