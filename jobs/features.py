@@ -156,12 +156,38 @@ def merchant_fraud_rates(f: Features) -> list[str]:
     ]
 
 
-def feature_sql(cfg: Config, lo: datetime | None, hi: datetime | None) -> str:
+def merchant_query_days(
+    f: Features, first: datetime, last: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The whole days holding a target's ``t`` or ``t - w`` (targets from ``first`` to
+    ``last``), as disjoint ``[start, end)`` ranges: the only days whose merchant
+    transactions are read row by row."""
+    spans = []
+    for w in (0, *f.merchant_windows_days):
+        start = datetime.combine((first - timedelta(days=w)).date(), datetime.min.time())
+        end = datetime.combine((last - timedelta(days=w)).date(), datetime.min.time())
+        spans.append((start, end + timedelta(days=1)))
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def feature_sql(
+    cfg: Config,
+    lo: datetime | None,
+    hi: datetime | None,
+    days: list[tuple[datetime, datetime]] | None = None,
+) -> str:
     """The feature query for the rows whose ids are in the temp table ``fw_target``.
 
     ``lo``..``hi`` is the history the targets need: from the longest window
-    before the first target to the last target (literals, so DuckDB skips the
-    row groups outside them).
+    before the first target to the last target; ``days`` are
+    :func:`merchant_query_days` (literals, so DuckDB skips the row groups
+    outside them).
 
     It computes features for the target rows only, never for the history:
 
@@ -175,7 +201,8 @@ def feature_sql(cfg: Config, lo: datetime | None, hi: datetime | None) -> str:
       [t - w, t] = C(<= t) - C(< t - w)``, where ``C(x)`` is the merchant's
       daily counts summed up to the day before ``x`` plus its rank within
       ``x``'s day. Only the days holding a ``t`` or a ``t - w`` are read row by
-      row (four days of thirty for a one-day batch); the others only counted;
+      row (four days of thirty for a one-day batch; whole days by timestamp
+      range, so DuckDB skips the other row groups); the others only counted;
     - fraud rates: the target joined to the few fraud labels of its merchant.
 
     :mod:`jobs.feature_reference` states the same features as plain ``RANGE``
@@ -215,6 +242,17 @@ def feature_sql(cfg: Config, lo: datetime | None, hi: datetime | None) -> str:
         f"AS merchant_tx_count_{w}d"
         for w in f.merchant_windows_days
     ]
+    if days is None:
+        days = [] if lo is None or hi is None else [(lo, hi + timedelta(microseconds=1))]
+    day_rows = (
+        " UNION ALL ".join(
+            "SELECT merchant_id, event_time FROM transactions "
+            f"WHERE event_time >= {_ts(max(start, lo) if lo else start)} AND event_time < {_ts(end)} "
+            f"AND event_time <= {_ts(hi)}"
+            for start, end in days
+        )
+        or "SELECT NULL::VARCHAR AS merchant_id, NULL::TIMESTAMP AS event_time WHERE false"
+    )
     extra = cfg.extra_columns()
     extra_cols = extra_feature_columns(cfg)
     spec = feature_spec(cfg)
@@ -240,14 +278,18 @@ card_feats AS (
      AND h.event_time BETWEEN x.event_time - INTERVAL {int(history)} DAY AND x.event_time
     GROUP BY x.transaction_id
 ),
-merchant_hist AS (
+merchant_hist AS NOT MATERIALIZED (
+    -- every merchant's: the few a batch does not touch cost less than filtering them out
     SELECT t.transaction_id, t.event_time, t.merchant_id
     FROM transactions t
     WHERE t.event_time BETWEEN {_ts(lo)} AND {_ts(hi)}
-      AND t.merchant_id IN (SELECT DISTINCT merchant_id FROM target)
 ),
 merchant_days AS (
     SELECT merchant_id, event_time::DATE AS day, count(*) AS n FROM merchant_hist GROUP BY ALL
+),
+merchant_day_rows AS (
+    -- the transactions of the query days (whole days, so ranks within a day are right)
+    {day_rows}
 ),
 merchant_upto_day AS (
     -- the merchant's transactions in the history up to and including each day it traded on
@@ -262,11 +304,9 @@ merchant_queries AS (
     SELECT x.transaction_id, x.merchant_id, x.event_time - to_days(ws.w), ws.w, 0
     FROM target x, (SELECT unnest({[int(w) for w in f.merchant_windows_days]}) AS w) ws
 ),
-merchant_query_days AS (SELECT DISTINCT merchant_id, ts::DATE AS day FROM merchant_queries),
 merchant_stream AS (
-    SELECT h.merchant_id, h.event_time AS ts, 1 AS ord, NULL AS tid, NULL AS w, 1 AS one
-    FROM merchant_hist h SEMI JOIN merchant_query_days d
-      ON h.merchant_id = d.merchant_id AND h.event_time::DATE = d.day
+    SELECT merchant_id, event_time AS ts, 1 AS ord, NULL AS tid, NULL AS w, 1 AS one
+    FROM merchant_day_rows
     UNION ALL
     SELECT merchant_id, ts, ord, tid, w, 0 FROM merchant_queries
 ),
@@ -335,8 +375,11 @@ def compute_features(
             "SELECT min(event_time), max(event_time) FROM transactions "
             "SEMI JOIN fw_target USING (transaction_id)"
         ).fetchall()[0]
-        lo = None if first is None else first - timedelta(days=feature_spec(cfg).history_days)
-        return con.sql(feature_sql(cfg, lo, last)).to_arrow_table()
+        if first is None:
+            return con.sql(feature_sql(cfg, None, None)).to_arrow_table()
+        lo = first - timedelta(days=feature_spec(cfg).history_days)
+        days = merchant_query_days(cfg.settings.features, first, last)
+        return con.sql(feature_sql(cfg, lo, last, days)).to_arrow_table()
     finally:
         con.execute("DROP TABLE IF EXISTS temp.fw_target")
 
