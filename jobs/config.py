@@ -131,6 +131,9 @@ class Model(_Section):
 
 class Scoring(_Section):
     batch_size: Annotated[int, Field(ge=100)] = 200_000
+    # rows whose features one query computes, then scored batch_size at a time: the
+    # query reads the history once per chunk, not once per batch
+    feature_chunk_size: Annotated[int, Field(ge=100)] = 1_000_000
     # inference policy, kept apart from the model: how a missing input is filled
     missing: Literal["native", "zero", "reference_median"] = "native"
     fill: dict[str, float] = {}

@@ -4,14 +4,16 @@ A newly promoted champion takes over where the previous one stopped: it scores
 the transactions that no champion scored (and that it has not scored itself,
 e.g. in shadow), so a promotion never re-alerts on old traffic.
 
-For each batch (``[scoring] batch_size`` transactions, oldest first) the
-features are computed with the one SQL definition, the champion scores them,
+The backlog is taken oldest first, ``[scoring] feature_chunk_size`` rows at a
+time, whose features one query computes with the one SQL definition (so the
+history is read once per chunk); then for each batch of ``[scoring]
+batch_size`` rows of the chunk the champion scores them,
 the challenger (if any) scores the same rows in shadow, and the scores and the
 champion's alerts for the batch are written in ONE warehouse transaction. A
 crash therefore loses at most the batch in flight, and a re-run picks up
 exactly the rows not yet scored: scores are keyed by
 (transaction_id, model_name, model_version) and never duplicated. Memory is
-bounded by the batch size, not by the backlog.
+bounded by the chunk and batch sizes, not by the backlog.
 
 Alert reasons: for the rows at or above the alert threshold, LightGBM's per-row
 feature contributions (``pred_contrib``) name the three features that pushed
@@ -229,45 +231,49 @@ def score_pending(
     latest = con.execute("SELECT max(event_time) FROM transactions").fetchall()[0][0]
     alert_after = (latest - timedelta(days=s.alerts.max_age_days)) if latest else None
     total = _unscored(con, champion)
-    batch_size = s.scoring.batch_size
+    batch_size, chunk_size = s.scoring.batch_size, s.scoring.feature_chunk_size
     logs.event(log, "scoring backlog", rows=total, champion=champion.version, batch_size=batch_size)
     with logs.progress("scoring", total) as bar:
-        for offset in range(0, total, batch_size):
+        for offset in range(0, total, chunk_size):
             con.execute("DROP TABLE IF EXISTS temp.fw_batch")
             con.execute(
                 "CREATE TEMP TABLE fw_batch AS SELECT transaction_id FROM fw_unscored "
                 "ORDER BY event_time, transaction_id LIMIT ? OFFSET ?",
-                [batch_size, offset],
+                [chunk_size, offset],
             )
-            feats = compute_features(con, cfg, ids_table="fw_batch")
-            scores, x = predict(champion, feats, policy, threads)
-            shadow = predict(challenger, feats, policy, threads)[0] if challenger else None
-            recent = _recent_mask(feats, alert_after)
-            hot = np.flatnonzero((scores >= s.alerts.threshold) & recent)
-            result.stale_above_threshold += int(((scores >= s.alerts.threshold) & ~recent).sum())
-            candidates = _alert_candidates(
-                feats,
-                hot,
-                scores,
-                champion,
-                top_reasons(champion, x[hot], spec.descriptions, threads),
-            )
-            con.execute("BEGIN TRANSACTION")
-            try:
-                _write_scores(con, champion, feats["transaction_id"], scores, run_id)
-                if challenger is not None and shadow is not None:
-                    _write_scores(con, challenger, feats["transaction_id"], shadow, run_id)
-                created = create_alerts(con, cfg, candidates, run_id) if len(hot) else None
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            result.batches += 1
-            result.scored += feats.num_rows
-            result.shadow_scored += feats.num_rows if shadow is not None else 0
-            result.above_threshold += len(hot)
-            result.alerts_created += getattr(created, "created", 0) if created else 0
-            bar.update(feats.num_rows)
+            chunk = compute_features(con, cfg, ids_table="fw_batch")
+            for start in range(0, chunk.num_rows, batch_size):
+                feats = chunk.slice(start, batch_size)
+                scores, x = predict(champion, feats, policy, threads)
+                shadow = predict(challenger, feats, policy, threads)[0] if challenger else None
+                recent = _recent_mask(feats, alert_after)
+                above = scores >= s.alerts.threshold
+                hot = np.flatnonzero(above & recent)
+                result.stale_above_threshold += int((above & ~recent).sum())
+                candidates = _alert_candidates(
+                    feats,
+                    hot,
+                    scores,
+                    champion,
+                    top_reasons(champion, x[hot], spec.descriptions, threads),
+                )
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    _write_scores(con, champion, feats["transaction_id"], scores, run_id)
+                    if challenger is not None and shadow is not None:
+                        _write_scores(con, challenger, feats["transaction_id"], shadow, run_id)
+                    created = create_alerts(con, cfg, candidates, run_id) if len(hot) else None
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                result.batches += 1
+                result.scored += feats.num_rows
+                result.shadow_scored += feats.num_rows if shadow is not None else 0
+                result.above_threshold += len(hot)
+                result.alerts_created += getattr(created, "created", 0) if created else 0
+                bar.update(feats.num_rows)
+            del chunk
     con.execute("DROP TABLE IF EXISTS temp.fw_unscored")
     con.execute("DROP TABLE IF EXISTS temp.fw_batch")
     logs.event(log, "scoring done", **{k: v for k, v in result.to_dict().items() if k != "notes"})

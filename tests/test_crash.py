@@ -86,7 +86,9 @@ def test_run_killed_at_random_moments(world: World, seed: int) -> None:
         seed=11,
         options=SimulationOptions(n_cards=600, n_merchants=150),
     )
-    text = world.cfg.path.read_text().replace("batch_size = 5000", "batch_size = 2000")
+    text = world.cfg.path.read_text().replace(
+        "batch_size = 5000", "batch_size = 2000\nfeature_chunk_size = 5000"
+    )
     world.cfg.path.write_text(text)
     rng = random.Random(seed)
     cmd = cli("run", "--config", str(world.cfg.path), "--no-reports")

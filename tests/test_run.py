@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from email import policy
 from email.parser import BytesParser
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -14,6 +16,7 @@ from conftest import World
 
 from jobs.batch import run_batch
 from jobs.cli import cli
+from jobs.config import load_config
 from jobs.errors import FeatureMismatch, NoChampion
 from jobs.registry_access import open_registry
 from jobs.simulate import SimulationOptions, simulate
@@ -89,6 +92,24 @@ def test_new_data_is_scored_by_the_next_run(world: World) -> None:
     new = q(world, "SELECT count(*) FROM transactions WHERE event_time >= '2026-04-06'")[0][0]
     assert summary.counts["ingest"]["rows_loaded"] == new
     assert summary.counts["score"]["scored"] == new
+
+
+def test_feature_chunks_and_batches_do_not_change_the_scores(world: World, tmp_path: Path) -> None:
+    # the same backlog in small feature chunks and smaller scoring batches, in a copy
+    other = tmp_path / "small-chunks"
+    shutil.copytree(world.root, other)
+    path = other / "config.toml"
+    path.write_text(
+        path.read_text().replace("batch_size = 5000", "batch_size = 700\nfeature_chunk_size = 1500")
+    )
+    small = run_batch(load_config(path), reports=False)
+    whole = run_batch(world.cfg, reports=False)
+    n = q(world, "SELECT count(*) FROM transactions")[0][0]
+    assert small.counts["score"]["scored"] == whole.counts["score"]["scored"] == n
+    assert small.counts["score"]["batches"] >= n // 1500 * 3  # 1500 = 700 + 700 + 100
+    sql = "SELECT transaction_id, score FROM scores ORDER BY 1"
+    with duckdb.connect(str(other / "var" / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute(sql).fetchall() == q(world, sql)
 
 
 def test_no_champion_is_a_clear_message(world: World) -> None:
