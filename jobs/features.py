@@ -111,7 +111,7 @@ def _ts(value: datetime | None) -> str:
 
 
 def _since(w: int) -> str:
-    return f"h.event_time >= x.event_time - INTERVAL {int(w)} DAY"
+    return f"h.event_time >= x.since_{int(w)}d"
 
 
 def merchant_fraud_ctes(f: Features, hist: str) -> str:
@@ -242,6 +242,9 @@ def feature_sql(
         f"AS merchant_tx_count_{w}d"
         for w in f.merchant_windows_days
     ]
+    since = ", ".join(
+        f"event_time - INTERVAL {int(w)} DAY AS since_{int(w)}d" for w in f.card_windows_days
+    )
     if days is None:
         days = [] if lo is None or hi is None else [(lo, hi + timedelta(microseconds=1))]
     day_rows = (
@@ -271,9 +274,14 @@ card_hist AS (
     WHERE t.event_time BETWEEN {_ts(lo)} AND {_ts(hi)}
       AND t.card_id IN (SELECT DISTINCT card_id FROM target)
 ),
+card_target AS (
+    -- each window's start, computed once per target rather than once per history row
+    SELECT transaction_id, card_id, event_time, {since}
+    FROM target
+),
 card_feats AS (
     SELECT x.transaction_id, {", ".join(card_cols)}
-    FROM target x JOIN card_hist h
+    FROM card_target x JOIN card_hist h
       ON h.card_id = x.card_id
      AND h.event_time BETWEEN x.event_time - INTERVAL {int(history)} DAY AND x.event_time
     GROUP BY x.transaction_id
