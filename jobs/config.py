@@ -144,7 +144,7 @@ class Warehouse(_Section):
     # DuckDB's memory cap; past it, joins, sorts and windows spill to <warehouse>.duckdb.tmp/
     memory_limit: str = "1.5GB"
     # ingest streams landing files into the warehouse: a smaller cap keeps it lean
-    ingest_memory_limit: str = "256MB"
+    ingest_memory_limit: str = "128MB"
     threads: Annotated[int, Field(ge=0)] = 0  # 0: one per core
 
     @field_validator("memory_limit", "ingest_memory_limit")

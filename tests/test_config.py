@@ -52,6 +52,8 @@ def test_config_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("[source.numeric_columns]\namount = 'x'\n", "canonical column"),
         ("[source.numeric_columns]\n'Bad Name;drop' = 'x'\n", "not a valid column name"),
         ("data_dir = \n", "not valid TOML"),
+        ("[warehouse]\ningest_memory_limit = 'lots'\n", "key 'warehouse.ingest_memory_limit'"),
+        ("[warehouse]\nmemory_limit = '2 GB; DROP'\n", "key 'warehouse.memory_limit'"),
     ],
 )
 def test_invalid_config_names_key_and_file(tmp_path: Path, text: str, expected: str) -> None:

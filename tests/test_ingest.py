@@ -19,7 +19,7 @@ from jobs.cli import cli
 from jobs.config import Config
 from jobs.errors import InputFileError, WarehouseLocked
 from jobs.ingest import ingest
-from jobs.warehouse import open_warehouse, warehouse
+from jobs.warehouse import configured_warehouse, open_warehouse, warehouse
 
 RENAMED = """
 data_dir = "var"
@@ -341,6 +341,28 @@ def test_parquet_files_read_together_keep_their_file_and_row(
             ("landing/c.parquet", 2, 1),
             ("landing/d.parquet", 1, 1),
         ]
+
+
+def test_ingest_runs_under_its_own_memory_cap_and_gives_it_back(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    cfg = write_config(
+        RENAMED + '[warehouse]\nmemory_limit = "1GB"\ningest_memory_limit = "64MB"\n'
+    )
+    assert cfg.settings.warehouse.ingest_limit() == "64MB"
+    assert (
+        write_config(
+            RENAMED + '[warehouse]\nmemory_limit = "50MB"\n'
+        ).settings.warehouse.ingest_limit()
+        == "50MB"
+    )
+    _csv(tmp_path / "landing" / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,1,0,1,pos"])
+    seen: list[str] = []
+    with configured_warehouse(cfg) as con:
+        seen.append(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        assert ingest(cfg, con).rows_loaded == 1
+        seen.append(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+    assert seen == ["953.6 MiB", "953.6 MiB"]  # 1GB before and after; 64MB only within
 
 
 def test_locked_warehouse_fails_fast_and_changes_nothing(
