@@ -70,6 +70,7 @@ def build_warehouse(
     days: int = 30,
     cards: int = 500_000,
     merchants: int = 50_000,
+    memory_limit: str | None = None,
 ) -> object:
     """A deployment folder with a warehouse of ``history_rows`` over ``days`` days, then
     ``new_rows`` on the next day, generated in DuckDB (no Python row objects). Returns the Config."""
@@ -84,6 +85,7 @@ def build_warehouse(
         "[training.quality]\nmin_rows = 100\nmin_frauds = 10\n"
         "[model]\nnum_boost_round = 300\nearly_stopping_rounds = 300\n"
         "[model.params]\nnum_leaves = 63\nmin_data_in_leaf = 20\n"
+        + (f'[warehouse]\nmemory_limit = "{memory_limit}"\n' if memory_limit else "")
     )
     cfg = load_config(root / "config.toml")
     con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())

@@ -8,7 +8,8 @@ process, to show memory stays flat (scoring works in bounded batches).
 Issue 4's targets: whole-run throughput at least half the bare predict's
 (ratio >= 0.5), peak memory under 2 GB, and the same peak for a 5M backlog.
 
-    .venv/bin/python benchmarks/run.py [--history-rows 30000000] [--new-rows 1000000] [--backlog 5000000]
+    .venv/bin/python benchmarks/run.py [--history-rows 30000000] [--new-rows 1000000]
+        [--backlog 5000000] [--memory-limit 1.2GB]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import build_warehouse, peak_rss_mb
 
 
-def measure(history: int, new: int) -> dict[str, float]:
+def measure(history: int, new: int, memory_limit: str | None) -> dict[str, float]:
     from jobs.features import compute_features
     from jobs.model_inputs import encode
     from jobs.registry_access import open_registry
@@ -38,7 +39,9 @@ def measure(history: int, new: int) -> dict[str, float]:
     from jobs.warehouse import open_configured
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = build_warehouse(Path(tmp), history_rows=history, new_rows=new)
+        cfg = build_warehouse(
+            Path(tmp), history_rows=history, new_rows=new, memory_limit=memory_limit
+        )
         t = time.perf_counter()
         model = train_version(cfg, start=date(2026, 1, 29), end=date(2026, 1, 30))  # type: ignore[arg-type]
         train_s = time.perf_counter() - t
@@ -112,6 +115,7 @@ def measure(history: int, new: int) -> dict[str, float]:
             "stages": summary["counts"]["seconds"],
             "bare_predict_s": bare_s,
             "trees": booster.num_trees(),
+            "memory_limit": cfg.settings.warehouse.memory_limit,  # type: ignore[attr-defined]
             "peak_rss_mb": run_peak,
             "rss_before_run_mb": base,
         }  # type: ignore[return-value]
@@ -122,10 +126,13 @@ def main() -> None:
     ap.add_argument("--history-rows", type=int, default=30_000_000)
     ap.add_argument("--new-rows", type=int, default=1_000_000)
     ap.add_argument("--backlog", type=int, default=5_000_000)
+    ap.add_argument(
+        "--memory-limit", help="[warehouse] memory_limit for the run (default: the config's)"
+    )
     ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.history_rows, args.new_rows)))
+        print(json.dumps(measure(args.history_rows, args.new_rows, args.memory_limit)))
         return
     results = []
     for new in (args.new_rows, args.backlog):
@@ -138,6 +145,7 @@ def main() -> None:
                 str(args.history_rows),
                 "--new-rows",
                 str(new),
+                *(["--memory-limit", args.memory_limit] if args.memory_limit else []),
             ],
             capture_output=True,
             text=True,
@@ -148,7 +156,8 @@ def main() -> None:
         results.append(r)
         ratio = (r["new_rows"] / r["run_s"]) / (r["new_rows"] / r["bare_predict_s"])
         print(
-            f"{r['new_rows']:,} new rows ({args.history_rows:,} history), model {r['trees']} trees"
+            f"{r['new_rows']:,} new rows ({args.history_rows:,} history), model {r['trees']} trees, "
+            f"DuckDB memory_limit {r['memory_limit']}"
         )
         print(f"  run total      {r['run_s']:.1f} s  stages {r['stages']}")
         print(

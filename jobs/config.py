@@ -142,7 +142,7 @@ class Scoring(_Section):
 
 class Warehouse(_Section):
     # DuckDB's memory cap; past it, joins, sorts and windows spill to <warehouse>.duckdb.tmp/
-    memory_limit: str = "1.5GB"
+    memory_limit: str = "1.2GB"
     # ingest streams landing files into the warehouse: a smaller cap keeps it lean
     ingest_memory_limit: str = "128MB"
     threads: Annotated[int, Field(ge=0)] = 0  # 0: one per core
