@@ -33,6 +33,7 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from jobs import logs
 from jobs.alerting import create_alerts
@@ -189,14 +190,27 @@ def _write_scores(
             "score": pa.array(scores, type=pa.float64()),
         }
     )
+    bounds = pc.min_max(batch["transaction_id"])
     con.register("fw_new_scores", batch)
     try:
+        # the id range lets DuckDB skip the row groups of scores holding none of the batch's ids
         con.execute(
             "INSERT INTO scores (transaction_id, model_name, model_version, role, score, "
             "scored_at, run_id) SELECT n.transaction_id, ?, ?, ?, n.score, ?, ? "
             "FROM fw_new_scores n ANTI JOIN (SELECT transaction_id FROM scores "
-            "WHERE model_name = ? AND model_version = ?) s USING (transaction_id)",
-            [model.name, model.version, model.role, utcnow(), run_id, model.name, model.version],
+            "WHERE model_name = ? AND model_version = ? AND transaction_id BETWEEN ? AND ?) s "
+            "USING (transaction_id)",
+            [
+                model.name,
+                model.version,
+                model.role,
+                utcnow(),
+                run_id,
+                model.name,
+                model.version,
+                bounds["min"].as_py(),
+                bounds["max"].as_py(),
+            ],
         )
     finally:
         con.unregister("fw_new_scores")
