@@ -51,13 +51,13 @@ from jobs import logs
 from jobs.config import Config
 from jobs.errors import InputFileError
 from jobs.ingest_checks import (
-    REQUIRED,
     check_labels,
     check_transactions,
     clean_group,
     stage_raw,
     typed_transactions,
 )
+from jobs.ingest_load import load_labels, load_transactions
 from jobs.ingest_sql import lit, parquet_rows, q, quarantine_insert
 from jobs.runs import utcnow
 
@@ -125,39 +125,6 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _load_transactions(
-    con: duckdb.DuckDBPyConnection, cfg: Config, rows: str, names: list[str]
-) -> None:
-    """Insert good rows and their inline labels, one statement each: ``rows`` yields only
-    good rows, each with ``__file``, its file's index in ``names`` (as recorded)."""
-    s = cfg.settings.source
-    extras = [*s.numeric_columns, *s.categorical_columns]
-    cols = ", ".join([*REQUIRED, *(q(e) for e in extras)])
-    source = "[" + ", ".join(lit(n) for n in names) + "][__file + 1]"
-    now = utcnow()
-    con.execute(
-        f"INSERT INTO transactions ({cols}, source_file, source_row, ingested_at) "
-        f"SELECT {cols}, {source}, __row, ? FROM ({rows})",
-        [now],
-    )
-    if s.columns.label:
-        con.execute(
-            "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
-            f"ingested_at) SELECT transaction_id, label, event_time + to_days(?), {source}, "
-            f"__row, ? FROM ({rows}) WHERE label IS NOT NULL",
-            [s.label_delay_days, now],
-        )
-
-
-def _load_labels(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    con.execute(
-        "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
-        "ingested_at) SELECT transaction_id, is_fraud, reported_at, ?, __row, ? "
-        "FROM fw_checked WHERE reason IS NULL",
-        [str(path), utcnow()],
-    )
 
 
 def recorded_path(cfg: Config, path: Path) -> str:
@@ -290,7 +257,7 @@ def _load_clean(
     if counts is None:
         return None
     with _transaction(con):
-        _load_transactions(con, cfg, rows, [s.landing.name for s in group])
+        load_transactions(con, cfg, rows, [s.landing.name for s in group])
         results = [
             _record(con, s.landing, "transactions", n, n)
             for s, n in zip(group, counts, strict=True)
@@ -304,7 +271,7 @@ def _load_checked(con: duckdb.DuckDBPyConnection, cfg: Config, s: _Staged) -> Fi
         with _transaction(con):
             check_transactions(con, s.typed, s.problem)
             good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
-            _load_transactions(con, cfg, good, [s.landing.name])
+            load_transactions(con, cfg, good, [s.landing.name])
             return _quarantine_and_record(con, s.landing, "transactions", list(s.types), s.view)
     finally:
         con.execute("DROP TABLE IF EXISTS temp.fw_checked")
@@ -345,7 +312,7 @@ def _ingest_labels(con: duckdb.DuckDBPyConnection, cfg: Config, f: _Landing) -> 
         types = stage_raw(con, f.path, cfg.settings.source.csv_delimiter, "fw_raw")
         with _transaction(con):
             check_labels(con, cfg, f.path, types)
-            _load_labels(con, Path(f.name))
+            load_labels(con, Path(f.name))
             res = _quarantine_and_record(con, f, "labels", list(types), "fw_raw")
     finally:
         con.execute("DROP VIEW IF EXISTS temp.fw_raw")

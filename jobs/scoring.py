@@ -164,17 +164,47 @@ def _fmt(model: LoadedModel, name: str, value: float) -> str:
     return f"{value:,.2f}"
 
 
-def _unscored(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> int:
+def _unscored(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> tuple[int, datetime | None]:
+    """Collect the rows no champion has scored into ``fw_unscored``, oldest first.
+
+    Only the transactions ingested after the model's ``scoring_state.scored_through``
+    can be unscored (ingest stamps ``ingested_at`` in increasing order), so the search
+    reads the new rows and the scores of their id range, not the whole history. Returns
+    the count and the mark to record once they are all scored: the latest ``ingested_at``
+    now, since every row found is scored before the mark is recorded.
+    """
+    mark = con.execute("SELECT max(ingested_at) FROM transactions").fetchall()[0][0]
+    state = con.execute(
+        "SELECT scored_through FROM scoring_state WHERE model_name = ?", [model.name]
+    ).fetchall()
+    through = state[0][0] if state else None
+    new_rows = "transactions WHERE ?::TIMESTAMP IS NULL OR ingested_at > ?"
+    low, high = con.execute(
+        f"SELECT min(transaction_id), max(transaction_id) FROM {new_rows}", [through, through]
+    ).fetchall()[0]
     con.execute("DROP TABLE IF EXISTS temp.fw_unscored")
     con.execute(
         "CREATE TEMP TABLE fw_unscored AS "
-        "SELECT t.transaction_id, t.event_time FROM transactions t "
+        f"SELECT t.transaction_id, t.event_time FROM (SELECT * FROM {new_rows}) t "
         "ANTI JOIN (SELECT transaction_id FROM scores WHERE model_name = ? "
-        "AND (role = 'champion' OR model_version = ?)) s "
+        "AND (role = 'champion' OR model_version = ?) AND transaction_id BETWEEN ? AND ?) s "
         "USING (transaction_id) ORDER BY t.event_time, t.transaction_id",
-        [model.name, model.version],
+        [through, through, model.name, model.version, low, high],
     )
-    return int(con.execute("SELECT count(*) FROM fw_unscored").fetchall()[0][0])
+    return int(con.execute("SELECT count(*) FROM fw_unscored").fetchall()[0][0]), mark
+
+
+def _record_scored_through(
+    con: duckdb.DuckDBPyConnection, model: LoadedModel, mark: datetime | None, run_id: str
+) -> None:
+    if mark is None:
+        return
+    con.execute(
+        "INSERT INTO scoring_state VALUES (?, ?, ?, ?) ON CONFLICT (model_name) DO UPDATE "
+        "SET scored_through = excluded.scored_through, updated_at = excluded.updated_at, "
+        "run_id = excluded.run_id",
+        [model.name, mark, utcnow(), run_id],
+    )
 
 
 def _write_scores(
@@ -244,7 +274,7 @@ def score_pending(
     threads = s.scoring.num_threads
     latest = con.execute("SELECT max(event_time) FROM transactions").fetchall()[0][0]
     alert_after = (latest - timedelta(days=s.alerts.max_age_days)) if latest else None
-    total = _unscored(con, champion)
+    total, mark = _unscored(con, champion)
     batch_size, chunk_size = s.scoring.batch_size, s.scoring.feature_chunk_size
     logs.event(log, "scoring backlog", rows=total, champion=champion.version, batch_size=batch_size)
     with logs.progress("scoring", total) as bar:
@@ -288,6 +318,7 @@ def score_pending(
                 result.alerts_created += getattr(created, "created", 0) if created else 0
                 bar.update(feats.num_rows)
             del chunk
+    _record_scored_through(con, champion, mark, run_id)
     con.execute("DROP TABLE IF EXISTS temp.fw_unscored")
     con.execute("DROP TABLE IF EXISTS temp.fw_batch")
     logs.event(log, "scoring done", **{k: v for k, v in result.to_dict().items() if k != "notes"})

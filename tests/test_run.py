@@ -92,6 +92,47 @@ def test_new_data_is_scored_by_the_next_run(world: World) -> None:
     new = q(world, "SELECT count(*) FROM transactions WHERE event_time >= '2026-04-06'")[0][0]
     assert summary.counts["ingest"]["rows_loaded"] == new
     assert summary.counts["score"]["scored"] == new
+    # how far scoring got: every transaction ingested up to the mark has a champion score
+    assert q(world, "SELECT model_name, scored_through, run_id FROM scoring_state") == [
+        ("fraud", q(world, "SELECT max(ingested_at) FROM transactions")[0][0], summary.run_id)
+    ]
+
+
+def test_a_clock_that_went_back_hides_no_new_rows(world: World) -> None:
+    # the first ingest and run happened while the clock was far ahead
+    run_batch(world.cfg, reports=False)
+    with warehouse(world.cfg.warehouse_path) as con:
+        con.execute("UPDATE transactions SET ingested_at = TIMESTAMP '2099-01-01'")
+        con.execute("UPDATE scoring_state SET scored_through = TIMESTAMP '2099-01-01'")
+    simulate(
+        world.root / "landing",
+        start=date(2026, 4, 6),
+        days=1,
+        seed=11,
+        options=SimulationOptions(n_cards=600, n_merchants=150),
+    )
+    summary = run_batch(world.cfg, reports=False)
+    new = q(world, "SELECT count(*) FROM transactions WHERE event_time >= '2026-04-06'")[0][0]
+    assert new > 0 and summary.counts["score"]["scored"] == new
+    assert q(world, "SELECT count(*) FROM transactions WHERE ingested_at <= '2099-01-01'") == [
+        (q(world, "SELECT count(*) FROM transactions")[0][0] - new,)
+    ]
+
+
+def test_forgetting_the_scoring_state_searches_the_whole_history(world: World) -> None:
+    run_batch(world.cfg, reports=False)
+    # a row slipped in by hand with an old ingested_at is behind the mark: not searched
+    with warehouse(world.cfg.warehouse_path) as con:
+        con.execute(
+            "INSERT INTO transactions SELECT * REPLACE ('by-hand' AS transaction_id, "
+            "TIMESTAMP '2000-01-01' AS ingested_at) FROM transactions LIMIT 1"
+        )
+    assert run_batch(world.cfg, reports=False).counts["score"]["scored"] == 0
+    # the documented remedy: forget the mark, and the next run searches everything
+    with warehouse(world.cfg.warehouse_path) as con:
+        con.execute("DELETE FROM scoring_state")
+    assert run_batch(world.cfg, reports=False).counts["score"]["scored"] == 1
+    assert q(world, "SELECT count(*) FROM scores WHERE transaction_id = 'by-hand'") == [(1,)]
 
 
 def test_feature_chunks_and_batches_do_not_change_the_scores(world: World, tmp_path: Path) -> None:
