@@ -102,7 +102,9 @@ def build_warehouse(
                'c' || (hash(i * 7) % {cards})::VARCHAR,
                'm' || (hash(i * 13) % {merchants})::VARCHAR,
                round(exp((hash(i * 3) % 1000) / 250.0 + 1), 2),
-               'bench', i, now(),
+               'bench', i,
+               -- the history was ingested a day before the new rows (yesterday's run)
+               CASE WHEN i < {history_rows} THEN now() - INTERVAL 1 DAY ELSE now() END,
                (hash(i * 5) % 5000) / 10.0,
                CASE hash(i * 11) % 10 WHEN 0 THEN 'online' WHEN 1 THEN 'atm' ELSE 'pos' END
         FROM range({total}) t(i)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -70,29 +70,29 @@ def measure(history: int, new: int, memory_limit: str | None) -> dict[str, float
             "FROM transactions WHERE event_time < '2026-01-31'",
             [model.version],
         )
-        con.close()
-        # `fraudwatch run` in a fresh process, so its peak memory is its own
-        base = peak_rss_mb()
-        t = time.perf_counter()
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "jobs.cli_main",
-                "run",
-                "--no-reports",
-                "--json",
-                "--config",
-                str(cfg.path),
-            ],  # type: ignore[attr-defined]
-            capture_output=True,
-            text=True,
+        # as yesterday's run would have left it: the history is scored
+        con.execute(
+            "INSERT INTO scoring_state SELECT 'fraud', max(ingested_at), now(), 'history' "
+            "FROM transactions WHERE event_time < '2026-01-31'"
         )
+        con.close()
+        # `fraudwatch run` in a fresh process, so its peak memory is its own. Its rusage comes
+        # from wait4 on that one pid: RUSAGE_CHILDREN would also count the `git` that
+        # registering the model forked from this (much larger) process.
+        base = peak_rss_mb()
+        command = [sys.executable, "-m", "jobs.cli_main", "run", "--no-reports", "--json"]
+        command += ["--config", str(cfg.path)]  # type: ignore[attr-defined]
+        out_path, err_path = Path(tmp) / "run.out", Path(tmp) / "run.err"
+        t = time.perf_counter()
+        with out_path.open("w") as out, err_path.open("w") as err:
+            proc = subprocess.Popen(command, stdout=out, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
         run_s = time.perf_counter() - t
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr[-3000:])
-        summary = json.loads(out.stdout)
-        run_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if proc.returncode != 0:
+            raise RuntimeError(err_path.read_text()[-3000:])
+        summary = json.loads(out_path.read_text())
+        run_peak = usage.ru_maxrss / 1024
         # the bare model on the same feature matrix
         con = open_configured(cfg)  # type: ignore[arg-type]
         feats = compute_features(con, cfg, start=datetime(2026, 1, 31))  # type: ignore[arg-type]
