@@ -84,6 +84,18 @@ class World:
     cfg: Config
     champion: int
 
+    def land_days(self, start: date, days: int = 1) -> None:
+        """New simulated days of the same world's cards and merchants in the landing folder."""
+        from jobs.simulate import SimulationOptions, simulate
+
+        simulate(
+            self.root / "landing",
+            start=start,
+            days=days,
+            seed=11,
+            options=SimulationOptions(n_cards=600, n_merchants=150),
+        )
+
 
 def _build_world(root: Path) -> None:
     from jobs.ingest import ingest

@@ -20,8 +20,6 @@ import duckdb
 import pytest
 from conftest import World
 
-from jobs.simulate import SimulationOptions, simulate
-
 FULL = os.environ.get("FRAUDWATCH_FULL") == "1"
 TRIALS = 30 if FULL else 3
 
@@ -79,13 +77,7 @@ def check_warehouse(world: World) -> None:
 
 @pytest.mark.parametrize("seed", range(TRIALS))
 def test_run_killed_at_random_moments(world: World, seed: int) -> None:
-    simulate(
-        world.root / "landing",
-        start=date(2026, 4, 6),
-        days=3,
-        seed=11,
-        options=SimulationOptions(n_cards=600, n_merchants=150),
-    )
+    world.land_days(date(2026, 4, 6), days=3)
     text = world.cfg.path.read_text().replace(
         "batch_size = 5000", "batch_size = 2000\nfeature_chunk_size = 5000"
     )

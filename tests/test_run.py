@@ -19,7 +19,6 @@ from jobs.cli import cli
 from jobs.config import load_config
 from jobs.errors import FeatureMismatch, NoChampion
 from jobs.registry_access import open_registry
-from jobs.simulate import SimulationOptions, simulate
 from jobs.training import train_version
 from jobs.warehouse import warehouse
 
@@ -81,13 +80,7 @@ def test_shadow_challenger_scores_the_same_rows_without_alerts(world: World) -> 
 
 def test_new_data_is_scored_by_the_next_run(world: World) -> None:
     run_batch(world.cfg, reports=False)
-    simulate(
-        world.root / "landing",
-        start=date(2026, 4, 6),
-        days=1,
-        seed=11,
-        options=SimulationOptions(n_cards=600, n_merchants=150),
-    )
+    world.land_days(date(2026, 4, 6))
     summary = run_batch(world.cfg, reports=False)
     new = q(world, "SELECT count(*) FROM transactions WHERE event_time >= '2026-04-06'")[0][0]
     assert summary.counts["ingest"]["rows_loaded"] == new
@@ -104,13 +97,7 @@ def test_a_clock_that_went_back_hides_no_new_rows(world: World) -> None:
     with warehouse(world.cfg.warehouse_path) as con:
         con.execute("UPDATE transactions SET ingested_at = TIMESTAMP '2099-01-01'")
         con.execute("UPDATE scoring_state SET scored_through = TIMESTAMP '2099-01-01'")
-    simulate(
-        world.root / "landing",
-        start=date(2026, 4, 6),
-        days=1,
-        seed=11,
-        options=SimulationOptions(n_cards=600, n_merchants=150),
-    )
+    world.land_days(date(2026, 4, 6))
     summary = run_batch(world.cfg, reports=False)
     new = q(world, "SELECT count(*) FROM transactions WHERE event_time >= '2026-04-06'")[0][0]
     assert new > 0 and summary.counts["score"]["scored"] == new
