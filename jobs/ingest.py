@@ -60,6 +60,7 @@ from jobs.ingest_checks import (
 from jobs.ingest_load import load_labels, load_transactions
 from jobs.ingest_sql import lit, parquet_rows, q, quarantine_insert
 from jobs.runs import utcnow
+from jobs.warehouse import transaction
 
 log = logs.get("ingest")
 
@@ -188,17 +189,6 @@ def _memory_limit(con: duckdb.DuckDBPyConnection, cfg: Config) -> Iterator[None]
         con.execute(f"SET memory_limit = {lit(w.memory_limit)}")
 
 
-@contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-
-
 def _record(
     con: duckdb.DuckDBPyConnection, f: _Landing, feed: str, read: int, loaded: int
 ) -> FileResult:
@@ -256,7 +246,7 @@ def _load_clean(
         return None
     if counts is None:
         return None
-    with _transaction(con):
+    with transaction(con):
         load_transactions(con, cfg, rows, [s.landing.name for s in group])
         results = [
             _record(con, s.landing, "transactions", n, n)
@@ -268,7 +258,7 @@ def _load_clean(
 def _load_checked(con: duckdb.DuckDBPyConnection, cfg: Config, s: _Staged) -> FileResult:
     """One file with bad rows: good rows loaded, bad ones quarantined, in one transaction."""
     try:
-        with _transaction(con):
+        with transaction(con):
             check_transactions(con, s.typed, s.problem)
             good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
             load_transactions(con, cfg, good, [s.landing.name])
@@ -310,7 +300,7 @@ def _ingest_transactions(
 def _ingest_labels(con: duckdb.DuckDBPyConnection, cfg: Config, f: _Landing) -> FileResult:
     try:
         types = stage_raw(con, f.path, cfg.settings.source.csv_delimiter, "fw_raw")
-        with _transaction(con):
+        with transaction(con):
             check_labels(con, cfg, f.path, types)
             load_labels(con, Path(f.name))
             res = _quarantine_and_record(con, f, "labels", list(types), "fw_raw")

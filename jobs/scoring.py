@@ -42,6 +42,7 @@ from jobs.errors import FeatureMismatch, NoChampion
 from jobs.features import compute_features, feature_spec
 from jobs.model_inputs import InferencePolicy, apply_policy, encode
 from jobs.runs import utcnow
+from jobs.warehouse import transaction
 from registry import Registry
 
 log = logs.get("scoring")
@@ -301,16 +302,11 @@ def score_pending(
                     champion,
                     top_reasons(champion, x[hot], spec.descriptions, threads),
                 )
-                con.execute("BEGIN TRANSACTION")
-                try:
+                with transaction(con):
                     _write_scores(con, champion, feats["transaction_id"], scores, run_id)
                     if challenger is not None and shadow is not None:
                         _write_scores(con, challenger, feats["transaction_id"], shadow, run_id)
                     created = create_alerts(con, cfg, candidates, run_id) if len(hot) else None
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
                 result.batches += 1
                 result.scored += feats.num_rows
                 result.shadow_scored += feats.num_rows if shadow is not None else 0

@@ -142,6 +142,19 @@ MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The block in ONE warehouse transaction: committed when it ends, rolled back (and the
+    exception raised on) when anything, even an interrupt, stops it."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_version "
@@ -153,8 +166,7 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
 
 def migrate(con: duckdb.DuckDBPyConnection, extra_columns: dict[str, str] | None = None) -> int:
     """Bring the schema up to date; add the config's extra columns. Returns the version."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         current = schema_version(con)
         if current > SCHEMA_VERSION:
             raise FraudwatchError(
@@ -166,10 +178,6 @@ def migrate(con: duckdb.DuckDBPyConnection, extra_columns: dict[str, str] | None
             con.execute("INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [version + 1])
         if extra_columns:
             ensure_extra_columns(con, extra_columns)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return SCHEMA_VERSION
 
 
