@@ -406,7 +406,7 @@ def test_cli_json(tmp_path: Path, write_config: Callable[..., Config]) -> None:
     _csv(tmp_path / "landing" / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,-1,0,1,pos"])
     result = CliRunner().invoke(cli, ["ingest", "--config", str(cfg.path), "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["rows_quarantined"] == 1
     assert data["quarantined_by_reason"] == {"negative_amount": 1}
     with warehouse(cfg.warehouse_path) as con:

@@ -38,7 +38,7 @@ def test_compare_json_has_every_metric_with_intervals(world: World) -> None:
     v2 = train_version(world.cfg, start=date(2026, 3, 5), end=date(2026, 3, 20))
     result = invoke(world, "compare", str(v2.version), "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["champion_version"] == 1 and data["version"] == v2.version
     assert data["reasons"] and isinstance(data["passed"], bool)
     assert data["window"][0].startswith("2026-03-20")
@@ -87,12 +87,12 @@ def test_auto_retrain_registers_and_gates(world: World) -> None:
     world.cfg.path.write_text(world.cfg.path.read_text() + "\n[schedule]\nretrain = '0 3 * * 0'\n")
     result = invoke(world, "train", "--auto", "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["version"] == 2 and data["gate"] is None  # [promotion] auto = false
     text = world.cfg.path.read_text().replace("[promotion]\n", "[promotion]\nauto = true\n")
     world.cfg.path.write_text(text)
     result = invoke(world, "train", "--auto", "--json")
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["gate"] is not None and isinstance(data["gate"]["passed"], bool)
     champion = open_registry(world.cfg).get_alias("fraud", "champion")
     assert champion is not None

@@ -119,12 +119,12 @@ def test_report_cli_json(world: World) -> None:
     run_batch(world.cfg, reports=False)
     result = CliRunner().invoke(cli, ["report", "drift", "--config", str(world.cfg.path), "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert {"dataset_drift", "share_drifted", "features", "report"} <= set(data)
     result = CliRunner().invoke(
         cli, ["report", "performance", "--config", str(world.cfg.path), "--json"]
     )
     assert result.exit_code == 0, result.output
-    perf = json.loads(result.output)
+    perf = json.loads(result.stdout)
     assert perf["models"][0]["role"] == "champion"
     assert 0 < perf["models"][0]["average_precision"] <= 1

@@ -91,12 +91,12 @@ def test_train_cli_json(world: World) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["version"] == 2 and data["data_quality"]["status"] == "passed"
     listing = CliRunner().invoke(
         cli, ["registry", "list", "--config", str(world.cfg.path), "--json"]
     )
-    versions = json.loads(listing.output)
+    versions = json.loads(listing.stdout)
     assert [v["version"] for v in versions] == [2, 1]
     assert versions[1]["aliases"] == ["champion"] and versions[0]["aliases"] == ["challenger"]
     frame = pl.DataFrame(versions)
