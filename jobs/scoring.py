@@ -23,6 +23,7 @@ the score up most, in the feature pipeline's own words.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,6 +75,17 @@ class ScoreResult:
     stale_above_threshold: int = 0  # above threshold but older than alerts.max_age_days
     shadow_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    # where the stage's time went: finding the backlog, the feature queries, the models
+    # (champion, challenger, alert reasons), writing scores and alerts
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("backlog", "features", "predict", "write"), 0.0)
+    )
+
+    def timed(self, step: str, since: float) -> float:
+        """Add the time since ``since`` to ``step``; returns now, for the next step."""
+        now = time.perf_counter()
+        self.seconds[step] = round(self.seconds[step] + now - since, 3)
+        return now
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -275,7 +287,9 @@ def score_pending(
     threads = s.scoring.num_threads
     latest = con.execute("SELECT max(event_time) FROM transactions").fetchall()[0][0]
     alert_after = (latest - timedelta(days=s.alerts.max_age_days)) if latest else None
+    t = time.perf_counter()
     total, mark = _unscored(con, champion)
+    t = result.timed("backlog", t)
     batch_size, chunk_size = s.scoring.batch_size, s.scoring.feature_chunk_size
     logs.event(log, "scoring backlog", rows=total, champion=champion.version, batch_size=batch_size)
     with logs.progress("scoring", total) as bar:
@@ -287,6 +301,7 @@ def score_pending(
                 [chunk_size, offset],
             )
             chunk = compute_features(con, cfg, ids_table="fw_batch")
+            t = result.timed("features", t)
             for start in range(0, chunk.num_rows, batch_size):
                 feats = chunk.slice(start, batch_size)
                 scores, x = predict(champion, feats, policy, threads)
@@ -302,11 +317,13 @@ def score_pending(
                     champion,
                     top_reasons(champion, x[hot], spec.descriptions, threads),
                 )
+                t = result.timed("predict", t)
                 with transaction(con):
                     _write_scores(con, champion, feats["transaction_id"], scores, run_id)
                     if challenger is not None and shadow is not None:
                         _write_scores(con, challenger, feats["transaction_id"], shadow, run_id)
                     created = create_alerts(con, cfg, candidates, run_id) if len(hot) else None
+                t = result.timed("write", t)
                 result.batches += 1
                 result.scored += feats.num_rows
                 result.shadow_scored += feats.num_rows if shadow is not None else 0

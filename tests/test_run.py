@@ -186,9 +186,14 @@ def test_run_json_cli(world: World) -> None:
         cli, ["run", "--config", str(world.cfg.path), "--json", "--no-reports"]
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["status"] == "ok"
     assert set(data["counts"]) >= {"ingest", "score", "alerts"}
+    # the scoring stage's own steps, inside the stage's time
+    steps = data["counts"]["score"]["seconds"]
+    assert set(steps) == {"backlog", "features", "predict", "write"}
+    assert data["counts"]["score"]["scored"] > 0 and steps["features"] > 0 < steps["predict"]
+    assert sum(steps.values()) <= data["counts"]["seconds"]["score"] + 0.01
 
 
 def test_a_tampered_champion_is_refused_before_anything_is_scored(world: World) -> None:
