@@ -207,3 +207,18 @@ def test_a_tampered_champion_is_refused_before_anything_is_scored(world: World) 
     assert q(world, "SELECT count(*) FROM scores") == [(0,)]
     assert q(world, "SELECT count(*) FROM alerts") == [(0,)]
     assert q(world, "SELECT status FROM runs WHERE job = 'run'") == [("failed",)]
+
+
+def test_every_query_in_the_readme_runs_on_a_warehouse_after_a_run(world: World) -> None:
+    """The analysts' first queries in the README work as printed."""
+    run_batch(world.cfg, reports=False)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```sql\n")[1:]]
+    statements = [s.strip() for b in blocks for s in b.split(";") if s.strip()]
+    assert len(statements) >= 4
+    with duckdb.connect(str(world.cfg.warehouse_path), read_only=True) as con:
+        results = {s: con.execute(s).fetchall() for s in statements}
+    timing = next(rows for sql, rows in results.items() if "$.score.seconds" in sql)
+    stages, scoring = json.loads(timing[0][1]), json.loads(timing[0][2])
+    assert set(stages) >= {"ingest", "score", "alerts"}
+    assert set(scoring) == {"backlog", "features", "predict", "write"}
