@@ -17,11 +17,13 @@ next run (a rare duplicate, never a loss).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from jobs import logs
 from jobs.config import Config
@@ -76,9 +78,18 @@ class DeliveryResult:
 
 
 def create_alerts(
-    con: duckdb.DuckDBPyConnection, cfg: Config, candidates: pl.DataFrame, run_id: str
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    candidates: pl.DataFrame,
+    run_id: str,
+    explain: Callable[[list[str]], Sequence[str]] | None = None,
 ) -> AlertBatchResult:
-    """Apply the alert policy to ``candidates`` and add outbox rows (inside the caller's transaction)."""
+    """Apply the alert policy to ``candidates`` and add outbox rows (inside the caller's transaction).
+
+    ``explain``, when given, is called once with the ids of the transactions that become
+    alerts and returns their ``reasons`` (JSON), which replace the candidates' own: the
+    reasons are costly to compute, and the budget lets few candidates through.
+    """
     a = cfg.settings.alerts
     frame = candidates.select(CANDIDATE_COLUMNS).filter(pl.col("score") >= a.threshold)
     con.register("fw_candidates", frame.to_arrow())
@@ -112,6 +123,8 @@ def create_alerts(
             """,
             [a.daily_budget],
         )
+        if explain is not None:
+            _explain(con, explain)
         n_cand = frame.height
         fresh = int(
             con.execute(
@@ -141,6 +154,24 @@ def create_alerts(
         over_budget=max(0, fresh - created),
         same_card_same_day=max(0, n_cand - fresh),
     )
+
+
+def _explain(con: duckdb.DuckDBPyConnection, explain: Callable[[list[str]], Sequence[str]]) -> None:
+    """Fill in the reasons of the alerts about to be created (``fw_new_alerts``)."""
+    ids = [r[0] for r in con.execute("SELECT transaction_id FROM fw_new_alerts").fetchall()]
+    if not ids:
+        return
+    reasons = list(explain(ids))
+    if len(reasons) != len(ids):
+        raise ValueError(f"explain gave {len(reasons)} reasons for {len(ids)} alerts")
+    con.register("fw_reasons", pa.table({"transaction_id": ids, "reasons": reasons}))
+    try:
+        con.execute(
+            "UPDATE fw_new_alerts SET reasons = r.reasons FROM fw_reasons r "
+            "WHERE fw_new_alerts.transaction_id = r.transaction_id"
+        )
+    finally:
+        con.unregister("fw_reasons")
 
 
 def pending_rows(con: duckdb.DuckDBPyConnection, channel: str) -> pl.DataFrame:

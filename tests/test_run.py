@@ -18,7 +18,9 @@ from jobs.batch import run_batch
 from jobs.cli import cli
 from jobs.config import load_config
 from jobs.errors import FeatureMismatch, NoChampion
+from jobs.features import compute_features, feature_spec
 from jobs.registry_access import open_registry
+from jobs.scoring import inference_policy, load_model, predict, top_reasons
 from jobs.training import train_version
 from jobs.warehouse import warehouse
 
@@ -53,6 +55,26 @@ def test_run_scores_everything_once_and_alerts_within_policy(world: World) -> No
     runs = q(world, "SELECT job, status, policy FROM runs WHERE job = 'run' ORDER BY started_at")
     assert [r[:2] for r in runs] == [("run", "ok"), ("run", "ok")]
     assert json.loads(runs[0][2])["inference"] == {"missing": "native", "fill": {}}
+
+
+def test_each_alert_carries_the_reasons_of_its_own_transaction(world: World) -> None:
+    """Reasons are computed only for the rows the policy turns into alerts, and each alert
+    gets its own: recomputed here from the features and the champion, they match."""
+    summary = run_batch(world.cfg, reports=False)
+    counts = summary.counts["score"]
+    assert counts["above_threshold"] > counts["alerts_created"] > 0  # the budget turned some away
+    stored = dict(q(world, "SELECT transaction_id, reasons FROM alerts"))
+    assert len(stored) == counts["alerts_created"]
+    with warehouse(world.cfg.warehouse_path) as con:
+        con.execute("CREATE TEMP TABLE alerted AS SELECT DISTINCT transaction_id FROM alerts")
+        feats = compute_features(con, world.cfg, ids_table="alerted")
+    model = load_model(open_registry(world.cfg), "fraud", "champion")
+    assert model is not None
+    _, x = predict(model, feats, inference_policy(world.cfg), 1)
+    expected = top_reasons(model, x, feature_spec(world.cfg).descriptions, 1)
+    ids = feats["transaction_id"].to_pylist()
+    assert {tid: json.loads(stored[tid]) for tid in ids} == dict(zip(ids, expected, strict=True))
+    assert all(1 <= len(r) <= 3 for r in expected)
 
 
 def test_digest_in_the_file_outbox(world: World) -> None:
