@@ -15,18 +15,16 @@ exactly the rows not yet scored: scores are keyed by
 (transaction_id, model_name, model_version) and never duplicated. Memory is
 bounded by the chunk and batch sizes, not by the backlog.
 
-Alert reasons: for the rows that become alerts (the policy picks them among the
-rows at or above the threshold, within the daily budget), LightGBM's per-row
-feature contributions (``pred_contrib``) name the three features that pushed
-the score up most, in the feature pipeline's own words. Contributions cost about
-a millisecond a row, so rows the budget turns away are not explained.
+Alert reasons (:mod:`jobs.reasons`) are computed only for the rows that become
+alerts: the policy picks them among the rows at or above the threshold, within
+the daily budget, and explaining every row above the threshold cost more than
+scoring them.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +42,7 @@ from jobs.config import Config
 from jobs.errors import FeatureMismatch, NoChampion
 from jobs.features import compute_features, feature_spec
 from jobs.model_inputs import InferencePolicy, apply_policy, encode
+from jobs.reasons import explainer
 from jobs.runs import utcnow
 from jobs.warehouse import transaction
 from registry import Registry
@@ -82,15 +81,16 @@ class ScoreResult:
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("backlog", "features", "predict", "write"), 0.0)
     )
+    _lap: float = field(default_factory=time.perf_counter, repr=False)
 
-    def timed(self, step: str, since: float) -> float:
-        """Add the time since ``since`` to ``step``; returns now, for the next step."""
+    def lap(self, step: str) -> None:
+        """Add the time since the last lap (or since this result was made) to ``step``."""
         now = time.perf_counter()
-        self.seconds[step] = round(self.seconds[step] + now - since, 3)
-        return now
+        self.seconds[step] = round(self.seconds[step] + now - self._lap, 3)
+        self._lap = now
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
 
 def inference_policy(cfg: Config) -> InferencePolicy:
@@ -140,43 +140,6 @@ def predict(
     x = encode(feats, model.features, model.categorical, model.vocab)
     x = apply_policy(x, model.features, policy, model.medians)
     return np.asarray(model.booster.predict(x, num_threads=threads)), x
-
-
-def top_reasons(
-    model: LoadedModel,
-    x: np.ndarray,
-    descriptions: Mapping[str, str],
-    threads: int,
-    n: int = 3,
-) -> list[list[str]]:
-    """The ``n`` features pushing each row's score up most, as readable phrases."""
-    if x.shape[0] == 0:
-        return []
-    contrib = np.asarray(model.booster.predict(x, pred_contrib=True, num_threads=threads))
-    contrib = contrib[:, : len(model.features)]  # last column is the bias
-    order = np.argsort(-contrib, axis=1)[:, :n]
-    out: list[list[str]] = []
-    for i in range(x.shape[0]):  # only the alert-worthy rows: a handful per batch
-        reasons = []
-        for j in order[i]:
-            if contrib[i, j] <= 0:
-                break
-            name = model.features[j]
-            reasons.append(f"{descriptions.get(name, name)}: {_fmt(model, name, x[i, j])}")
-        out.append(reasons)
-    return out
-
-
-def _fmt(model: LoadedModel, name: str, value: float) -> str:
-    if np.isnan(value):
-        return "missing"
-    if name in model.categorical:
-        vocab = model.vocab.get(name, [])
-        idx = int(value)
-        return str(vocab[idx]) if 0 <= idx < len(vocab) else "unseen value"
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.2f}"
 
 
 def _unscored(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> tuple[int, datetime | None]:
@@ -285,13 +248,18 @@ def score_pending(
             logs.event(log, "challenger skipped in shadow", error=str(exc))
             challenger = None
 
-    policy = inference_policy(cfg)
-    threads = s.scoring.num_threads
     latest = con.execute("SELECT max(event_time) FROM transactions").fetchall()[0][0]
-    alert_after = (latest - timedelta(days=s.alerts.max_age_days)) if latest else None
-    t = time.perf_counter()
+    scorer = BatchScorer(
+        cfg=cfg,
+        champion=champion,
+        challenger=challenger,
+        policy=inference_policy(cfg),
+        descriptions=spec.descriptions,
+        alert_after=(latest - timedelta(days=s.alerts.max_age_days)) if latest else None,
+        run_id=run_id,
+    )
     total, mark = _unscored(con, champion)
-    t = result.timed("backlog", t)
+    result.lap("backlog")
     batch_size, chunk_size = s.scoring.batch_size, s.scoring.feature_chunk_size
     logs.event(log, "scoring backlog", rows=total, champion=champion.version, batch_size=batch_size)
     with logs.progress("scoring", total) as bar:
@@ -303,32 +271,12 @@ def score_pending(
                 [chunk_size, offset],
             )
             chunk = compute_features(con, cfg, ids_table="fw_batch")
-            t = result.timed("features", t)
+            result.lap("features")
             for start in range(0, chunk.num_rows, batch_size):
-                feats = chunk.slice(start, batch_size)
-                scores, x = predict(champion, feats, policy, threads)
-                shadow = predict(challenger, feats, policy, threads)[0] if challenger else None
-                recent = _recent_mask(feats, alert_after)
-                above = scores >= s.alerts.threshold
-                hot = np.flatnonzero(above & recent)
-                result.stale_above_threshold += int((above & ~recent).sum())
-                candidates = _alert_candidates(feats, hot, scores, champion)
-                explain = _explainer(champion, candidates, x[hot], spec.descriptions, threads)
-                t = result.timed("predict", t)
-                with transaction(con):
-                    _write_scores(con, champion, feats["transaction_id"], scores, run_id)
-                    if challenger is not None and shadow is not None:
-                        _write_scores(con, challenger, feats["transaction_id"], shadow, run_id)
-                    created = (
-                        create_alerts(con, cfg, candidates, run_id, explain) if len(hot) else None
-                    )
-                t = result.timed("write", t)
-                result.batches += 1
-                result.scored += feats.num_rows
-                result.shadow_scored += feats.num_rows if shadow is not None else 0
-                result.above_threshold += len(hot)
-                result.alerts_created += getattr(created, "created", 0) if created else 0
-                bar.update(feats.num_rows)
+                # a batch's frames are the scorer's locals: nothing of this chunk (a slice
+                # keeps its whole chunk alive) is held while the next chunk's query runs
+                scorer.score(con, chunk.slice(start, batch_size), result)
+                bar.update(min(batch_size, chunk.num_rows - start))
             del chunk
     _record_scored_through(con, champion, mark, run_id)
     con.execute("DROP TABLE IF EXISTS temp.fw_unscored")
@@ -337,33 +285,53 @@ def score_pending(
     return result
 
 
+@dataclass(frozen=True)
+class BatchScorer:
+    """Scores one batch of features and writes its scores and alerts in one transaction."""
+
+    cfg: Config
+    champion: LoadedModel
+    challenger: LoadedModel | None
+    policy: InferencePolicy
+    descriptions: Mapping[str, str]
+    alert_after: datetime | None  # rows older than this never alert (alerts.max_age_days)
+    run_id: str
+
+    def score(self, con: duckdb.DuckDBPyConnection, feats: pa.Table, result: ScoreResult) -> None:
+        champion, challenger, threads = (
+            self.champion,
+            self.challenger,
+            self.cfg.settings.scoring.num_threads,
+        )
+        scores, x = predict(champion, feats, self.policy, threads)
+        shadow = predict(challenger, feats, self.policy, threads)[0] if challenger else None
+        recent = _recent_mask(feats, self.alert_after)
+        above = scores >= self.cfg.settings.alerts.threshold
+        hot = np.flatnonzero(above & recent)
+        candidates = _alert_candidates(feats, hot, scores, champion)
+        explain = explainer(champion, candidates, x[hot], self.descriptions, threads)
+        result.lap("predict")
+        with transaction(con):
+            _write_scores(con, champion, feats["transaction_id"], scores, self.run_id)
+            if challenger is not None and shadow is not None:
+                _write_scores(con, challenger, feats["transaction_id"], shadow, self.run_id)
+            created = (
+                create_alerts(con, self.cfg, candidates, self.run_id, explain) if len(hot) else None
+            )
+        result.lap("write")
+        result.batches += 1
+        result.scored += feats.num_rows
+        result.shadow_scored += feats.num_rows if shadow is not None else 0
+        result.above_threshold += len(hot)
+        result.stale_above_threshold += int((above & ~recent).sum())
+        result.alerts_created += created.created if created else 0
+
+
 def _recent_mask(feats: pa.Table, after: datetime | None) -> np.ndarray:
     times = feats["event_time"].to_numpy()
     if after is None:
         return np.ones(len(times), dtype=bool)
     return np.asarray(times >= np.datetime64(after), dtype=bool)
-
-
-def _explainer(
-    model: LoadedModel,
-    candidates: pl.DataFrame,
-    x: np.ndarray,
-    descriptions: Mapping[str, str],
-    threads: int,
-) -> Callable[[list[str]], list[str]]:
-    """The reasons (JSON) of the candidates the alert policy picks, by transaction id.
-
-    Per-row contributions cost about a millisecond a row for a 300-tree model, and the
-    daily budget lets few of the rows above the threshold become alerts, so only those
-    are explained (``x`` holds the candidates' model inputs, in the same order).
-    """
-    row = {tid: i for i, tid in enumerate(candidates["transaction_id"].to_list())}
-
-    def explain(ids: list[str]) -> list[str]:
-        picked = x[[row[tid] for tid in ids]]
-        return [json.dumps(r) for r in top_reasons(model, picked, descriptions, threads)]
-
-    return explain
 
 
 def _alert_candidates(
