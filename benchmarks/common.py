@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -13,8 +15,41 @@ import duckdb
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (Linux reports KiB)."""
+    """This process's peak resident memory so far (Linux reports KiB).
+
+    It includes the peak of the process that started this one: Linux records the old
+    memory's high-water mark at exec (and Python starts children with vfork), so a child
+    of a large benchmark process reports at least the parent's peak. To measure a command
+    on its own, use :func:`run_measured`.
+    """
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# A small Python process starts the command and reports its rusage: the command's peak
+# then includes at most this launcher's (~10 MB), never the large benchmark process's.
+_LAUNCHER = """
+import json, os, subprocess, sys
+out, err, *command = sys.argv[1:]
+with open(out, "w") as o, open(err, "w") as e:
+    proc = subprocess.Popen(command, stdout=o, stderr=e)
+    _, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}))
+"""
+
+
+def run_measured(command: list[str], out: Path, err: Path) -> tuple[float, int, float]:
+    """Run ``command`` (stdout to ``out``, stderr to ``err``): seconds, exit code, and the
+    command's own peak resident memory in MB."""
+    t = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, str(out), str(err), *command],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - t
+    report = json.loads(done.stdout)
+    return seconds, int(report["code"]), report["maxrss_kb"] / 1024
 
 
 @contextmanager

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import lightgbm as lgb
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_warehouse, peak_rss_mb
+from common import build_warehouse, peak_rss_mb, run_measured
 
 
 def measure(history: int, new: int, memory_limit: str | None) -> dict[str, float]:
@@ -113,20 +112,14 @@ def measure(history: int, new: int, memory_limit: str | None) -> dict[str, float
 
 
 def run_once(cfg: object, tmp: Path) -> tuple[float, dict, float]:
-    """`fraudwatch run` in a fresh process, so its peak memory is its own: seconds, summary,
-    peak RSS in MB. The rusage comes from wait4 on that one pid: RUSAGE_CHILDREN would also
-    count the `git` that registering the model forked from this (much larger) process."""
+    """`fraudwatch run` in a fresh process: seconds, its summary, its own peak RSS in MB."""
     command = [sys.executable, "-m", "jobs.cli_main", "run", "--no-reports", "--json"]
     command += ["--config", str(cfg.path)]  # type: ignore[attr-defined]
-    out_path, err_path = tmp / "run.out", tmp / "run.err"
-    t = time.perf_counter()
-    with out_path.open("w") as out, err_path.open("w") as err:
-        proc = subprocess.Popen(command, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(err_path.read_text()[-3000:])
-    return seconds, json.loads(out_path.read_text()), usage.ru_maxrss / 1024
+    out, err = tmp / "run.out", tmp / "run.err"
+    seconds, code, peak = run_measured(command, out, err)
+    if code != 0:
+        raise RuntimeError(err.read_text()[-3000:])
+    return seconds, json.loads(out.read_text()), peak
 
 
 def main() -> None:
