@@ -6,6 +6,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,17 @@ with open(out, "w") as o, open(err, "w") as e:
     _, status, usage = os.wait4(proc.pid, 0)
 print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}))
 """
+
+
+def measure_fresh(args: list[str]) -> dict:
+    """Run ``python args...`` through the launcher and return the JSON of its last output
+    line: a measurement in a fresh process whose peak memory is its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp) / "out", Path(tmp) / "err"
+        _, code, _ = run_measured([sys.executable, *args], out, err)
+        if code != 0:
+            sys.exit(f"the measurement {args} failed:\n{err.read_text()[-3000:]}")
+        return json.loads(out.read_text().strip().splitlines()[-1])
 
 
 def run_measured(command: list[str], out: Path, err: Path) -> tuple[float, int, float]:

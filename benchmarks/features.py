@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_warehouse, peak_rss_mb
+from common import build_warehouse, measure_fresh, peak_rss_mb
 
 NEW_START = datetime(2026, 1, 31)
 
@@ -80,13 +79,7 @@ def main() -> None:
         )
         got = {}
         for approach in ("fraudwatch", "plain", "plain-uncapped"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--measure", str(root), approach],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r = measure_fresh([__file__, "--measure", str(root), approach])
             got[approach] = r
             print(
                 f"{approach:15s} {r['seconds']:7.1f} s  peak RSS {r['peak_mb']:,.0f} MB "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import duckdb
-from common import peak_rss_mb, write_transactions
+from common import measure_fresh, peak_rss_mb, write_transactions
 
 CONFIG = (
     'data_dir = "var"\n[source]\ntransactions = "landing/*.parquet"\n'
@@ -75,13 +74,7 @@ def main() -> None:
             arrow_mb = con.sql(f"SELECT * FROM read_parquet({[str(f) for f in files[:1]]})")
             arrow_mb = arrow_mb.to_arrow_table().nbytes / 2**20 * len(files)
         (root / "config.toml").write_text(CONFIG)
-        out = subprocess.run(
-            [sys.executable, __file__, "--measure", str(root)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = measure_fresh([__file__, "--measure", str(root)])
         print(
             f"rows ingested        {r['rows']:,} in {len(files)} files ({parquet_mb:,.0f} MB Parquet)"
         )

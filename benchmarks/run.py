@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import lightgbm as lgb
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_warehouse, peak_rss_mb, run_measured
+from common import build_warehouse, measure_fresh, peak_rss_mb, run_measured
 
 
 def measure(history: int, new: int, memory_limit: str | None) -> dict[str, float]:
@@ -137,9 +136,8 @@ def main() -> None:
         return
     results = []
     for new in (args.new_rows, args.backlog):
-        out = subprocess.run(
+        r = measure_fresh(
             [
-                sys.executable,
                 __file__,
                 "--measure",
                 "--history-rows",
@@ -147,13 +145,8 @@ def main() -> None:
                 "--new-rows",
                 str(new),
                 *(["--memory-limit", args.memory_limit] if args.memory_limit else []),
-            ],
-            capture_output=True,
-            text=True,
+            ]
         )
-        if out.returncode != 0:
-            sys.exit(f"the measurement for {new:,} new rows failed:\n{out.stderr[-3000:]}")
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
         ratio = (r["new_rows"] / r["run_s"]) / (r["new_rows"] / r["bare_predict_s"])
         print(
