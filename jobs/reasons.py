@@ -32,7 +32,7 @@ def top_reasons(
     contrib = contrib[:, : len(model.features)]  # last column is the bias
     order = np.argsort(-contrib, axis=1)[:, :n]
     out: list[list[str]] = []
-    for i in range(x.shape[0]):  # only the alert-worthy rows: a handful per batch
+    for i in range(x.shape[0]):  # only the rows that become alerts: the budget's few
         reasons = []
         for j in order[i]:
             if contrib[i, j] <= 0:

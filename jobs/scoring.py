@@ -298,11 +298,8 @@ class BatchScorer:
     run_id: str
 
     def score(self, con: duckdb.DuckDBPyConnection, feats: pa.Table, result: ScoreResult) -> None:
-        champion, challenger, threads = (
-            self.champion,
-            self.challenger,
-            self.cfg.settings.scoring.num_threads,
-        )
+        champion, challenger = self.champion, self.challenger
+        threads = self.cfg.settings.scoring.num_threads
         scores, x = predict(champion, feats, self.policy, threads)
         shadow = predict(challenger, feats, self.policy, threads)[0] if challenger else None
         recent = _recent_mask(feats, self.alert_after)
