@@ -1,7 +1,9 @@
 """The features stated the plain way: ``RANGE`` window functions over the whole history.
 
 This is the specification :func:`jobs.features.feature_sql` must match value
-for value. It is obviously correct and slow (it computes every window for
+for value. The merchant risk's delayed window ``(t - d - w, t - d]`` is a plain
+join of each target with its merchant's transactions (a ``RANGE`` frame is
+closed at both ends). It is obviously correct and slow (it computes every window for
 every transaction in the warehouse, then keeps the target rows), so nothing
 in the product runs it: the tests compare the fast query with it, and
 ``benchmarks/features.py`` times both and checks they are identical.
@@ -52,6 +54,13 @@ def reference_feature_sql(cfg: Config) -> str:
         f"count(*) OVER {_window('merchant_id', w)} AS merchant_tx_count_{w}d"
         for w in f.merchant_windows_days
     ]
+    delay = spec.label_delay_days
+    longest = max(f.merchant_windows_days) + delay
+    delayed_counts = ", ".join(
+        f"count(h.transaction_id) FILTER (WHERE h.event_time > x.event_time - INTERVAL {int(w) + delay} DAY) "
+        f"AS mdc_{w}"
+        for w in f.merchant_windows_days
+    )
     extra_cols = extra_feature_columns(cfg)
     ordered = ", ".join(quote_ident(n) for n in spec.names if n != "amount")
     return f"""
@@ -64,16 +73,26 @@ windowed AS (
 target AS (
     SELECT t.* FROM transactions t SEMI JOIN fw_target USING (transaction_id)
 ),
-{merchant_fraud_ctes(f, "transactions")}
+merchant_delayed AS (
+    -- the merchant's transactions in (t - d - w, t - d], whose labels have had time to arrive
+    SELECT x.transaction_id, {delayed_counts}
+    FROM target x LEFT JOIN transactions h
+      ON h.merchant_id = x.merchant_id
+     AND h.event_time <= x.event_time - INTERVAL {int(delay)} DAY
+     AND h.event_time > x.event_time - INTERVAL {int(longest)} DAY
+    GROUP BY x.transaction_id
+),
+{merchant_fraud_ctes(f, delay, "transactions")}
 features AS (
     SELECT x.transaction_id, x.event_time, x.card_id, x.merchant_id, x.amount,
            {time_of_day_columns(f)},
            m.* EXCLUDE (transaction_id, prev_time),
-           CASE WHEN m.prev_time >= x.event_time - INTERVAL {spec.history_days} DAY
+           CASE WHEN m.prev_time >= x.event_time - INTERVAL {spec.card_history_days} DAY
                 THEN epoch(x.event_time) - epoch(m.prev_time) END AS card_seconds_since_prev,
-           {", ".join([*merchant_fraud_rates(f), *extra_cols])}
+           {", ".join([*merchant_fraud_rates(f, "md"), *extra_cols])}
     FROM target x
     JOIN windowed m USING (transaction_id)
+    JOIN merchant_delayed md USING (transaction_id)
     LEFT JOIN merchant_frauds fr USING (transaction_id)
 )
 SELECT transaction_id, event_time, card_id, merchant_id, amount, {ordered}

@@ -8,6 +8,14 @@ A transaction's features at its time ``t`` use only what was known at ``t``:
   t"); nothing later ever does;
 - fraud labels whose ``reported_at`` is at or before ``t``.
 
+A merchant's risk allows for the label delay ``d`` (``[source]
+label_delay_days``): labels arrive days after the transaction, so a window
+ending at ``t`` would count last week's transactions as legitimate. The risk
+over ``w`` days is the merchant's frauds (reported by ``t``) among its
+transactions in ``(t - d - w, t - d]``, over the number of those transactions
+(0 when there were none): a window that has had time to fill. The merchant's
+current transaction counts stay undelayed, ``[t - w, t]``.
+
 Because every window ends at the row's own time, the features of a past
 window are identical whether or not later transactions and labels exist; the
 tests prove it. Scoring a batch reads only the history it needs: the
@@ -35,7 +43,9 @@ KEYS = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
 class FeatureSpec:
     names: tuple[str, ...]  # model input columns, in order
     categorical: tuple[str, ...]  # subset of names that are categorical (VARCHAR)
-    history_days: int  # longest window
+    history_days: int  # longest look-back: a card window, or a merchant window plus the delay
+    card_history_days: int  # longest card window
+    label_delay_days: int  # d: merchant risk windows end d days before the transaction
     descriptions: dict[str, str]  # name -> words an analyst understands
 
 
@@ -46,6 +56,7 @@ def quote_ident(name: str) -> str:
 
 def feature_spec(cfg: Config) -> FeatureSpec:
     f = cfg.settings.features
+    delay = int(cfg.settings.source.label_delay_days)
     names: list[str] = ["amount", "hour", "is_night", "is_weekend"]
     desc = {
         "amount": "amount",
@@ -69,14 +80,19 @@ def feature_spec(cfg: Config) -> FeatureSpec:
     for w in f.merchant_windows_days:
         names += [f"merchant_tx_count_{w}d", f"merchant_fraud_rate_{w}d"]
         desc[f"merchant_tx_count_{w}d"] = f"merchant's transactions in {w} day(s)"
-        desc[f"merchant_fraud_rate_{w}d"] = f"merchant's known fraud rate over {w} day(s)"
+        desc[f"merchant_fraud_rate_{w}d"] = (
+            f"merchant's fraud rate over {w} day(s) ending {delay} day(s) ago"
+            if delay
+            else f"merchant's known fraud rate over {w} day(s)"
+        )
     extra = cfg.extra_columns()
     for name in extra:
         names.append(name)
         desc[name] = name.replace("_", " ")
     categorical = tuple(n for n, k in extra.items() if k == "categorical")
-    history = max([*f.card_windows_days, *f.merchant_windows_days])
-    return FeatureSpec(tuple(names), categorical, history, desc)
+    card_history = max(f.card_windows_days)
+    history = max(card_history, max(f.merchant_windows_days) + delay)
+    return FeatureSpec(tuple(names), categorical, history, card_history, delay, desc)
 
 
 def amount_exact() -> str:
@@ -114,12 +130,13 @@ def _since(w: int) -> str:
     return f"h.event_time >= x.since_{int(w)}d"
 
 
-def merchant_fraud_ctes(f: Features, hist: str) -> str:
+def merchant_fraud_ctes(f: Features, delay: int, hist: str) -> str:
     """CTEs ``fraud_reports`` and ``merchant_frauds``: per target row, its merchant's frauds
-    in each window that were reported by the row's time (``hist`` holds the history rows)."""
-    history = max([*f.card_windows_days, *f.merchant_windows_days])
+    among its transactions in ``(t - d - w, t - d]`` for each window ``w``, counting only
+    labels reported by ``t`` (``hist`` holds the history rows)."""
+    longest = max(f.merchant_windows_days) + delay
     fraud_counts = [
-        f"count(r.reported_at) FILTER (WHERE r.tx_time >= x.event_time - INTERVAL {int(w)} DAY) "
+        f"count(r.reported_at) FILTER (WHERE r.tx_time > x.event_time - INTERVAL {int(w) + delay} DAY) "
         f"AS frauds_{w}d"
         for w in f.merchant_windows_days
     ]
@@ -134,8 +151,8 @@ merchant_frauds AS (
     SELECT x.transaction_id, {", ".join(fraud_counts)}
     FROM target x JOIN fraud_reports r
       ON r.merchant_id = x.merchant_id
-     AND r.tx_time <= x.event_time
-     AND r.tx_time >= x.event_time - INTERVAL {int(history)} DAY
+     AND r.tx_time <= x.event_time - INTERVAL {int(delay)} DAY
+     AND r.tx_time > x.event_time - INTERVAL {int(longest)} DAY
      AND r.reported_at <= x.event_time
     GROUP BY x.transaction_id
 ),"""
@@ -149,23 +166,45 @@ def extra_feature_columns(cfg: Config) -> list[str]:
     ]
 
 
-def merchant_fraud_rates(f: Features) -> list[str]:
+def merchant_fraud_rates(f: Features, counts: str = "m") -> list[str]:
+    """The risk columns from ``merchant_frauds fr`` and the delayed window counts
+    ``{counts}.mdc_{w}`` (the merchant's transactions in ``(t - d - w, t - d]``)."""
     return [
-        f"coalesce(fr.frauds_{w}d, 0)::DOUBLE / m.merchant_tx_count_{w}d AS merchant_fraud_rate_{w}d"
+        f"coalesce(coalesce(fr.frauds_{w}d, 0)::DOUBLE / nullif({counts}.mdc_{w}, 0), 0) "
+        f"AS merchant_fraud_rate_{w}d"
         for w in f.merchant_windows_days
     ]
 
 
+@dataclass(frozen=True)
+class CountPoint:
+    """A merchant count ``C`` taken ``offset`` days before each target's time: ``C(< t - off)``
+    (``ord`` 0, before the transactions at that instant) or ``C(<= t - off)`` (``ord`` 2)."""
+
+    pid: int
+    offset: int
+    ord: int
+
+
+def merchant_count_points(f: Features, delay: int) -> dict[str, CountPoint]:
+    """The counts each target needs: ``[t - w, t]`` and the delayed ``(t - d - w, t - d]``."""
+    points = {"now": CountPoint(0, 0, 2), "delay": CountPoint(1, delay, 2)}
+    for i, w in enumerate(f.merchant_windows_days):
+        points[f"since_{w}"] = CountPoint(10 + i, int(w), 0)
+        points[f"delayed_since_{w}"] = CountPoint(100 + i, int(w) + delay, 2)
+    return points
+
+
 def merchant_query_days(
-    f: Features, first: datetime, last: datetime
+    f: Features, first: datetime, last: datetime, delay: int = 0
 ) -> list[tuple[datetime, datetime]]:
-    """The whole days holding a target's ``t`` or ``t - w`` (targets from ``first`` to
-    ``last``), as disjoint ``[start, end)`` ranges: the only days whose merchant
-    transactions are read row by row."""
+    """The whole days holding a target's ``t - off`` for every count point (targets from
+    ``first`` to ``last``), as disjoint ``[start, end)`` ranges: the only days whose
+    merchant transactions are read row by row."""
     spans = []
-    for w in (0, *f.merchant_windows_days):
-        start = datetime.combine((first - timedelta(days=w)).date(), datetime.min.time())
-        end = datetime.combine((last - timedelta(days=w)).date(), datetime.min.time())
+    for point in merchant_count_points(f, delay).values():
+        start = datetime.combine((first - timedelta(days=point.offset)).date(), datetime.min.time())
+        end = datetime.combine((last - timedelta(days=point.offset)).date(), datetime.min.time())
         spans.append((start, end + timedelta(days=1)))
     merged: list[tuple[datetime, datetime]] = []
     for start, end in sorted(spans):
@@ -178,16 +217,17 @@ def merchant_query_days(
 
 def feature_sql(
     cfg: Config,
-    lo: datetime | None,
-    hi: datetime | None,
+    first: datetime | None,
+    last: datetime | None,
     days: list[tuple[datetime, datetime]] | None = None,
 ) -> str:
     """The feature query for the rows whose ids are in the temp table ``fw_target``.
 
-    ``lo``..``hi`` is the history the targets need: from the longest window
-    before the first target to the last target; ``days`` are
-    :func:`merchant_query_days` (literals, so DuckDB skips the row groups
-    outside them).
+    ``first``..``last`` are the targets' earliest and latest event times: the
+    history read runs from the longest look-back before ``first`` (card windows
+    for cards, merchant windows plus the label delay for merchants) to
+    ``last``; ``days`` are :func:`merchant_query_days` (literals, so DuckDB
+    skips the row groups outside them).
 
     It computes features for the target rows only, never for the history:
 
@@ -198,19 +238,26 @@ def feature_sql(
       ``t`` (the card's next transaction at that merchant, ``next_same``, is
       later than ``t``) and lies inside the window;
     - merchant windows (a merchant makes thousands a day): ``count in
-      [t - w, t] = C(<= t) - C(< t - w)``, where ``C(x)`` is the merchant's
+      [t - w, t] = C(<= t) - C(< t - w)`` and, for the risk's delayed window,
+      ``count in (t - d - w, t - d] = C(<= t - d) - C(<= t - d - w)``, where ``C(x)`` is the merchant's
       daily counts summed up to the day before ``x`` plus its rank within
       ``x``'s day. Only the days holding a ``t`` or a ``t - w`` are read row by
       row (four days of thirty for a one-day batch; whole days by timestamp
       range, so DuckDB skips the other row groups); the others only counted;
-    - fraud rates: the target joined to the few fraud labels of its merchant.
+    - fraud rates: the target joined to the few fraud labels of its merchant,
+      over the delayed count.
 
     :mod:`jobs.feature_reference` states the same features as plain ``RANGE``
     window functions over the whole history; the tests and
     ``benchmarks/features.py`` check both give identical values.
     """
     f = cfg.settings.features
-    history = max([*f.card_windows_days, *f.merchant_windows_days])
+    spec = feature_spec(cfg)
+    delay = spec.label_delay_days
+    card_history = spec.card_history_days
+    card_lo = None if first is None else first - timedelta(days=card_history)
+    lo = None if first is None else first - timedelta(days=spec.history_days)
+    hi = last
     card_cols = []
     for w in f.card_windows_days:
         card_cols += [
@@ -237,11 +284,19 @@ def feature_sql(
         "CASE WHEN c.same_instant > 1 THEN 0 ELSE epoch(x.event_time) - epoch(c.prev_time) END "
         "AS card_seconds_since_prev"
     )
-    merchant_out = [
-        f"(max(c) FILTER (WHERE w = 0) - max(c) FILTER (WHERE w = {int(w)}))::BIGINT "
-        f"AS merchant_tx_count_{w}d"
-        for w in f.merchant_windows_days
-    ]
+    points = merchant_count_points(f, delay)
+
+    def count_between(upto: str, before: str) -> str:
+        a, b = points[upto].pid, points[before].pid
+        return f"(max(c) FILTER (WHERE pid = {a}) - max(c) FILTER (WHERE pid = {b}))::BIGINT"
+
+    merchant_out = []
+    for w in f.merchant_windows_days:
+        merchant_out += [
+            f"{count_between('now', f'since_{w}')} AS merchant_tx_count_{w}d",
+            f"{count_between('delay', f'delayed_since_{w}')} AS mdc_{w}",
+        ]
+    point_rows = ", ".join(f"({p.pid}, {p.offset}, {p.ord})" for p in points.values())
     since = ", ".join(
         f"event_time - INTERVAL {int(w)} DAY AS since_{int(w)}d" for w in f.card_windows_days
     )
@@ -258,7 +313,6 @@ def feature_sql(
     )
     extra = cfg.extra_columns()
     extra_cols = extra_feature_columns(cfg)
-    spec = feature_spec(cfg)
     ordered = ", ".join(quote_ident(n) for n in spec.names if n != "amount")
     extra_select = "".join(f", t.{quote_ident(n)}" for n in extra)
     return f"""
@@ -271,7 +325,7 @@ card_hist AS (
            lead(t.event_time) OVER (PARTITION BY t.card_id, t.merchant_id
                                     ORDER BY t.event_time) AS next_same
     FROM transactions t
-    WHERE t.event_time BETWEEN {_ts(lo)} AND {_ts(hi)}
+    WHERE t.event_time BETWEEN {_ts(card_lo)} AND {_ts(hi)}
       AND t.card_id IN (SELECT DISTINCT card_id FROM target)
 ),
 card_target AS (
@@ -283,7 +337,7 @@ card_feats AS (
     SELECT x.transaction_id, {", ".join(card_cols)}
     FROM card_target x JOIN card_hist h
       ON h.card_id = x.card_id
-     AND h.event_time BETWEEN x.event_time - INTERVAL {int(history)} DAY AND x.event_time
+     AND h.event_time BETWEEN x.event_time - INTERVAL {int(card_history)} DAY AND x.event_time
     GROUP BY x.transaction_id
 ),
 merchant_hist AS NOT MATERIALIZED (
@@ -306,27 +360,25 @@ merchant_upto_day AS (
     FROM merchant_days
 ),
 merchant_queries AS (
-    -- C(<= t) sorts after the transactions at t (ord 2), C(< t - w) before them (ord 0)
-    SELECT transaction_id AS tid, merchant_id, event_time AS ts, 0 AS w, 2 AS ord FROM target
-    UNION ALL
-    SELECT x.transaction_id, x.merchant_id, x.event_time - to_days(ws.w), ws.w, 0
-    FROM target x, (SELECT unnest({[int(w) for w in f.merchant_windows_days]}) AS w) ws
+    -- C(<= x) sorts after the transactions at x (ord 2), C(< x) before them (ord 0)
+    SELECT x.transaction_id AS tid, x.merchant_id, x.event_time - to_days(p.off) AS ts, p.pid, p.ord
+    FROM target x, (VALUES {point_rows}) p(pid, off, ord)
 ),
 merchant_stream AS (
-    SELECT merchant_id, event_time AS ts, 1 AS ord, NULL AS tid, NULL AS w, 1 AS one
+    SELECT merchant_id, event_time AS ts, 1 AS ord, NULL AS tid, NULL AS pid, 1 AS one
     FROM merchant_day_rows
     UNION ALL
-    SELECT merchant_id, ts, ord, tid, w, 0 FROM merchant_queries
+    SELECT merchant_id, ts, ord, tid, pid, 0 FROM merchant_queries
 ),
 merchant_ranked AS (
-    SELECT tid, w, merchant_id, ts::DATE AS day,
+    SELECT tid, pid, merchant_id, ts::DATE AS day,
            sum(one) OVER (PARTITION BY merchant_id, ts::DATE ORDER BY ts, ord
                           ROWS UNBOUNDED PRECEDING) AS in_day
     FROM merchant_stream
 ),
 merchant_c AS (
     -- C = the transactions of the days before (the latest traded day earlier) + rank in day
-    SELECT r.tid, r.w, r.in_day + coalesce(b.upto, 0) AS c
+    SELECT r.tid, r.pid, r.in_day + coalesce(b.upto, 0) AS c
     FROM (SELECT * FROM merchant_ranked WHERE tid IS NOT NULL) r
     ASOF LEFT JOIN merchant_upto_day b ON r.merchant_id = b.merchant_id AND r.day > b.day
 ),
@@ -334,7 +386,7 @@ merchant_feats AS (
     SELECT tid AS transaction_id, {", ".join(merchant_out)}
     FROM merchant_c GROUP BY tid
 ),
-{merchant_fraud_ctes(f, "merchant_hist")}
+{merchant_fraud_ctes(f, delay, "merchant_hist")}
 features AS (
     SELECT x.transaction_id, x.event_time, x.card_id, x.merchant_id, x.amount,
            {time_of_day_columns(f)},
@@ -385,9 +437,9 @@ def compute_features(
         ).fetchall()[0]
         if first is None:
             return con.sql(feature_sql(cfg, None, None)).to_arrow_table()
-        lo = first - timedelta(days=feature_spec(cfg).history_days)
-        days = merchant_query_days(cfg.settings.features, first, last)
-        return con.sql(feature_sql(cfg, lo, last, days)).to_arrow_table()
+        delay = cfg.settings.source.label_delay_days
+        days = merchant_query_days(cfg.settings.features, first, last, delay)
+        return con.sql(feature_sql(cfg, first, last, days)).to_arrow_table()
     finally:
         con.execute("DROP TABLE IF EXISTS temp.fw_target")
 

@@ -57,6 +57,7 @@ def test_hand_checked_values(wh: tuple[Config, duckdb.DuckDBPyConnection]) -> No
         ],
     )
     _add_label(con, "c", T0 - timedelta(hours=1))  # known at T0
+    _add_label(con, "a", T0 - timedelta(days=2))  # a's label: known, and a is old enough
     _add_label(con, "e", T0 + timedelta(minutes=5))  # reported after T0: unknown at T0
     feats = compute_features(con, cfg, start=T0, end=T0 + timedelta(seconds=1))
     assert feats.num_rows == 1
@@ -72,12 +73,45 @@ def test_hand_checked_values(wh: tuple[Config, duckdb.DuckDBPyConnection]) -> No
     # merchant m3 has only d; merchant features of c (m1) are checked below
     assert r["merchant_tx_count_30d"] == 1 and r["merchant_fraud_rate_30d"] == 0.0
     assert r["distance_km"] == 1.5 and r["channel"] == "pos"
-    # for transaction e (m1, T0-1h): window holds a, c, e; c's label is reported at T0-1h
+    # for transaction e (m1, T0-1h): [t-30d, t] holds a, c, e (undelayed counts). The risk's
+    # windows end label_delay_days (7) before t: (t-37d, t-7d] holds only a, a known fraud;
+    # c's label is known too, but c is too recent for its peers' labels to have arrived
     fe = compute_features(con, cfg, start=T0 - timedelta(hours=1), end=T0 - timedelta(minutes=59))
     e = _row(fe, "e")
     assert e["merchant_tx_count_30d"] == 3
-    assert e["merchant_fraud_rate_30d"] == pytest.approx(1 / 3)  # reported exactly at t: known
     assert e["merchant_tx_count_1d"] == 2
+    assert e["merchant_fraud_rate_30d"] == pytest.approx(1.0)
+    assert e["merchant_fraud_rate_7d"] == pytest.approx(1.0)  # a at t-10d: in (t-14d, t-7d]
+    assert e["merchant_fraud_rate_1d"] == 0.0  # (t-8d, t-7d] is empty: no known risk
+
+
+def test_merchant_risk_window_edges_and_label_knowledge(
+    wh: tuple[Config, duckdb.DuckDBPyConnection],
+) -> None:
+    """(t - d - w, t - d]: open on the left, closed on the right; a label counts from the
+    instant it is reported, never before."""
+    cfg, con = wh
+    d = timedelta(days=7)
+    _add_tx(
+        con,
+        [
+            ("edge_in", T0 - d, "c1", "m1", 10.0),  # exactly t - d: inside every window
+            ("edge_out", T0 - d - timedelta(days=1), "c2", "m1", 10.0),  # t - d - 1d: not in 1d
+            ("mid", T0 - d - timedelta(days=3), "c3", "m1", 10.0),
+            ("late_label", T0 - d - timedelta(days=5), "c4", "m1", 10.0),
+            ("recent", T0 - timedelta(days=2), "c5", "m1", 10.0),  # inside t - d: not counted
+            ("t", T0, "c6", "m1", 10.0),
+        ],
+    )
+    _add_label(con, "edge_in", T0)  # reported exactly at t: known
+    _add_label(con, "edge_out", T0 - timedelta(days=1))
+    _add_label(con, "late_label", T0 + timedelta(microseconds=1))  # reported just after t
+    _add_label(con, "recent", T0 - timedelta(days=1))  # known, but outside the delayed window
+    r = _row(compute_features(con, cfg, start=T0, end=T0 + timedelta(seconds=1)), "t")
+    assert r["merchant_fraud_rate_1d"] == pytest.approx(1.0)  # {edge_in}: 1 of 1
+    # (t-14d, t-7d]: edge_in, edge_out, mid, late_label; known frauds edge_in and edge_out
+    assert r["merchant_fraud_rate_7d"] == pytest.approx(2 / 4)
+    assert r["merchant_tx_count_7d"] == 3  # undelayed [t-7d, t]: edge_in, recent, t
 
 
 def test_features_of_a_past_window_ignore_later_data(
@@ -134,7 +168,8 @@ def test_spec_names_order_and_no_ids(wh: tuple[Config, duckdb.DuckDBPyConnection
     spec = feature_spec(cfg)
     assert "card_id" not in spec.names and "merchant_id" not in spec.names
     assert spec.categorical == ("channel",)
-    assert spec.history_days == 30
+    assert spec.history_days == 37  # the 30-day merchant risk ends 7 days (the delay) back
+    assert spec.card_history_days == 30
     assert all(n in spec.descriptions for n in spec.names)
     _add_tx(con, [("x", T0, "c1", "m1", 10.0)])
     table = compute_features(con, cfg)
@@ -147,22 +182,29 @@ def test_spec_names_order_and_no_ids(wh: tuple[Config, duckdb.DuckDBPyConnection
     ]
 
 
+@pytest.mark.parametrize("delay", [7, 0, 3])
 def test_fast_query_equals_the_plain_window_reference(
-    wh: tuple[Config, duckdb.DuckDBPyConnection],
+    write_config: Callable[..., Config], delay: int
 ) -> None:
     """The production query gives, value for value, what plain RANGE windows over the whole
     history give: on ties, rows exactly on a window's edge, long gaps, days a merchant did not
     trade, repeated merchants, zero and absurd amounts, and labels reported before and after."""
     import random
 
-    cfg, con = wh
-    rng = random.Random(7)
+    from tests.conftest import BASE_CONFIG
+
+    text = BASE_CONFIG.replace("label_delay_days = 7", f"label_delay_days = {delay}")
+    assert f"label_delay_days = {delay}" in text
+    cfg = write_config(text=text)
+    con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
+    rng = random.Random(7 + delay)
     base = datetime(2026, 1, 1)
     times: list[datetime] = []
     for _ in range(400):
         times.append(base + timedelta(seconds=rng.randrange(0, 75 * 86400)))
     for t in rng.sample(times, 60):  # window edges, exact ties, and a microsecond either side
-        for gap in (timedelta(days=1), timedelta(days=7), timedelta(days=30), timedelta(0)):
+        for days in (0, 1, 7, 8, 14, 30, 37):  # windows, and windows ending the delay before
+            gap = timedelta(days=days)
             times.append(t + gap)
         times.append(t + timedelta(days=7, microseconds=1))
         times.append(t + timedelta(days=1, microseconds=-1))
@@ -172,7 +214,8 @@ def test_fast_query_equals_the_plain_window_reference(
         rows.append((f"t{i:04d}", t, f"c{rng.randrange(6)}", f"m{rng.randrange(5)}", amount))
     _add_tx(con, rows)
     for tid, t, *_ in rng.sample(rows, 60):
-        _add_label(con, tid, t + timedelta(hours=rng.choice([-1, 0, 5, 24 * 40])))
+        delay_hours = rng.choice([-1, 0, 5, 24 * 3, 24 * 7, 24 * 8, 24 * 40])
+        _add_label(con, tid, t + timedelta(hours=delay_hours))
 
     from jobs.feature_reference import reference_features
 
