@@ -1,37 +1,63 @@
-"""Drift between a reference and a current sample: per feature, for the score, for the dataset.
+"""Drift between a reference and a current profile: per feature, for the score, for the dataset.
 
-Per feature:
+Both sides are :mod:`reports.profile` sketches (a report reads stored profiles;
+:func:`compute_drift` profiles two frames first). A feature drifts for any of
+these reasons, each named in the report:
 
-- PSI on the reference's quantile bins (numeric: ``bins`` quantiles of the
-  reference, duplicate edges merged, open ends; categorical: the reference's
-  categories, the rest grouped as "other"; missing values are their own bin);
-  empty bins get ``EPS`` so the logarithm stays finite. PSI above
-  ``psi_threshold`` is flagged (rule of thumb: < 0.1 stable, 0.1–0.25 moderate,
-  > 0.25 major; Siddiqi, *Credit Risk Scorecards*, 2006).
-- A distribution test decides whether the feature drifted: numeric ``ks``
-  (two-sample Kolmogorov–Smirnov; drift when p < ``ks_threshold``, 0.05) or
-  ``wasserstein`` (distance divided by the reference's standard deviation;
-  drift when > ``wasserstein_threshold``, 0.1); categorical ``jensenshannon``
-  (distance with base-2 logs, in [0, 1]; drift when > 0.1) or ``chi2``
-  (p < 0.05). These are Evidently's defaults for the same tests.
-- The change of the missing rate.
+- ``distribution``: the configured test says so. Numeric ``wasserstein``
+  (W1 distance divided by the reference's standard deviation, drift when >
+  ``wasserstein_threshold``, 0.1) or ``ks`` (two-sample Kolmogorov–Smirnov,
+  drift when p < ``ks_threshold``, 0.05); categorical ``jensenshannon``
+  (distance with NATURAL logs, so in [0, sqrt(ln 2)] ≈ [0, 0.83], as scipy's
+  and Evidently's default; drift when > 0.1) or ``chi2`` (p < 0.05). The
+  tests and thresholds are Evidently's defaults; both sides are taken from the
+  sketches, exact for up to 512 distinct values, else within 1/512 of
+  probability;
+- ``psi``: the population stability index over the reference's ``bins``
+  quantile bins (numeric; duplicate edges merged, open ends) or its 20
+  commonest categories plus "other" (categorical), with MISSING VALUES AS
+  THEIR OWN BIN, above ``psi_threshold`` (0.2; < 0.1 stable, 0.1–0.25
+  moderate, > 0.25 major; Siddiqi, *Credit Risk Scorecards*, 2006); empty
+  bins get ``EPS`` so the logarithm stays finite;
+- ``missing``: the missing rate moved by more than ``missing_tolerance``
+  (0.05, absolute);
+- ``constant``: the feature took several values in the reference and one
+  (or none) now;
+- ``new values``: categories the reference never had make more than
+  ``new_category_share`` (1%) of the current rows.
 
-The score is tested like a numeric feature and reported apart. The dataset
-drifts when the share of drifted features reaches ``drift_share`` (0.5,
-Evidently's default). Everything is vectorised numpy/polars per feature; no
-loop over rows.
+The verdict is weighted by what the champion relies on: each feature weighs
+its share of the champion's gain (equal weights without one). The dataset is
+in ``alarm`` when a missing-rate or constant-column drift appears, when one
+of the ``top_features`` most important features drifts, or when the drifted
+features carry at least ``drift_share`` of the importance, whatever the
+share of features; ``drift`` when something else drifted; ``ok`` otherwise.
+The score is tested like a numeric feature and reported apart, with a badge
+when its PSI is above ``psi_threshold``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
+from reports.profile import (
+    CategoricalSketch,
+    NumericSketch,
+    Profile,
+    Sketch,
+    profile_frame,
+)
+
 EPS = 1e-4
+MAX_CATEGORY_BINS = 20
+ALARM_KINDS = ("missing", "constant", "new values")
 
 
 @dataclass(frozen=True)
@@ -44,7 +70,10 @@ class DriftPolicy:
     wasserstein_threshold: float = 0.1
     jensenshannon_threshold: float = 0.1
     chi2_threshold: float = 0.05
-    drift_share: float = 0.5
+    drift_share: float = 0.5  # of the champion's importance
+    missing_tolerance: float = 0.05
+    new_category_share: float = 0.01
+    top_features: int = 5
 
 
 @dataclass(frozen=True)
@@ -64,33 +93,56 @@ class FeatureDrift:
     ref_share: tuple[float, ...]
     cur_share: tuple[float, ...]
     new_values: tuple[str, ...] = ()  # categorical: the commonest values unseen in the reference
+    new_share: float = 0.0  # rows with unseen categories / outside the reference's range
+    reasons: tuple[str, ...] = ()  # why it drifted: distribution, psi, missing, constant, ...
+    importance: float | None = None  # share of the champion's gain
+    rank: int | None = None  # 1 = the champion's most important feature
+
+    @property
+    def alarming(self) -> bool:
+        return any(r in ALARM_KINDS for r in self.reasons)
 
     @property
     def severity(self) -> float:
-        """A sort key: how far past its threshold the test is (p-values inverted)."""
+        """How far past its threshold the test is (p-values inverted)."""
         if self.p_value is not None:
             return float(-np.log10(max(self.p_value, 1e-300)))
+        if not math.isfinite(self.statistic):
+            return 0.0
         return self.statistic / self.threshold if self.threshold else self.statistic
 
 
 @dataclass(frozen=True)
 class DriftResult:
-    features: tuple[FeatureDrift, ...]  # sorted by drift, most drifted first
+    features: tuple[FeatureDrift, ...]  # alarming first, then drifted, by importance
     score: FeatureDrift | None
-    share_drifted: float
-    dataset_drift: bool
+    share_drifted: float  # of the features
+    weighted_share: float  # of the champion's importance
+    status: str  # alarm | drift | ok
+    alarms: tuple[str, ...]  # why the status is alarm, in words
     n_reference: int
     n_current: int
     policy: DriftPolicy
 
     @property
+    def dataset_drift(self) -> bool:
+        return self.status == "alarm"
+
+    @property
     def drifted(self) -> list[str]:
         return [f.name for f in self.features if f.drifted]
 
+    @property
+    def score_flag(self) -> bool:
+        return self.score is not None and self.score.psi_flag
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "status": self.status,
             "dataset_drift": self.dataset_drift,
+            "alarms": list(self.alarms),
             "share_drifted": self.share_drifted,
+            "weighted_share": self.weighted_share,
             "drifted_features": self.drifted,
             "n_reference": self.n_reference,
             "n_current": self.n_current,
@@ -106,6 +158,9 @@ def _feature_dict(f: FeatureDrift) -> dict[str, Any]:
         {"label": b, "reference": r, "current": c}
         for b, r, c in zip(d.pop("bin_labels"), d.pop("ref_share"), d.pop("cur_share"), strict=True)
     ]
+    for k in ("statistic", "psi"):
+        if isinstance(d[k], float) and not math.isfinite(d[k]):
+            d[k] = None
     return d
 
 
@@ -120,97 +175,132 @@ def _shares(counts: np.ndarray) -> np.ndarray:
     return counts / total if total else np.zeros_like(counts, dtype=float)
 
 
-def _numeric_values(s: pl.Series) -> np.ndarray:
-    """The finite values, sorted (polars sorts in parallel)."""
-    v = s.cast(pl.Float64)
-    v = v.filter(v.is_finite())
-    return v.sort().to_numpy()
-
-
-def wasserstein(u: np.ndarray, v: np.ndarray) -> float:
-    """W1 between two samples given SORTED: the integral of |F^-1(p) - G^-1(p)| over p.
-
-    Equal to ``scipy.stats.wasserstein_distance`` (tested), without re-sorting.
-    """
-    n, m = u.size, v.size
-    if n == m:
-        return float(np.mean(np.abs(u - v)))
-    p = np.union1d(np.arange(1, n + 1) / n, np.arange(1, m + 1) / m)
-    widths = np.diff(np.r_[0.0, p])
-    iu = np.minimum(np.ceil(p * n - 1e-12).astype(np.int64) - 1, n - 1)
-    iv = np.minimum(np.ceil(p * m - 1e-12).astype(np.int64) - 1, m - 1)
-    return float(np.sum(widths * np.abs(u[np.maximum(iu, 0)] - v[np.maximum(iv, 0)])))
-
-
-def ks(u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
-    """Two-sample KS statistic and asymptotic p-value for SORTED samples (scipy's 'asymp')."""
-    grid = np.concatenate([u, v])
-    d = float(
-        np.max(
-            np.abs(
-                np.searchsorted(u, grid, side="right") / u.size
-                - np.searchsorted(v, grid, side="right") / v.size
-            )
-        )
-    )
-    en = u.size * v.size / (u.size + v.size)
-    return d, float(stats.kstwo.sf(d, np.round(en))) if en < 10_000 else float(
-        stats.kstwobign.sf(d * np.sqrt(en))
-    )
-
-
 def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _cdf(values: np.ndarray, weights: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The weighted empirical CDF at ``grid`` (right-continuous)."""
+    cum = np.r_[0.0, np.cumsum(weights)]
+    return cum[np.searchsorted(values, grid, side="right")] / cum[-1]
+
+
+def wasserstein_points(u: np.ndarray, uw: np.ndarray, v: np.ndarray, vw: np.ndarray) -> float:
+    """W1 between two weighted samples (values sorted): the integral of |F - G|.
+
+    Equal to ``scipy.stats.wasserstein_distance`` with the same weights (tested).
+    """
+    grid = np.union1d(u, v)
+    if grid.size < 2:
+        return 0.0
+    diff = np.abs(_cdf(u, uw, grid[:-1]) - _cdf(v, vw, grid[:-1]))
+    return float(np.sum(diff * np.diff(grid)))
+
+
+def ks_points(
+    u: np.ndarray, uw: np.ndarray, v: np.ndarray, vw: np.ndarray, n: int, m: int
+) -> tuple[float, float]:
+    """KS statistic between two weighted samples and its asymptotic p-value for ``n`` and
+    ``m`` rows (scipy's ``ks_2samp(method='asymp')`` on the same rows)."""
+    grid = np.union1d(u, v)
+    d = float(np.max(np.abs(_cdf(u, uw, grid) - _cdf(v, vw, grid)))) if grid.size else 0.0
+    en = n * m / (n + m)
+    p = (
+        float(stats.kstwo.sf(d, np.round(en)))
+        if en < 10_000
+        else float(stats.kstwobign.sf(d * np.sqrt(en)))
+    )
+    return d, p
+
+
+def _quantile_edges(values: np.ndarray, weights: np.ndarray, bins: int) -> np.ndarray:
+    """The reference's inner quantile edges, interpolated by position as ``np.quantile``
+    does on the rows the points stand for; duplicates merged."""
+    cum = np.cumsum(weights)
+    total = cum[-1]
+    pos = np.linspace(0, 1, bins + 1)[1:-1] * (total - 1)
+
+    def at(k: np.ndarray) -> np.ndarray:
+        return values[np.minimum(np.searchsorted(cum, k, side="right"), values.size - 1)]
+
+    lo = np.floor(pos)
+    return np.unique(at(lo) + (pos - lo) * (at(np.ceil(pos)) - at(lo)))
+
+
+def _reasons(
+    policy: DriftPolicy,
+    test_drifted: bool,
+    psi: float,
+    ref_missing: float,
+    cur_missing: float,
+    constant: bool,
+    new_share: float,
+    categorical: bool,
+) -> tuple[str, ...]:
+    out = []
+    if abs(cur_missing - ref_missing) > policy.missing_tolerance:
+        out.append("missing")
+    if constant:
+        out.append("constant")
+    if categorical and new_share > policy.new_category_share:
+        out.append("new values")
+    if test_drifted:
+        out.append("distribution")
+    if psi > policy.psi_threshold:
+        out.append("psi")
+    return tuple(out)
+
+
 def numeric_drift(
-    name: str, ref_s: pl.Series, cur_s: pl.Series, policy: DriftPolicy
+    name: str, ref: NumericSketch, cur: NumericSketch, policy: DriftPolicy
 ) -> FeatureDrift:
-    ref = _numeric_values(ref_s)
-    cur = _numeric_values(cur_s)
-    ref_missing = 1 - ref.size / max(1, ref_s.len())
-    cur_missing = 1 - cur.size / max(1, cur_s.len())
-    if ref.size:  # quantiles of the sorted reference, by position
-        pos = np.linspace(0, 1, policy.bins + 1)[1:-1] * (ref.size - 1)
-        qs = ref[np.floor(pos).astype(np.int64)] + (pos % 1) * (
-            ref[np.ceil(pos).astype(np.int64)] - ref[np.floor(pos).astype(np.int64)]
-        )
-        edges = np.unique(qs)
-    else:
-        edges = np.array([], dtype=float)
-    ref_counts = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1)
-    cur_counts = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1)
+    rv, rw = np.asarray(ref.values), np.asarray(ref.weights)
+    cv, cw = np.asarray(cur.values), np.asarray(cur.weights)
+    ref_missing = ref.missing / ref.n if ref.n else 0.0
+    cur_missing = cur.missing / cur.n if cur.n else 0.0
+    edges = _quantile_edges(rv, rw, policy.bins) if rv.size else np.array([], dtype=float)
+    ref_counts = np.bincount(
+        np.searchsorted(edges, rv, side="right"), weights=rw, minlength=edges.size + 1
+    )
+    cur_counts = np.bincount(
+        np.searchsorted(edges, cv, side="right"), weights=cw, minlength=edges.size + 1
+    )
     labels = []
     bounds = [-np.inf, *edges.tolist(), np.inf]
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         labels.append(
-            f"< {_fmt(hi)}"
+            "all values"
+            if lo == -np.inf and hi == np.inf
+            else f"< {_fmt(hi)}"
             if lo == -np.inf
             else (f">= {_fmt(lo)}" if hi == np.inf else f"{_fmt(lo)}–{_fmt(hi)}")
         )
-    # missing values as their own bin
-    ref_counts = np.append(ref_counts, ref_s.len() - ref.size).astype(float)
-    cur_counts = np.append(cur_counts, cur_s.len() - cur.size).astype(float)
+    ref_counts = np.append(ref_counts, ref.missing).astype(float)  # missing: its own bin
+    cur_counts = np.append(cur_counts, cur.missing).astype(float)
     labels.append("missing")
     ref_share, cur_share = _shares(ref_counts), _shares(cur_counts)
     psi = _psi(ref_share, cur_share)
-    if ref.size == 0 or cur.size == 0:
-        stat, p, test, thr, drifted = (
-            float("nan"),
-            None,
-            policy.numeric_test,
-            0.0,
-            ref.size != cur.size,
-        )
+    stat: float
+    p: float | None = None
+    if rv.size == 0 or cv.size == 0:
+        stat, test, thr = float("nan"), policy.numeric_test, 0.0
+        test_drifted = rv.size != cv.size
     elif policy.numeric_test == "wasserstein":
-        std = float(np.std(ref))
-        stat = wasserstein(ref, cur) / (std if std > 0 else 1.0)
-        p, test, thr = None, "wasserstein", policy.wasserstein_threshold
-        drifted = stat > thr
+        std = ref.std
+        stat = wasserstein_points(rv, rw, cv, cw) / (std if std > 0 else 1.0)
+        test, thr = "wasserstein", policy.wasserstein_threshold
+        test_drifted = stat > thr
     else:
-        stat, p = ks(ref, cur)
+        stat, p = ks_points(rv, rw, cv, cw, ref.finite, cur.finite)
         test, thr = "ks", policy.ks_threshold
-        drifted = p < thr
+        test_drifted = p < thr
+    outside = 0.0
+    if cv.size and rv.size:
+        outside = float(cw[(cv < ref.lo) | (cv > ref.hi)].sum() / cw.sum())
+    constant = cur.constant and not ref.constant and ref.finite > 0
+    reasons = _reasons(
+        policy, test_drifted, psi, ref_missing, cur_missing, constant, outside, False
+    )
     return FeatureDrift(
         name=name,
         kind="numeric",
@@ -218,7 +308,7 @@ def numeric_drift(
         statistic=stat,
         p_value=p,
         threshold=thr,
-        drifted=bool(drifted),
+        drifted=bool(reasons),
         psi=psi,
         psi_flag=psi > policy.psi_threshold,
         ref_missing_rate=float(ref_missing),
@@ -226,52 +316,59 @@ def numeric_drift(
         bin_labels=tuple(labels),
         ref_share=tuple(float(x) for x in ref_share),
         cur_share=tuple(float(x) for x in cur_share),
+        new_values=(f"{_fmt(ref.lo)}..{_fmt(ref.hi)}",) if outside > 0 else (),
+        new_share=outside,
+        reasons=reasons,
     )
 
 
 def categorical_drift(
-    name: str, ref_s: pl.Series, cur_s: pl.Series, policy: DriftPolicy, max_categories: int = 20
+    name: str, ref: CategoricalSketch, cur: CategoricalSketch, policy: DriftPolicy
 ) -> FeatureDrift:
-    ref_counts_df = ref_s.cast(pl.Utf8).value_counts(sort=True)
-    cur_counts_df = cur_s.cast(pl.Utf8).value_counts(sort=True)
-    col = ref_counts_df.columns[0]
-    ref_map = {k: int(v) for k, v in ref_counts_df.iter_rows() if k is not None}
-    cur_map = {k: int(v) for k, v in cur_counts_df.iter_rows() if k is not None}
-    _ = col
-    top = sorted(ref_map, key=lambda k: (-ref_map[k], k))[:max_categories]
-    labels = [str(k) for k in top] + ["other", "missing"]
+    top = sorted(ref.counts, key=lambda k: (-ref.counts[k], k))[:MAX_CATEGORY_BINS]
+    labels = [*top, "other", "missing"]
+    ref_known = sum(ref.counts.get(k, 0) for k in top)
+    cur_known = sum(cur.counts.get(k, 0) for k in top)
     ref_counts = np.array(
-        [ref_map.get(k, 0) for k in top]
-        + [sum(v for k, v in ref_map.items() if k not in top), ref_s.null_count()],
+        [ref.counts.get(k, 0) for k in top] + [ref.n - ref.missing - ref_known, ref.missing],
         dtype=float,
     )
     cur_counts = np.array(
-        [cur_map.get(k, 0) for k in top]
-        + [sum(v for k, v in cur_map.items() if k not in top), cur_s.null_count()],
+        [cur.counts.get(k, 0) for k in top] + [cur.n - cur.missing - cur_known, cur.missing],
         dtype=float,
     )
     ref_share, cur_share = _shares(ref_counts), _shares(cur_counts)
     psi = _psi(ref_share, cur_share)
-    unseen = sorted((k for k in cur_map if k not in ref_map), key=lambda k: (-cur_map[k], k))
+    unseen = sorted(
+        (k for k in cur.counts if k not in ref.counts), key=lambda k: (-cur.counts[k], k)
+    )
+    present = cur.n - cur.missing
+    new_share = sum(cur.counts[k] for k in unseen) / present if present else 0.0
+    p_value: float | None = None
     if policy.categorical_test == "chi2":
         keep = (ref_counts + cur_counts) > 0
         table = np.vstack([ref_counts[keep], cur_counts[keep]])
-        if table.shape[1] < 2:
+        if table.shape[1] < 2 or table.sum(axis=1).min() == 0:
             stat, p = 0.0, 1.0
         else:
             res = stats.chi2_contingency(table)
             stat, p = float(res.statistic), float(res.pvalue)
-        test, thr, drifted = "chi2", policy.chi2_threshold, p < policy.chi2_threshold
-        p_value: float | None = p
+        test, thr, test_drifted = "chi2", policy.chi2_threshold, p < policy.chi2_threshold
+        p_value = p
     else:
         from scipy.spatial.distance import jensenshannon
 
-        stat = float(jensenshannon(ref_share, cur_share, base=2))
+        stat = float(jensenshannon(ref_share, cur_share))  # natural log, as Evidently's
         if not np.isfinite(stat):
             stat = 0.0
         test, thr = "jensenshannon", policy.jensenshannon_threshold
-        drifted = stat > thr
-        p_value = None
+        test_drifted = stat > thr
+    ref_missing = ref.missing / ref.n if ref.n else 0.0
+    cur_missing = cur.missing / cur.n if cur.n else 0.0
+    constant = cur.constant and not ref.constant and ref.n > ref.missing
+    reasons = _reasons(
+        policy, test_drifted, psi, ref_missing, cur_missing, constant, new_share, True
+    )
     return FeatureDrift(
         name=name,
         kind="categorical",
@@ -279,15 +376,106 @@ def categorical_drift(
         statistic=stat,
         p_value=p_value,
         threshold=thr,
-        drifted=bool(drifted),
+        drifted=bool(reasons),
         psi=psi,
         psi_flag=psi > policy.psi_threshold,
-        ref_missing_rate=float(ref_s.null_count() / max(1, ref_s.len())),
-        cur_missing_rate=float(cur_s.null_count() / max(1, cur_s.len())),
+        ref_missing_rate=float(ref_missing),
+        cur_missing_rate=float(cur_missing),
         bin_labels=tuple(labels),
         ref_share=tuple(float(x) for x in ref_share),
         cur_share=tuple(float(x) for x in cur_share),
-        new_values=tuple(str(k) for k in unseen[:5]),
+        new_values=tuple(unseen[:5]),
+        new_share=float(new_share),
+        reasons=reasons,
+    )
+
+
+def sketch_drift(name: str, ref: Sketch, cur: Sketch, policy: DriftPolicy) -> FeatureDrift:
+    if isinstance(ref, NumericSketch) and isinstance(cur, NumericSketch):
+        return numeric_drift(name, ref, cur, policy)
+    if isinstance(ref, CategoricalSketch) and isinstance(cur, CategoricalSketch):
+        return categorical_drift(name, ref, cur, policy)
+    raise ValueError(f"{name}: the reference is {ref.kind} but the current window is {cur.kind}")
+
+
+def _importance_shares(
+    names: Sequence[str], importance: Mapping[str, float] | None
+) -> dict[str, float]:
+    gains = {n: max(0.0, float((importance or {}).get(n, 0.0))) for n in names}
+    total = sum(gains.values())
+    if not total:
+        return dict.fromkeys(names, 1 / len(names)) if names else {}
+    return {n: g / total for n, g in gains.items()}
+
+
+def drift_from_profiles(
+    reference: Profile,
+    current: Profile,
+    *,
+    features: Sequence[str],
+    policy: DriftPolicy | None = None,
+    importance: Mapping[str, float] | None = None,
+    score_column: str | None = "score",
+) -> DriftResult:
+    """Drift of every listed feature (and the score, if both profiles have it)."""
+    policy = policy or DriftPolicy()
+    weights = _importance_shares(features, importance)
+    has_gain = bool(importance) and any((importance or {}).get(n, 0) > 0 for n in features)
+    ranked = sorted(features, key=lambda n: (-weights[n], n))
+    rank = {n: i + 1 for i, n in enumerate(ranked)} if has_gain else {}
+    out = []
+    for name in features:
+        ref, cur = reference.get(name), current.get(name)
+        if ref is None or cur is None:
+            side = "reference" if ref is None else "current"
+            raise ValueError(f"feature {name!r} is not in the {side} profile")
+        f = sketch_drift(name, ref, cur, policy)
+        out.append(replace(f, importance=weights[name] if has_gain else None, rank=rank.get(name)))
+    out.sort(
+        key=lambda f: (
+            not f.alarming,
+            not f.drifted,
+            -(f.importance or 0.0),
+            -f.severity,
+            f.name,
+        )
+    )
+    score = None
+    if score_column:
+        ref_s, cur_s = reference.get(score_column), current.get(score_column)
+        if isinstance(ref_s, NumericSketch) and isinstance(cur_s, NumericSketch) and cur_s.n:
+            score = numeric_drift(score_column, ref_s, cur_s, policy)
+    drifted = [f for f in out if f.drifted]
+    share = len(drifted) / len(out) if out else 0.0
+    weighted = float(sum(weights[f.name] for f in drifted))
+    alarms = []
+    for f in drifted:
+        if f.alarming:
+            what = {
+                "missing": f"missing rate {f.ref_missing_rate:.1%} → {f.cur_missing_rate:.1%}",
+                "constant": "became constant",
+                "new values": f"{f.new_share:.1%} of rows in unseen categories",
+            }
+            alarms.append(f"{f.name}: " + ", ".join(what[r] for r in f.reasons if r in ALARM_KINDS))
+        elif f.rank is not None and f.rank <= policy.top_features:
+            alarms.append(f"{f.name}: the champion's #{f.rank} feature drifted")
+    if weighted >= policy.drift_share:
+        alarms.append(
+            f"drifted features carry {weighted:.0%} of the "
+            f"{'champion’s importance' if has_gain else 'features'} "
+            f"(alarm at {policy.drift_share:.0%})"
+        )
+    status = "alarm" if alarms else ("drift" if drifted else "ok")
+    return DriftResult(
+        features=tuple(out),
+        score=score,
+        share_drifted=share,
+        weighted_share=weighted,
+        status=status,
+        alarms=tuple(alarms),
+        n_reference=reference.rows,
+        n_current=current.rows,
+        policy=policy,
     )
 
 
@@ -299,22 +487,21 @@ def compute_drift(
     categorical: list[str],
     policy: DriftPolicy | None = None,
     score_column: str | None = "score",
+    importance: Mapping[str, float] | None = None,
 ) -> DriftResult:
-    """Drift of every listed feature (and the score, if present) from reference to current."""
-    policy = policy or DriftPolicy()
-    out = [numeric_drift(n, reference[n], current[n], policy) for n in numeric]
-    out += [categorical_drift(c, reference[c], current[c], policy) for c in categorical]
-    score = None
-    if score_column and score_column in reference.columns and score_column in current.columns:
-        score = numeric_drift(score_column, reference[score_column], current[score_column], policy)
-    out.sort(key=lambda f: (not f.drifted, -f.severity, f.name))
-    share = sum(f.drifted for f in out) / len(out) if out else 0.0
-    return DriftResult(
-        features=tuple(out),
-        score=score,
-        share_drifted=share,
-        dataset_drift=share >= policy.drift_share,
-        n_reference=reference.height,
-        n_current=current.height,
+    """Drift between two frames: each is profiled, then compared as stored profiles are."""
+    extra = (
+        [score_column]
+        if score_column and score_column in reference.columns and score_column in current.columns
+        else []
+    )
+    ref = profile_frame(reference, numeric=[*numeric, *extra], categorical=categorical)
+    cur = profile_frame(current, numeric=[*numeric, *extra], categorical=categorical)
+    return drift_from_profiles(
+        ref,
+        cur,
+        features=[*numeric, *categorical],
         policy=policy,
+        importance=importance,
+        score_column=extra[0] if extra else None,
     )

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from reports import charts
 from reports.compare import Comparison
-from reports.drift import DriftResult, FeatureDrift
+from reports.drift import ALARM_KINDS, DriftResult, FeatureDrift
 from reports.gate import Verdict
 from reports.performance import PerformanceResult
 
@@ -63,40 +63,107 @@ def _svg(svg: str) -> Markup:
 
 
 # -- drift ---------------------------------------------------------------------------------
+REASON_WORDS = {
+    "missing": "missing rate",
+    "constant": "became constant",
+    "new values": "unseen values",
+    "distribution": "distribution",
+    "psi": "PSI",
+}
+STATUS_VERDICT = {
+    "alarm": "Drift alarm",
+    "drift": "Some features drifted",
+    "ok": "No drift",
+}
+STATUS_CLASS = {"alarm": "bad", "drift": "warn", "ok": "ok"}
+
+
+def _statistic(f: FeatureDrift) -> str:
+    text = num(f.statistic, 4) if f.statistic == f.statistic else "n/a"
+    if f.p_value is not None:
+        text += f" (p {f.p_value:.3g})"
+    return text
+
+
+def _new_values(f: FeatureDrift) -> str:
+    if f.kind == "categorical":
+        if not f.new_values:
+            return "none"
+        return f"{', '.join(f.new_values)} ({pct(f.new_share)} of rows)"
+    if not f.new_share:
+        return "none"
+    return f"{pct(f.new_share)} outside the reference's {f.new_values[0]}"
+
+
 def _feature_row(f: FeatureDrift) -> dict[str, Any]:
     return {
         "name": f.name,
         "kind": f.kind,
         "test": f.test,
-        "statistic": num(f.statistic, 4),
-        "p_value": "—" if f.p_value is None else f"{f.p_value:.3g}",
+        "statistic": _statistic(f),
         "threshold": num(f.threshold, 3),
         "psi": num(f.psi, 3),
         "psi_flag": f.psi_flag,
         "missing": f"{pct(f.ref_missing_rate)} → {pct(f.cur_missing_rate)}",
+        "missing_flag": "missing" in f.reasons,
         "drifted": f.drifted,
-        "new_values": ", ".join(f.new_values),
+        "alarming": f.alarming,
+        "status": "alarm" if f.alarming else ("drifted" if f.drifted else "stable"),
+        "status_class": "bad" if f.alarming else ("warn" if f.drifted else "ok"),
+        "reasons": [
+            {"text": REASON_WORDS.get(r, r), "cls": "bad" if r in ALARM_KINDS else "warn"}
+            for r in f.reasons
+        ],
+        "importance": "n/a" if f.importance is None else pct(f.importance),
+        "rank": f.rank,
+        "new_values": _new_values(f),
     }
+
+
+def drift_headline(result: DriftResult) -> str:
+    """The verdict in one sentence: the status and what drifted, most important first."""
+    drifted = [f for f in result.features if f.drifted]
+    if not drifted:
+        return f"{STATUS_VERDICT['ok']}: none of {len(result.features)} features drifted"
+    names = ", ".join(f.name for f in drifted[:6]) + (" …" if len(drifted) > 6 else "")
+    return (
+        f"{STATUS_VERDICT[result.status]}: {len(drifted)} of {len(result.features)} features "
+        f"drifted ({names}), carrying {pct(result.weighted_share)} of the champion's importance"
+    )
 
 
 def drift_view(result: DriftResult) -> dict[str, Any]:
     drifted = [f for f in result.features if f.drifted]
     chart_features = drifted + ([result.score] if result.score is not None else [])
     return {
-        "verdict": "Dataset drift detected" if result.dataset_drift else "No dataset drift",
+        "verdict": drift_headline(result),
+        "status": result.status,
+        "status_class": STATUS_CLASS[result.status],
+        "alarms": list(result.alarms),
         "drift": result.dataset_drift,
         "share": pct(result.share_drifted),
+        "weighted_share": pct(result.weighted_share),
         "n_drifted": len(drifted),
         "n_features": len(result.features),
         "n_reference": f"{result.n_reference:,}",
         "n_current": f"{result.n_current:,}",
         "threshold_share": pct(result.policy.drift_share, 0),
+        "psi_threshold": num(result.policy.psi_threshold, 2),
         "rows": [_feature_row(f) for f in result.features],
         "score": _feature_row(result.score) if result.score else None,
+        "score_flag": result.score_flag,
         "charts": [
             {
                 "name": f.name,
-                "svg": _svg(charts.distribution(f.bin_labels, f.ref_share, f.cur_share, f.name)),
+                "alarming": f.alarming,
+                "svg": _svg(
+                    charts.distribution(
+                        f.bin_labels,
+                        f.ref_share,
+                        f.cur_share,
+                        f"{f.name}: {', '.join(REASON_WORDS.get(r, r) for r in f.reasons) or 'stable'}",
+                    )
+                ),
             }
             for f in chart_features
         ],
