@@ -137,8 +137,24 @@ CREATE TABLE scoring_state (
 );
 """
 
+# v4: ``feature_profiles``, small sketches of each day's features and champion scores,
+# written as rows are scored, so a drift report reads kilobytes (jobs/profiles.py).
+SCHEMA_V4 = """
+CREATE TABLE feature_profiles (
+    day            DATE NOT NULL,         -- the transactions' event day
+    column_name    VARCHAR NOT NULL,      -- a feature, or 'score'
+    model_name     VARCHAR,               -- the score's model; NULL for features
+    model_version  INTEGER,
+    part           VARCHAR NOT NULL,      -- the run and batch that profiled these rows
+    n              BIGINT NOT NULL,       -- rows profiled
+    missing        BIGINT NOT NULL,
+    sketch         VARCHAR NOT NULL,      -- JSON (reports/profile.py)
+    created_at     TIMESTAMP NOT NULL
+);
+"""
+
 # Each entry brings the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3]
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
