@@ -2,7 +2,15 @@
 
 A library over a SQLAlchemy URL and an artifact directory; it knows nothing of
 config.toml, DuckDB or the jobs. See :class:`registry.store.Registry`.
+
+Names are imported on first use, so ``import registry.errors`` (which every
+CLI command does) costs nothing and the database layer loads only when a
+command opens the registry.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import (
     AliasNotSet,
@@ -12,16 +20,43 @@ from registry.errors import (
     RegistryError,
     VersionNotFound,
 )
-from registry.records import (
-    AliasEvent,
-    DeliveryInfo,
-    Lineage,
-    VersionInfo,
-    WebhookInfo,
-    code_version,
-    default_actor,
-)
-from registry.store import Registry
+
+if TYPE_CHECKING:
+    from registry.records import (
+        AliasEvent,
+        DeliveryInfo,
+        Lineage,
+        VersionEvent,
+        VersionInfo,
+        WebhookInfo,
+        code_version,
+        default_actor,
+    )
+    from registry.store import Registry
+
+_RECORDS = {
+    "AliasEvent",
+    "DeliveryInfo",
+    "Lineage",
+    "VersionEvent",
+    "VersionInfo",
+    "WebhookInfo",
+    "code_version",
+    "default_actor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RECORDS:
+        from registry import records
+
+        return getattr(records, name)
+    if name == "Registry":
+        from registry.store import Registry
+
+        return Registry
+    raise AttributeError(f"module 'registry' has no attribute {name!r}")
+
 
 __all__ = [
     "AliasEvent",
@@ -33,6 +68,7 @@ __all__ = [
     "Registry",
     "RegistryBusy",
     "RegistryError",
+    "VersionEvent",
     "VersionInfo",
     "VersionNotFound",
     "WebhookInfo",

@@ -16,9 +16,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from registry import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from registry.errors import RegistryBusy
 
 
@@ -43,13 +42,8 @@ def make_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def create_tables(engine: Engine) -> None:
-    with _busy(engine.url.render_as_string(hide_password=True)):
-        SQLModel.metadata.create_all(engine)
-
-
 @contextmanager
-def _busy(where: str) -> Iterator[None]:
+def busy(where: str) -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
@@ -65,7 +59,7 @@ def _busy(where: str) -> Iterator[None]:
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error."""
-    with _busy(engine.url.render_as_string(hide_password=True)), Session(engine) as session:
+    with busy(engine.url.render_as_string(hide_password=True)), Session(engine) as session:
         try:
             yield session
             session.commit()

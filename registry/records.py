@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import socket
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -65,6 +66,8 @@ class VersionInfo:
     lineage: Lineage
     aliases: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,8 @@ class VersionInfo:
             "actor": self.actor,
             "artifact_sha256": self.artifact_sha256,
             "aliases": list(self.aliases),
+            "description": self.description,
+            "tags": dict(self.tags),
             "lineage": self.lineage.to_json(),
             "extra": self.extra,
         }
@@ -91,6 +96,26 @@ class AliasEvent:
     reason: str
     report: str | None
     verdict: dict[str, Any] | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = _iso(self.created_at)
+        return d
+
+
+@dataclass(frozen=True)
+class VersionEvent:
+    """A change to a version's tags or description: ``tag`` (key = value), ``untag`` (key),
+    ``describe`` (value: the new description)."""
+
+    id: int
+    model_name: str
+    version: int
+    kind: str
+    key: str | None
+    value: str | None
+    actor: str
     created_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,9 +158,26 @@ class DeliveryInfo:
         return d
 
 
+ACTOR_ENV = "FRAUDWATCH_ACTOR"
+
+
 def default_actor() -> str:
-    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
-    return f"{user}@{socket.gethostname()}"
+    """Who is acting, for the audit trail: ``$FRAUDWATCH_ACTOR`` if set, else the process
+    owner's login name (from the password database, so cron and containers without
+    ``$USER`` still name someone) at this host."""
+    named = os.environ.get(ACTOR_ENV, "").strip()
+    if named:
+        return named
+    return f"{process_owner()}@{socket.gethostname()}"
+
+
+def process_owner() -> str:
+    """The login name of the process's user; ``uid <n>`` if the password database has none."""
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a container user with no /etc/passwd entry
+        return os.environ.get("USER") or os.environ.get("LOGNAME") or f"uid {uid}"
 
 
 def code_version(source_dir: Path | None = None) -> dict[str, Any]:

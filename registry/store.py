@@ -15,50 +15,51 @@ so concurrent processes get distinct versions and an unbroken history chain.
 Rollback semantics: the history is replayed as a stack (``set``/``promote``/
 ``force`` push the new holder, ``rollback`` pops), so ``rollback`` returns the
 alias to the version that held it before the current holder, and a second
-rollback goes one step further back.
+rollback goes one step further back. A ``refused`` event (a promotion the gate
+refused, with its report and verdict) records a decision, not a move: the
+alias stays where it was, and the stack ignores it.
+
+Opening a Registry brings its database to the current schema
+(:mod:`registry.migrate`). Tags and descriptions live in
+:mod:`registry.notes`, webhooks in :mod:`registry.hooks`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-import lightgbm as lgb
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, select
 
 from registry.artifacts import ArtifactStore
-from registry.db import create_tables, make_engine, session_scope
+from registry.db import make_engine, session_scope
 from registry.errors import AliasNotSet, NothingToRollBack, RegistryError, VersionNotFound
-from registry.records import (
-    AliasEvent,
-    DeliveryInfo,
-    Lineage,
-    VersionInfo,
-    WebhookInfo,
-    default_actor,
-)
+from registry.hooks import WebhookMixin
+from registry.migrate import upgrade
+from registry.notes import NotesMixin
+from registry.records import AliasEvent, Lineage, VersionInfo, default_actor
 from registry.tables import (
     Alias,
     AliasEventRow,
     ModelVersion,
     RegisteredModel,
-    Webhook,
-    WebhookDelivery,
+    VersionTag,
     utcnow,
 )
-from registry.webhooks import EVENTS, post
+
+if TYPE_CHECKING:
+    import httpx
+    import lightgbm as lgb
 
 log = logging.getLogger("fraudwatch.registry")
 
 PUSH_KINDS = ("set", "promote", "force")
 
 
-class Registry:
+class Registry(NotesMixin, WebhookMixin):
     def __init__(
         self,
         url: str,
@@ -81,7 +82,7 @@ class Registry:
         self.webhook_timeout = webhook_timeout
         self.webhook_retries = webhook_retries
         self.webhook_backoff = webhook_backoff
-        create_tables(self.engine)
+        upgrade(self.engine)
 
     # -- helpers -------------------------------------------------------------
     def _lock_model(self, s: Session, name: str, create: bool = False) -> RegisteredModel:
@@ -119,6 +120,9 @@ class Registry:
         aliases = s.exec(
             select(Alias.alias).where(Alias.model_id == row.model_id, Alias.version == row.version)
         ).all()
+        tags = s.exec(
+            select(VersionTag.key, VersionTag.value).where(VersionTag.model_version_id == row.id)
+        ).all()
         return VersionInfo(
             model_name=name,
             version=row.version,
@@ -128,6 +132,8 @@ class Registry:
             lineage=Lineage.from_json(row.lineage),
             aliases=sorted(aliases),
             extra=dict(row.extra or {}),
+            description=row.description or "",
+            tags=dict(sorted(tags)),
         )
 
     @staticmethod
@@ -215,6 +221,8 @@ class Registry:
 
     def load_booster(self, model_name: str, version: int) -> lgb.Booster:
         """The version's LightGBM model, after verifying its artifact's sha256."""
+        import lightgbm as lgb  # here: listing or showing versions never needs it
+
         return lgb.Booster(model_str=self.load_booster_text(model_name, version))
 
     def update_version(
@@ -227,6 +235,21 @@ class Registry:
             s.add(row)
             s.flush()
             return self._info(s, model_name, row)
+
+    def resolve(self, model_name: str, ref: int | str) -> int:
+        """The version number ``ref`` names: a number (``3``, ``"3"``, ``"v3"``) or an alias
+        (``"champion"``). An alias that points nowhere raises AliasNotSet."""
+        text = str(ref).strip()
+        digits = text[1:] if text[:1] in ("v", "V") else text
+        if digits.isdigit():
+            return int(digits)
+        info = self.get_alias(model_name, text)
+        if info is None:
+            raise AliasNotSet(
+                f"{text!r} is neither a version number nor an alias of {model_name!r} that "
+                "points to a version (see `fraudwatch registry list`)"
+            )
+        return info.version
 
     # -- aliases -------------------------------------------------------------
     def get_alias(self, model_name: str, alias: str) -> VersionInfo | None:
@@ -370,6 +393,38 @@ class Registry:
             model_name, alias, None, kind="rollback", actor=actor, reason=reason, rollback=True
         )
 
+    def record_refusal(
+        self,
+        model_name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+        report: str | None = None,
+        verdict: dict[str, Any] | None = None,
+    ) -> AliasEvent:
+        """Append a ``refused`` event: ``version`` was refused ``alias``, which stays put."""
+        with session_scope(self.engine) as s:
+            model = self._lock_model(s, model_name)
+            assert model.id is not None
+            self._version_row(s, model_name, version)
+            current = s.get(Alias, (model.id, alias))
+            event = AliasEventRow(
+                model_id=model.id,
+                alias=alias,
+                from_version=current.version if current else None,
+                to_version=version,
+                kind="refused",
+                actor=actor or self.actor,
+                reason=reason,
+                report=report,
+                verdict=verdict,
+            )
+            s.add(event)
+            s.flush()
+            return self._event(model_name, event)
+
     def history(self, model_name: str, alias: str | None = None) -> list[AliasEvent]:
         """The alias history, oldest first."""
         with Session(self.engine) as s:
@@ -381,132 +436,3 @@ class Registry:
                 stmt = stmt.where(AliasEventRow.alias == alias)
             rows = s.exec(stmt.order_by(AliasEventRow.id)).all()  # type: ignore[arg-type]
             return [self._event(model_name, r) for r in rows]
-
-    # -- webhooks ------------------------------------------------------------
-    def add_webhook(self, url: str, events: list[str], *, secret_env: str | None) -> WebhookInfo:
-        unknown = [e for e in events if e not in EVENTS]
-        if unknown or not events:
-            raise RegistryError(f"unknown webhook event(s) {unknown}; choose from {list(EVENTS)}")
-        if not url.startswith(("http://", "https://")):
-            raise RegistryError(f"webhook URL must be http(s): {url!r}")
-        with session_scope(self.engine) as s:
-            hook = Webhook(url=url, events=list(events), secret_env=secret_env)
-            s.add(hook)
-            s.flush()
-            return self._hook(hook)
-
-    @staticmethod
-    def _hook(h: Webhook) -> WebhookInfo:
-        assert h.id is not None
-        return WebhookInfo(h.id, h.url, list(h.events), h.secret_env, h.active, h.created_at)
-
-    def list_webhooks(self) -> list[WebhookInfo]:
-        with Session(self.engine) as s:
-            return [self._hook(h) for h in s.exec(select(Webhook).order_by(Webhook.id)).all()]  # type: ignore[arg-type]
-
-    def remove_webhook(self, webhook_id: int) -> None:
-        with session_scope(self.engine) as s:
-            hook = s.get(Webhook, webhook_id)
-            if hook is None:
-                raise RegistryError(f"no webhook with id {webhook_id}")
-            hook.active = False
-            s.add(hook)
-
-    def deliveries(self, limit: int = 50) -> list[DeliveryInfo]:
-        with Session(self.engine) as s:
-            rows = s.exec(
-                select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)  # type: ignore[union-attr]
-            ).all()
-            return [
-                DeliveryInfo(
-                    r.id or 0,
-                    r.webhook_id,
-                    r.event,
-                    r.status,
-                    r.http_status,
-                    r.attempts,
-                    r.error,
-                    r.created_at,
-                    r.finished_at,
-                )
-                for r in rows
-            ]
-
-    def test_webhook(self, webhook_id: int) -> DeliveryInfo:
-        with Session(self.engine) as s:
-            hook = s.get(Webhook, webhook_id)
-            if hook is None:
-                raise RegistryError(f"no webhook with id {webhook_id}")
-            info = self._hook(hook)
-        return self._deliver(info, "webhook.test", {"message": "fraudwatch webhook test"})
-
-    def _fire(self, event: str, payload: dict[str, Any]) -> list[DeliveryInfo]:
-        """Deliver ``event`` to its subscribers. Never raises: failures are recorded."""
-        out: list[DeliveryInfo] = []
-        try:
-            hooks = [h for h in self.list_webhooks() if h.active and event in h.events]
-        except Exception as exc:  # a webhook problem never undoes what already happened
-            log.warning("webhooks not read: %s", exc)
-            return out
-        for hook in hooks:
-            try:
-                out.append(self._deliver(hook, event, payload))
-            except Exception as exc:
-                log.warning("webhook %s delivery failed: %s", hook.id, type(exc).__name__)
-        return out
-
-    def _deliver(self, hook: WebhookInfo, event: str, payload: dict[str, Any]) -> DeliveryInfo:
-        body = {"event": event, "time": utcnow().isoformat(), **payload}
-        with session_scope(self.engine) as s:
-            row = WebhookDelivery(webhook_id=hook.id, event=event, payload=body)
-            s.add(row)
-            s.flush()
-            delivery_id = row.id or 0
-        body["delivery_id"] = delivery_id
-        secret = os.environ.get(hook.secret_env) if hook.secret_env else None
-        error: str | None
-        if hook.secret_env and not secret:
-            ok, status, attempts, error = (
-                False,
-                None,
-                0,
-                f"signing secret env var {hook.secret_env} is not set; not sent",
-            )
-        else:
-            with httpx.Client(timeout=self.webhook_timeout, transport=self._transport) as client:
-                ok, status, attempts, error = post(
-                    client,
-                    hook.url,
-                    event,
-                    body,
-                    delivery_id=delivery_id,
-                    secret=secret,
-                    retries=self.webhook_retries,
-                    backoff=self.webhook_backoff,
-                )
-        if not ok:
-            log.warning(
-                "webhook delivery failed",
-                extra={"fields": {"webhook": hook.id, "event": event, "error": error}},
-            )
-        with session_scope(self.engine) as s:
-            row2 = s.get(WebhookDelivery, delivery_id)
-            assert row2 is not None
-            row2.status = "delivered" if ok else "failed"
-            row2.http_status = status
-            row2.attempts = attempts
-            row2.error = error
-            row2.finished_at = utcnow()
-            s.add(row2)
-            s.flush()
-            return DeliveryInfo(
-                delivery_id,
-                hook.id,
-                event,
-                row2.status,
-                status,
-                attempts,
-                error,
-                row2.created_at,
-                row2.finished_at,
-            )

@@ -1,8 +1,11 @@
 """The registry's SQLModel tables (one module for all of them).
 
 Times are UTC and filled by ``default_factory``. JSON columns hold the
-lineage, verdicts and webhook payloads. ``alias_events`` is append-only: the
-code never updates or deletes its rows.
+lineage, verdicts and webhook payloads. ``alias_events`` and
+``version_events`` are append-only: the code never updates or deletes their
+rows. The schema is created and upgraded by the Alembic migrations in
+``registry/migrations`` (never by ``create_all``): a change here needs a
+migration, and ``tests/test_registry_migrations.py`` checks they agree.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -40,6 +43,33 @@ class ModelVersion(SQLModel, table=True):
     data_quality: str = ""  # passed | failed
     lineage: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+
+
+class VersionTag(SQLModel, table=True):
+    """Free key = value tags of a version (MLflow's model version tags)."""
+
+    __tablename__ = "model_version_tags"
+
+    model_version_id: int = Field(foreign_key="model_versions.id", primary_key=True)
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=500)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class VersionEventRow(SQLModel, table=True):
+    """Append-only record of changes to a version's tags and description."""
+
+    __tablename__ = "version_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="registered_models.id", index=True)
+    version: int
+    kind: str = Field(max_length=16)  # tag | untag | describe
+    key: str | None = Field(default=None, max_length=64)
+    value: str | None = None
+    actor: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class Alias(SQLModel, table=True):
@@ -59,7 +89,7 @@ class AliasEventRow(SQLModel, table=True):
     alias: str = Field(max_length=64)
     from_version: int | None = None
     to_version: int | None = None
-    kind: str = Field(max_length=16)  # set | promote | force | rollback | clear
+    kind: str = Field(max_length=16)  # set | promote | force | rollback | clear | refused
     actor: str = ""
     reason: str = ""
     report: str | None = None

@@ -22,9 +22,10 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 SIGNATURE = "X-Fraudwatch-Signature"
 TIMESTAMP = "X-Fraudwatch-Timestamp"
@@ -66,6 +67,8 @@ def post(
     backoff: float,
 ) -> tuple[bool, int | None, int, str | None]:
     """POST with retries; return (delivered, last HTTP status, attempts, last error)."""
+    import httpx  # here, not at import: a command that fires no webhook never loads it
+
     body = json.dumps(payload, sort_keys=True, default=str).encode()
     status: int | None = None
     error: str | None = None
