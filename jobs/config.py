@@ -62,6 +62,9 @@ class Source(_Section):
     # label feed columns: canonical name = source column
     label_columns: dict[Literal["transaction_id", "is_fraud", "reported_at"], str] = {}
     csv_delimiter: str = ","
+    csv_encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
+    # when set (e.g. "_SUCCESS"), a landing file is read only once this file exists in its folder
+    ready_marker: str | None = None
 
     @field_validator("numeric_columns", "categorical_columns")
     @classmethod
@@ -96,6 +99,9 @@ class Features(_Section):
 
 class Quality(_Section):
     max_missing_rate: Annotated[float, Field(ge=0, le=1)] = 0.2
+    # a feature over max_missing_rate fails only if it is this much more missing than in
+    # the champion's training data (otherwise it is missing by design: a warning)
+    max_missing_increase: Annotated[float, Field(ge=0, le=1)] = 0.1
     min_fraud_rate: Annotated[float, Field(ge=0, le=1)] = 0.0005
     max_fraud_rate: Annotated[float, Field(ge=0, le=1)] = 0.2
     min_rows: Annotated[int, Field(ge=1)] = 1000
@@ -118,8 +124,11 @@ class Training(_Section):
 class Model(_Section):
     name: str = "fraud"
     params: dict[str, Any] = {}
-    num_boost_round: Annotated[int, Field(ge=1)] = 400
-    early_stopping_rounds: Annotated[int, Field(ge=1)] = 30
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
+    num_boost_round: Annotated[int, Field(ge=1)] = 1000
+    # patience, in rounds, on the gate's primary metric alone (validation average precision
+    # is noisy with a few hundred frauds: a short patience stops at a few dozen trees)
+    early_stopping_rounds: Annotated[int, Field(ge=1)] = 100
 
     @field_validator("name")
     @classmethod
@@ -146,6 +155,9 @@ class Warehouse(_Section):
     # ingest streams landing files into the warehouse: a smaller cap keeps it lean
     ingest_memory_limit: str = "128MB"
     threads: Annotated[int, Field(ge=0)] = 0  # 0: one per core
+    # how long a command waits for another process's hold on the warehouse file (a run's
+    # writing stage, an analyst's read-only session) before it gives up, changing nothing
+    lock_wait_seconds: Annotated[float, Field(ge=0)] = 30.0
 
     @field_validator("memory_limit", "ingest_memory_limit")
     @classmethod
@@ -216,11 +228,17 @@ class Drift(_Section):
     jensenshannon_threshold: Annotated[float, Field(gt=0, le=1)] = 0.1
     chi2_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.05
     drift_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    missing_tolerance: Annotated[float, Field(gt=0, le=1)] = 0.05
+    new_category_share: Annotated[float, Field(ge=0, le=1)] = 0.01
+    top_features: Annotated[int, Field(ge=0)] = 5
+    reference_rows: Annotated[int, Field(ge=1000)] = 500_000
 
 
 class Reports(_Section):
     cadence: Literal["every_run", "daily", "never"] = "every_run"
     performance_days: Annotated[int, Field(ge=1)] = 30
+    retention_days: Annotated[int, Field(ge=1)] = 90
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = "EUR"
     drift: Drift = Drift()
 
 

@@ -18,6 +18,7 @@ recorded metrics.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from jobs.config import Config
 from jobs.errors import NotEnoughData
 from jobs.features import compute_features, feature_spec
 from jobs.model_inputs import build_vocab, encode, medians
-from jobs.quality import QualityReport, check_training_frame
+from jobs.quality import FeatureProfile, QualityReport, check_training_frame, reference_profile
 
 log = logs.get("training")
 
@@ -47,7 +48,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "bagging_freq": 1,
     "lambda_l2": 1.0,
     "max_cat_to_onehot": 8,
-    "metric": ["average_precision", "auc"],
     "deterministic": True,
     "force_col_wise": True,
     "verbosity": -1,
@@ -78,12 +78,14 @@ class TrainingData:
     categorical: tuple[str, ...]
     label_coverage: float
     fingerprint: str
+    warm_up_share: float = 0.0  # rows whose look-back reaches before the warehouse's first row
 
 
 @dataclass(frozen=True)
 class TrainedModel:
     booster: lgb.Booster
     params: dict[str, Any]
+    early_stopping: dict[str, Any]  # metric, patience, rounds run, trees kept
     metrics: dict[str, float]
     importance: dict[str, float]
     vocab: dict[str, list[str]]
@@ -155,6 +157,17 @@ def load_training_data(
         if frame.height
         else 0.0
     )
+    first = con.execute("SELECT min(event_time) FROM transactions").fetchall()[0][0]
+    warm_up = (
+        float(
+            frame.select(
+                (pl.col("event_time") < first + timedelta(days=spec.history_days)).mean()
+            ).item()
+            or 0.0
+        )
+        if frame.height and first is not None
+        else 0.0
+    )
     return TrainingData(
         window=window,
         frame=frame,
@@ -162,6 +175,7 @@ def load_training_data(
         categorical=spec.categorical,
         label_coverage=coverage,
         fingerprint=fingerprint(frame, spec.names),
+        warm_up_share=warm_up,
     )
 
 
@@ -181,16 +195,34 @@ def fingerprint(frame: pl.DataFrame, names: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
+# the gate's primary metric as LightGBM names it; early stopping watches this one alone
+STOPPING_METRICS = {"average_precision": "average_precision", "roc_auc": "auc"}
+
+
+def stopping_metric(cfg: Config) -> str:
+    """The metric early stopping watches: the gate's primary metric where LightGBM has it
+    (average precision otherwise). One metric: with several, LightGBM stops when any stalls."""
+    return STOPPING_METRICS.get(cfg.settings.promotion.primary_metric, "average_precision")
+
+
 def lightgbm_params(cfg: Config, scale_pos_weight: float) -> dict[str, Any]:
     params = dict(DEFAULT_PARAMS)
+    params["learning_rate"] = cfg.settings.model.learning_rate
+    params["metric"] = stopping_metric(cfg)
     params["seed"] = cfg.settings.training.seed
     params["scale_pos_weight"] = scale_pos_weight
     params.update(cfg.settings.model.params)
     return params
 
 
-def fit(cfg: Config, data: TrainingData) -> TrainedModel:
-    """Train LightGBM with a time-ordered validation split and early stopping."""
+def fit(
+    cfg: Config, data: TrainingData, reference: Mapping[str, FeatureProfile] | None = None
+) -> TrainedModel:
+    """Train LightGBM with a time-ordered validation split and early stopping.
+
+    ``reference``: the champion's training profile, which the data-quality checks compare
+    against (a feature that became missing or constant fails; one that always was, warns).
+    """
     s = cfg.settings
     frame = data.frame
     names = list(data.features)
@@ -199,6 +231,8 @@ def fit(cfg: Config, data: TrainingData) -> TrainedModel:
         names,
         label_coverage=data.label_coverage,
         policy=s.training.quality,
+        reference=reference,
+        warm_up_share=data.warm_up_share,
     )
     y = frame["is_fraud"].cast(pl.Int8).to_numpy()
     frauds = int(y.sum())
@@ -220,7 +254,9 @@ def fit(cfg: Config, data: TrainingData) -> TrainedModel:
         x_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True
     )
     valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
-    callbacks: list[Any] = [lgb.early_stopping(s.model.early_stopping_rounds, verbose=False)]
+    callbacks: list[Any] = [
+        lgb.early_stopping(s.model.early_stopping_rounds, first_metric_only=True, verbose=False)
+    ]
     with logs.progress("training", None):
         booster = lgb.train(
             params,
@@ -230,6 +266,7 @@ def fit(cfg: Config, data: TrainingData) -> TrainedModel:
             valid_names=["validation"],
             callbacks=callbacks,
         )
+    rounds = booster.current_iteration()
     if booster.best_iteration > 0:
         # keep only the trees early stopping chose, so scoring needs no extra argument
         booster = lgb.Booster(
@@ -243,15 +280,28 @@ def fit(cfg: Config, data: TrainingData) -> TrainedModel:
         "frauds_valid": float(y_valid.sum()),
         "best_iteration": float(booster.num_trees()),
     }
+    stopping = {
+        "metric": params["metric"],
+        "patience": s.model.early_stopping_rounds,
+        "rounds_run": rounds,
+        "trees": booster.num_trees(),
+        "stopped_early": rounds < s.model.num_boost_round,
+    }
     if 0 < y_valid.sum() < len(y_valid):
         metrics["average_precision"] = float(average_precision_score(y_valid, pred))
         metrics["roc_auc"] = float(roc_auc_score(y_valid, pred))
     gains = booster.feature_importance(importance_type="gain")
     importance = {n: float(g) for n, g in zip(names, gains, strict=True)}
-    logs.event(log, "model trained", metrics={k: round(v, 4) for k, v in metrics.items()})
+    logs.event(
+        log,
+        "model trained",
+        metrics={k: round(v, 4) for k, v in metrics.items()},
+        early_stopping=stopping,
+    )
     return TrainedModel(
         booster=booster,
         params=params,
+        early_stopping=stopping,
         metrics=metrics,
         importance=importance,
         vocab=vocab,
@@ -313,8 +363,10 @@ def train_version(
     ):
         window = resolve_window(con, cfg, start, end)
         data = load_training_data(con, cfg, window)
-        trained = fit(cfg, data)
         reg = open_registry(cfg)
+        champion = reg.get_alias(s.model.name, "champion")
+        reference = reference_profile(champion.lineage.data_quality) if champion else None
+        trained = fit(cfg, data, reference)
         frauds = int(data.frame["is_fraud"].sum())
         lineage = Lineage(
             training_start=window.start,
@@ -334,6 +386,8 @@ def train_version(
                 "medians": trained.medians,
                 "importance_gain": trained.importance,
                 "label_coverage": data.label_coverage,
+                "trees": trained.booster.num_trees(),
+                "early_stopping": trained.early_stopping,
             },
         )
         info = reg.register_version(

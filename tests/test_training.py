@@ -52,6 +52,14 @@ def test_lineage_is_complete_and_version_is_the_challenger(world: World) -> None
     assert lin.code_version["package_version"]
     assert "importance_gain" in lin.extra
     assert info.actor
+    # early stopping watched the gate's primary metric alone, and the trees are recorded
+    stopping = lin.extra["early_stopping"]
+    assert stopping["metric"] == "average_precision" and lin.params["metric"] == stopping["metric"]
+    assert lin.extra["trees"] == stopping["trees"] == lin.metrics["best_iteration"] >= 1
+    assert stopping["rounds_run"] >= stopping["trees"]
+    # the world starts on 2026-03-02: rows of its first 37 days have windows not yet full
+    assert any("not yet full" in w for w in lin.data_quality["warnings"])
+    assert lin.data_quality["profile"]["amount"] == {"missing_rate": 0.0, "constant": False}
 
 
 def test_failed_quality_registers_with_reasons(world: World) -> None:
@@ -63,7 +71,11 @@ def test_failed_quality_registers_with_reasons(world: World) -> None:
     info = open_registry(world.cfg).get_version("fraud", result.version)
     assert info.lineage.data_quality["status"] == "failed"
     [reason] = info.lineage.data_quality["reasons"]
-    assert reason.startswith("features missing more than 20% of the time: distance_km")
+    # refused for the right reason: distance_km became missing against the champion's data
+    assert reason.startswith(
+        "features missing more than 20% of the time (the champion's training data): distance_km"
+    )
+    assert reason.endswith("(was 0.0%)")
     shown = CliRunner().invoke(
         cli, ["registry", "show", str(result.version), "--config", str(world.cfg.path)]
     )
