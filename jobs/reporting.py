@@ -1,46 +1,58 @@
 """The reports job: drift, performance and model cards from the warehouse and the registry.
 
-``reports`` computes and renders from frames; this module decides the windows,
-reads the warehouse, and publishes the HTML into ``var/reports/`` with the
-index. Windows:
+``reports`` computes and renders from small frames; this module decides the
+windows, reads the warehouse, and publishes the HTML into ``var/reports/``
+with the index. Windows:
 
-- drift: reference = the champion's training window, unless
-  ``[reports.drift] reference_start/reference_end`` name another; current = the
-  last ``current_days`` days up to the data clock;
+- drift: reference = the champion's stored reference profile
+  (:mod:`jobs.profiles`: its training window after the warm-up days, unless
+  ``[reports.drift] reference_start/reference_end`` name another); current =
+  the day profiles of the last ``current_days`` days up to the data clock;
 - performance: transactions whose labels have matured (event time at least
-  ``label_delay_days`` before the data clock), over the last
-  ``[reports] performance_days`` days, champion and shadow challenger side by side.
+  ``label_delay_days`` before the data clock), over the last ``[reports]
+  performance_days`` days, champion and shadow challenger side by side,
+  reduced in the warehouse (:mod:`jobs.performance_data`).
+
+A scheduled run writes a report only when its inputs changed (new data, new
+labels, another champion): each index entry records a fingerprint of its
+inputs. ``[reports] retention_days`` prunes old drift and performance
+reports (the latest of each kind always stays). Heavy modules (scikit-learn,
+LightGBM, the gate) are imported only by the reports that need them, so
+``fraudwatch report drift`` starts fast.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 
 from jobs import logs
 from jobs.config import Config
 from jobs.errors import NotEnoughData
-from jobs.features import compute_features, feature_spec
+from jobs.features import feature_spec
+from jobs.profiles import (
+    ReferenceWindow,
+    ensure_day_profiles,
+    profiled_state,
+    reference_profile,
+    reference_window,
+    window_profile,
+)
 from jobs.registry_access import open_registry
 from jobs.runs import ledger, utcnow
-from jobs.scoring import inference_policy, load_model, predict
-from jobs.training import data_clock
 from jobs.warehouse import configured_warehouse
 from registry import Registry
-from reports.drift import DriftPolicy, DriftResult, compute_drift
-from reports.html import (
-    render_comparison,
-    render_drift,
-    render_model_card,
-    render_performance,
-)
-from reports.index import publish
-from reports.performance import PerformanceResult, compute_performance
+from reports.drift import DriftPolicy, DriftResult, drift_from_profiles
+from reports.index import latest_entry, prune, publish
+
+if TYPE_CHECKING:
+    from reports.performance import PerformanceResult
 
 log = logs.get("reporting")
 
@@ -51,7 +63,8 @@ class Window:
     end: datetime
 
     def label(self) -> str:
-        return f"{self.start:%Y-%m-%d} .. {self.end:%Y-%m-%d}"
+        last = self.end - timedelta(microseconds=1)
+        return f"{self.start:%Y-%m-%d} .. {last:%Y-%m-%d}"
 
 
 def drift_policy(cfg: Config) -> DriftPolicy:
@@ -66,6 +79,9 @@ def drift_policy(cfg: Config) -> DriftPolicy:
         jensenshannon_threshold=d.jensenshannon_threshold,
         chi2_threshold=d.chi2_threshold,
         drift_share=d.drift_share,
+        missing_tolerance=d.missing_tolerance,
+        new_category_share=d.new_category_share,
+        top_features=d.top_features,
     )
 
 
@@ -73,27 +89,74 @@ def _day(d: date | None) -> datetime | None:
     return datetime.combine(d, time()) if d else None
 
 
-def _clock(con: duckdb.DuckDBPyConnection) -> datetime:
-    clock = data_clock(con)
+def data_clock(con: duckdb.DuckDBPyConnection) -> datetime:
+    """The latest thing the warehouse knows: an event or a label report."""
+    clock = con.execute(
+        "SELECT greatest((SELECT max(event_time) FROM transactions), "
+        "(SELECT max(reported_at) FROM labels))"
+    ).fetchall()[0][0]
     if clock is None:
         raise NotEnoughData("the warehouse has no transactions yet: run `fraudwatch ingest` first")
     return clock
 
 
-def _feature_frame(
-    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, window: Window
-) -> pl.DataFrame:
-    """Features for the window plus the champion's score (computed, so both sides compare)."""
-    table = compute_features(con, cfg, start=window.start, end=window.end)
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    champion = load_model(reg, cfg.settings.model.name, "champion")
-    if champion is not None and table.num_rows:
-        scores, _ = predict(
-            champion, table, inference_policy(cfg), cfg.settings.scoring.num_threads
+def fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# -- drift ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DriftPlan:
+    """What a drift report compares, known before any profile is read."""
+
+    current: Window
+    reference: ReferenceWindow
+    champion: Any  # VersionInfo | None
+    inputs: str  # fingerprint: champion, windows, profiled rows per day, policy
+
+
+def drift_plan(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    reg: Registry,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+) -> DriftPlan:
+    d = cfg.settings.reports.drift
+    clock = data_clock(con)
+    last_day = datetime.combine(clock.date(), time())
+    current = Window(
+        _day(start) or last_day - timedelta(days=d.current_days - 1),
+        _day(end) or last_day + timedelta(days=1),
+    )
+    champion = reg.get_alias(cfg.settings.model.name, "champion")
+    training = (
+        (champion.lineage.training_start, champion.lineage.training_end) if champion else None
+    )
+    reference = reference_window(con, cfg, training, current.start)
+    if reference is None:
+        raise NotEnoughData(
+            "no drift reference: promote a champion (its training window is the reference) "
+            "or set [reports.drift] reference_start and reference_end"
         )
-        frame = frame.with_columns(pl.Series("score", scores))
-    return frame
+    version = champion.version if champion else None
+    inputs = fingerprint(
+        {
+            "champion": version,
+            "reference": [reference.start, reference.end],
+            "current": [current.start, current.end],
+            "profiles": profiled_state(con, current.start.date(), current.end.date(), version),
+            "policy": asdict(drift_policy(cfg)),
+            "features": list(feature_spec(cfg).names),
+        }
+    )
+    return DriftPlan(current, reference, champion, inputs)
+
+
+def _days(window: Window) -> list[date]:
+    n = (window.end.date() - window.start.date()).days
+    return [window.start.date() + timedelta(days=i) for i in range(n)]
 
 
 def drift_report(
@@ -103,91 +166,134 @@ def drift_report(
     *,
     start: date | None = None,
     end: date | None = None,
-) -> tuple[DriftResult, Window, Window]:
-    """Reference vs current drift; ``start``/``end`` override the current window."""
-    d = cfg.settings.reports.drift
-    clock = _clock(con)
-    current = Window(
-        _day(start) or clock - timedelta(days=d.current_days),
-        _day(end) or clock + timedelta(microseconds=1),
+    plan: DriftPlan | None = None,
+) -> tuple[DriftResult, Window, ReferenceWindow]:
+    """Reference vs current drift from profiles; ``start``/``end`` override the current window."""
+    plan = plan or drift_plan(con, cfg, reg, start=start, end=end)
+    name = cfg.settings.model.name
+    version = plan.champion.version if plan.champion else None
+    ensure_day_profiles(con, cfg, _days(plan.current), model_name=name, model_version=version)
+    cur, _ = window_profile(
+        con,
+        plan.current.start.date(),
+        plan.current.end.date(),
+        model_name=name,
+        model_version=version,
     )
-    ref_start, ref_end = _day(d.reference_start), _day(d.reference_end)
-    if ref_start is None or ref_end is None:
-        champion = reg.get_alias(cfg.settings.model.name, "champion")
-        if champion is None:
-            raise NotEnoughData(
-                "no drift reference: promote a champion (its training window is the reference) "
-                "or set [reports.drift] reference_start and reference_end"
-            )
-        ref_start = ref_start or champion.lineage.training_start
-        ref_end = ref_end or champion.lineage.training_end
-    reference = Window(ref_start, ref_end)
-    spec = feature_spec(cfg)
-    ref = _feature_frame(con, cfg, reg, reference)
-    cur = _feature_frame(con, cfg, reg, current)
-    if ref.height == 0 or cur.height == 0:
+    if cur.rows == 0:
+        raise NotEnoughData(f"no transactions in the current window ({plan.current.label()})")
+    ref, _ = reference_profile(con, cfg, reg, plan.reference)
+    if ref.rows == 0:
         raise NotEnoughData(
-            f"no transactions in the {'reference' if ref.height == 0 else 'current'} window "
-            f"({(reference if ref.height == 0 else current).label()})"
+            f"no transactions in the reference window "
+            f"({Window(plan.reference.start, plan.reference.end).label()})"
         )
-    numeric = [n for n in spec.names if n not in spec.categorical]
-    result = compute_drift(
+    importance = plan.champion.lineage.extra.get("importance_gain") if plan.champion else None
+    result = drift_from_profiles(
         ref,
         cur,
-        numeric=numeric,
-        categorical=list(spec.categorical),
+        features=list(feature_spec(cfg).names),
         policy=drift_policy(cfg),
-        score_column="score" if "score" in ref.columns and "score" in cur.columns else None,
+        importance=importance,
     )
-    return result, reference, current
+    return result, plan.current, plan.reference
 
 
-def performance_frames(
+def _stamp() -> str:
+    return f"{utcnow():%Y-%m-%dT%H%M%S}"
+
+
+STATUS_COLOUR = {"alarm": "bad", "drift": "warn", "ok": "ok"}
+
+
+def write_drift(
     con: duckdb.DuckDBPyConnection,
     cfg: Config,
     reg: Registry,
     *,
-    start: date | None = None,
-    end: date | None = None,
-) -> tuple[list[tuple[str, int, pl.DataFrame]], Window]:
-    """Matured, labelled transactions with their stored live scores.
+    plan: DriftPlan | None = None,
+    **kw: Any,
+) -> tuple[DriftResult, Path]:
+    from reports.html import drift_headline, render_drift
 
-    The champion's series is what production served (role ``champion``, whichever
-    version held the alias at the time); the challenger's is its shadow scores.
-    """
+    plan = plan or drift_plan(con, cfg, reg, **kw)
+    result, current, reference = drift_report(con, cfg, reg, plan=plan)
+    ref_label = Window(reference.start, reference.end).label()
+    meta = {
+        "model": cfg.settings.model.name,
+        "champion": f"v{plan.champion.version}" if plan.champion else "none",
+        "reference": f"{ref_label} ({reference.note})",
+        "current": current.label(),
+    }
+    html = render_drift(result, title=f"Drift — {current.label()}", meta=meta)
+    drifted = sum(1 for f in result.features if f.drifted)
+    headline = {
+        "verdict": result.status,
+        "drifted features": f"{drifted} of {len(result.features)}",
+        "importance drifted": f"{result.weighted_share:.0%}",
+        "score PSI": "n/a" if result.score is None else f"{result.score.psi:.3f}",
+        "window": current.label(),
+    }
+    path = publish(
+        cfg.reports_dir,
+        "drift",
+        f"{_stamp()}-drift",
+        html,
+        headline,
+        f"Drift {current.label()}",
+        inputs=plan.inputs,
+        status=STATUS_COLOUR[result.status],
+        summary=drift_headline(result),
+    )
+    return result, path
+
+
+# -- performance ----------------------------------------------------------------------------
+def performance_window(
+    con: duckdb.DuckDBPyConnection, cfg: Config, start: date | None, end: date | None
+) -> Window:
+    """Whole days whose labels have matured: up to the day ``label_delay_days`` before the
+    clock's, over the last ``performance_days`` days (or the days asked for)."""
     s = cfg.settings
-    clock = _clock(con)
-    matured = clock - timedelta(days=s.source.label_delay_days)
-    window = Window(
+    matured = datetime.combine(
+        (data_clock(con) - timedelta(days=s.source.label_delay_days)).date(), time()
+    )
+    return Window(
         _day(start) or matured - timedelta(days=s.reports.performance_days),
         min(_day(end) or matured, matured),
     )
-    out = []
-    challenger = reg.get_alias(s.model.name, "challenger")
-    queries: list[tuple[str, str, list[Any]]] = [("champion", "s.role = 'champion'", [])]
+
+
+def _roles(cfg: Config, reg: Registry) -> list[tuple[str, str, list[Any]]]:
+    challenger = reg.get_alias(cfg.settings.model.name, "challenger")
+    roles: list[tuple[str, str, list[Any]]] = [("champion", "s.role = 'champion'", [])]
     if challenger is not None:
-        queries.append(
+        roles.append(
             ("challenger", "s.role = 'challenger' AND s.model_version = ?", [challenger.version])
         )
-    for role, where, extra in queries:
-        frame = pl.from_arrow(
-            con.sql(
-                "SELECT t.transaction_id, t.event_time, t.card_id, t.amount, s.score, "
-                "s.model_version, coalesce(l.is_fraud, false) AS is_fraud "
-                "FROM scores s JOIN transactions t USING (transaction_id) "
-                "LEFT JOIN (SELECT transaction_id, arg_max(is_fraud, reported_at) AS is_fraud "
-                "           FROM labels GROUP BY transaction_id) l USING (transaction_id) "
-                f"WHERE s.model_name = ? AND {where} "
-                "AND t.event_time >= ? AND t.event_time < ? ORDER BY t.event_time",
-                params=[s.model.name, *extra, window.start, window.end],
-            ).to_arrow_table()
-        )
-        assert isinstance(frame, pl.DataFrame)
-        if frame.height:
-            # the version that served most of the window (a champion may change mid-window)
-            version = int(frame["model_version"].mode().sort()[-1])
-            out.append((role, version, frame.drop("model_version")))
-    return out, window
+    return roles
+
+
+def performance_inputs(
+    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, window: Window
+) -> str:
+    s = cfg.settings
+    scores = con.execute(
+        "SELECT s.role, s.model_version, count(*), max(s.scored_at) FROM scores s "
+        "JOIN (SELECT transaction_id FROM transactions WHERE event_time >= ? AND event_time < ?) "
+        "t USING (transaction_id) WHERE s.model_name = ? GROUP BY ALL ORDER BY ALL",
+        [window.start, window.end, s.model.name],
+    ).fetchall()
+    labels = con.execute("SELECT count(*), max(ingested_at) FROM labels").fetchall()
+    return fingerprint(
+        {
+            "window": [window.start, window.end],
+            "roles": _roles(cfg, reg),
+            "scores": scores,
+            "labels": labels,
+            "policy": [s.alerts.threshold, s.alerts.daily_budget, s.reports.currency],
+        }
+    )
 
 
 def performance_report(
@@ -198,51 +304,46 @@ def performance_report(
     start: date | None = None,
     end: date | None = None,
 ) -> tuple[list[PerformanceResult], Window]:
+    from jobs.performance_data import aggregates
+    from reports.aggregated import performance_from_aggregates
+
     s = cfg.settings
-    frames, window = performance_frames(con, cfg, reg, start=start, end=end)
-    if not frames:
+    window = performance_window(con, cfg, start, end)
+    results = []
+    for role, where, params in _roles(cfg, reg):
+        agg = aggregates(
+            con,
+            model_name=s.model.name,
+            where=where,
+            params=params,
+            start=window.start,
+            end=window.end,
+            threshold=s.alerts.threshold,
+            k=s.alerts.daily_budget,
+        )
+        if agg is None:
+            continue
+        results.append(
+            performance_from_aggregates(
+                agg.day_stats,
+                agg.bins,
+                agg.cards,
+                agg.top,
+                threshold=s.alerts.threshold,
+                k=s.alerts.daily_budget,
+                model_name=s.model.name,
+                model_version=agg.version,
+                role=role,
+                start=window.start,
+                end=window.end,
+            )
+        )
+    if not results:
         raise NotEnoughData(
             f"no scored transactions with matured labels in {window.label()}: labels mature "
             f"{s.source.label_delay_days} days after the event"
         )
-    results = [
-        compute_performance(
-            frame,
-            threshold=s.alerts.threshold,
-            k=s.alerts.daily_budget,
-            model_name=s.model.name,
-            model_version=version,
-            role=role,
-        )
-        for role, version, frame in frames
-    ]
     return results, window
-
-
-def _stamp() -> str:
-    return f"{utcnow():%Y-%m-%dT%H%M%S}"
-
-
-def write_drift(
-    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, **kw: Any
-) -> tuple[DriftResult, Path]:
-    result, reference, current = drift_report(con, cfg, reg, **kw)
-    meta = {
-        "reference": reference.label(),
-        "current": current.label(),
-        "model": cfg.settings.model.name,
-    }
-    html = render_drift(result, title=f"Drift — {current.label()}", meta=meta)
-    drifted = sum(1 for f in result.features if f.drifted)
-    headline = {
-        "verdict": "drift" if result.dataset_drift else "no drift",
-        "drifted features": f"{drifted} of {len(result.features)}",
-        "window": current.label(),
-    }
-    path = publish(
-        cfg.reports_dir, "drift", f"{_stamp()}-drift", html, headline, f"Drift {current.label()}"
-    )
-    return result, path
 
 
 def delivery_backlog(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -257,12 +358,24 @@ def delivery_backlog(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 def write_performance(
-    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, **kw: Any
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    reg: Registry,
+    *,
+    inputs: str = "",
+    **kw: Any,
 ) -> tuple[list[PerformanceResult], Path]:
+    from reports.performance_html import render_performance
+
     results, window = performance_report(con, cfg, reg, **kw)
     undelivered = delivery_backlog(con)
     meta = {"window": window.label(), "model": cfg.settings.model.name, **undelivered}
-    html = render_performance(results, title=f"Performance — {window.label()}", meta=meta)
+    html = render_performance(
+        results,
+        title=f"Performance — {window.label()}",
+        meta=meta,
+        currency=cfg.settings.reports.currency,
+    )
     first = results[0]
     headline = {
         "model": f"v{first.model_version} ({first.role})",
@@ -282,10 +395,13 @@ def write_performance(
         html,
         headline,
         f"Performance {window.label()}",
+        inputs=inputs,
+        status="ok",
     )
     return results, path
 
 
+# -- model cards and gate reports ---------------------------------------------------------------
 def model_card_data(info: Any, aliases: list[str]) -> dict[str, Any]:
     d = info.to_dict()
     d["aliases"] = aliases
@@ -293,17 +409,22 @@ def model_card_data(info: Any, aliases: list[str]) -> dict[str, Any]:
 
 
 def write_model_cards(cfg: Config, reg: Registry, *, refresh: bool = False) -> list[Path]:
-    """A model card per version (written once; aliases change, lineage does not)."""
+    """A model card per version, rewritten when its aliases change (lineage never does)."""
+    from reports.html import render_model_card
+
     written = []
     name = cfg.settings.model.name
     for info in reg.list_versions(name):
         path = cfg.reports_dir / "models" / f"{name}-v{info.version}.html"
-        if path.exists() and not refresh:
+        inputs = fingerprint({"aliases": sorted(info.aliases), "version": info.version})
+        entry = latest_entry(cfg.reports_dir, "models", f"models/{path.name}")
+        if path.exists() and not refresh and entry is not None and entry.inputs == inputs:
             continue
         html = render_model_card(model_card_data(info, list(info.aliases)))
         quality = (info.lineage.data_quality or {}).get("status", "unknown")
         metrics = info.lineage.metrics or {}
         headline = {
+            "aliases": ", ".join(info.aliases) or "none",
             "data quality": quality,
             "validation AP": f"{metrics['average_precision']:.3f}"
             if "average_precision" in metrics
@@ -317,6 +438,8 @@ def write_model_cards(cfg: Config, reg: Registry, *, refresh: bool = False) -> l
                 html,
                 headline,
                 f"Model card {name} v{info.version}",
+                inputs=inputs,
+                status="ok" if quality == "passed" else "bad",
             )
         )
     return written
@@ -332,10 +455,14 @@ def publish_comparison(
     end: datetime | None,
     drift: DriftResult | None = None,
 ) -> Path:
+    from reports.performance_html import render_comparison
+
+    s = cfg.settings
     meta = {
         "candidate": f"v{candidate.version}",
         "champion": f"v{champion.version}" if champion is not None else "none (first model)",
         "window": f"{start:%Y-%m-%d} .. {end:%Y-%m-%d}" if start and end else "validation metrics",
+        "alert policy": f"threshold {s.alerts.threshold}, {s.alerts.daily_budget} alerts a day",
     }
     html = render_comparison(
         comparison,
@@ -352,9 +479,11 @@ def publish_comparison(
         html,
         headline,
         f"Gate: v{candidate.version} vs {meta['champion']}",
+        status="ok" if verdict.passed else "bad",
     )
 
 
+# -- the reports stage --------------------------------------------------------------------------
 def reports_due(con: duckdb.DuckDBPyConnection, cfg: Config) -> bool:
     cadence = cfg.settings.reports.cadence
     if cadence == "every_run":
@@ -369,18 +498,48 @@ def reports_due(con: duckdb.DuckDBPyConnection, cfg: Config) -> bool:
     return int(row[0]) == 0
 
 
+def _unchanged(cfg: Config, kind: str, inputs: str) -> str | None:
+    entry = latest_entry(cfg.reports_dir, kind)
+    if entry is not None and entry.inputs == inputs and (cfg.reports_dir / entry.path).exists():
+        return entry.path
+    return None
+
+
 def write_reports_with(
-    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry
+    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, *, force: bool = False
 ) -> dict[str, Any]:
-    """Drift, performance and model cards; a report without enough data is skipped with why."""
-    out: dict[str, Any] = {"written": [], "skipped": {}}
-    for kind, writer in (("drift", write_drift), ("performance", write_performance)):
-        try:
-            _, path = writer(con, cfg, reg)
+    """Drift, performance and model cards, each only when its inputs changed since its latest
+    report (or ``force``); a report without enough data is skipped with why."""
+    from jobs.trends import refresh_index
+
+    out: dict[str, Any] = {"written": [], "skipped": {}, "unchanged": {}}
+    drift: DriftResult | None = None
+    performance: list[PerformanceResult] | None = None
+    try:
+        plan = drift_plan(con, cfg, reg)
+        same = None if force else _unchanged(cfg, "drift", plan.inputs)
+        if same:
+            out["unchanged"]["drift"] = same
+        else:
+            drift, path = write_drift(con, cfg, reg, plan=plan)
             out["written"].append(str(path))
-        except NotEnoughData as exc:
-            out["skipped"][kind] = str(exc)
+    except NotEnoughData as exc:
+        out["skipped"]["drift"] = str(exc)
+    try:
+        window = performance_window(con, cfg, None, None)
+        inputs = performance_inputs(con, cfg, reg, window)
+        same = None if force else _unchanged(cfg, "performance", inputs)
+        if same:
+            out["unchanged"]["performance"] = same
+        else:
+            performance, path = write_performance(con, cfg, reg, inputs=inputs)
+            out["written"].append(str(path))
+    except NotEnoughData as exc:
+        out["skipped"]["performance"] = str(exc)
     out["written"].extend(str(p) for p in write_model_cards(cfg, reg))
+    out["pruned"] = prune(cfg.reports_dir, cfg.settings.reports.retention_days)
+    if out["written"] or out["pruned"]:
+        refresh_index(con, cfg, reg, drift_result=drift, performance=performance)
     return out
 
 

@@ -15,6 +15,10 @@ exactly the rows not yet scored: scores are keyed by
 (transaction_id, model_name, model_version) and never duplicated. Memory is
 bounded by the chunk and batch sizes, not by the backlog.
 
+Each batch's features (computed anyway) and champion scores are sketched per
+event day and written with the batch (:mod:`jobs.profiles`), so the drift
+report reads small profiles instead of recomputing the window's features.
+
 Alert reasons (:mod:`jobs.reasons`) are computed only for the rows that become
 alerts: the policy picks them among the rows at or above the threshold, within
 the daily budget, and explaining every row above the threshold cost more than
@@ -40,8 +44,9 @@ from jobs import logs
 from jobs.alerting import create_alerts
 from jobs.config import Config
 from jobs.errors import FeatureMismatch, NoChampion
-from jobs.features import compute_features, feature_spec
+from jobs.features import FeatureSpec, compute_features, feature_spec
 from jobs.model_inputs import InferencePolicy, apply_policy, encode
+from jobs.profiles import batch_profiles, write_profiles
 from jobs.reasons import explainer
 from jobs.runs import utcnow
 from jobs.warehouse import transaction
@@ -77,9 +82,11 @@ class ScoreResult:
     shadow_error: str | None = None
     notes: list[str] = field(default_factory=list)
     # where the stage's time went: finding the backlog, the feature queries, the models
-    # (champion, challenger, alert reasons), writing scores and alerts
+    # (champion, challenger, alert reasons), the day profiles for the reports, writing
     seconds: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(("backlog", "features", "predict", "write"), 0.0)
+        default_factory=lambda: dict.fromkeys(
+            ("backlog", "features", "predict", "profile", "write"), 0.0
+        )
     )
     _lap: float = field(default_factory=time.perf_counter, repr=False)
 
@@ -255,6 +262,7 @@ def score_pending(
         challenger=challenger,
         policy=inference_policy(cfg),
         descriptions=spec.descriptions,
+        spec=spec,
         alert_after=(latest - timedelta(days=s.alerts.max_age_days)) if latest else None,
         run_id=run_id,
     )
@@ -294,6 +302,7 @@ class BatchScorer:
     challenger: LoadedModel | None
     policy: InferencePolicy
     descriptions: Mapping[str, str]
+    spec: FeatureSpec  # what the day profiles sketch (jobs.profiles)
     alert_after: datetime | None  # rows older than this never alert (alerts.max_age_days)
     run_id: str
 
@@ -308,12 +317,22 @@ class BatchScorer:
         candidates = _alert_candidates(feats, hot, scores, champion)
         explain = explainer(champion, candidates, x[hot], self.descriptions, threads)
         result.lap("predict")
+        # the rows' features are at hand: sketch them per day for the drift reports
+        days = batch_profiles(feats, scores, self.spec)
+        result.lap("profile")
         with transaction(con):
             _write_scores(con, champion, feats["transaction_id"], scores, self.run_id)
             if challenger is not None and shadow is not None:
                 _write_scores(con, challenger, feats["transaction_id"], shadow, self.run_id)
             created = (
                 create_alerts(con, self.cfg, candidates, self.run_id, explain) if len(hot) else None
+            )
+            write_profiles(
+                con,
+                days,
+                model_name=champion.name,
+                model_version=champion.version,
+                part=f"{self.run_id}/{result.batches}",
             )
         result.lap("write")
         result.batches += 1

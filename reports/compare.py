@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from reports.performance import compute_performance, daily_metrics
+from reports.performance import PerformanceResult, compute_performance, daily_metrics
 
 METRICS = (
     "average_precision",
@@ -51,12 +51,23 @@ class Comparison:
     k: int
     bootstrap_samples: int
     confidence: float
+    # each model's own figures on the window: PR curve, per-day AP, card precision@k, alerts
+    candidate_performance: PerformanceResult | None = None
+    champion_performance: PerformanceResult | None = None
 
     def get(self, name: str) -> MetricComparison | None:
         return next((m for m in self.metrics if m.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = {
+            k: v
+            for k, v in asdict(self).items()
+            if k not in ("candidate_performance", "champion_performance")
+        }
+        for role in ("candidate", "champion"):
+            perf = getattr(self, f"{role}_performance")
+            d[f"{role}_performance"] = perf.to_dict() if perf is not None else None
+        return d
 
 
 def _weighted_ap_auc(
@@ -221,4 +232,6 @@ def compare_models(
         k=k,
         bootstrap_samples=reps,
         confidence=confidence,
+        candidate_performance=point["candidate"],
+        champion_performance=point["champion"],
     )

@@ -8,18 +8,14 @@ depends on the number of features and days, never on the number of rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
-from reports import charts
-from reports.compare import Comparison
+from reports import svg
 from reports.drift import ALARM_KINDS, DriftResult, FeatureDrift
-from reports.gate import Verdict
-from reports.performance import PerformanceResult
 
 _env: jinja2.Environment | None = None
 
@@ -58,8 +54,9 @@ def signed(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.3f}"
 
 
-def _svg(svg: str) -> Markup:
-    return Markup(svg)  # noqa: S704 - matplotlib's own SVG output, text escaped by matplotlib
+def _svg(text: str) -> Markup:
+    # reports.svg escapes every text it writes; matplotlib (model cards) escapes its own
+    return Markup(text)  # noqa: S704
 
 
 # -- drift ---------------------------------------------------------------------------------
@@ -157,7 +154,7 @@ def drift_view(result: DriftResult) -> dict[str, Any]:
                 "name": f.name,
                 "alarming": f.alarming,
                 "svg": _svg(
-                    charts.distribution(
+                    svg.distribution(
                         f.bin_labels,
                         f.ref_share,
                         f.cur_share,
@@ -174,79 +171,10 @@ def render_drift(result: DriftResult, *, title: str, meta: dict[str, str]) -> st
     return _render("drift.html", title=title, meta=meta, v=drift_view(result))
 
 
-# -- performance ----------------------------------------------------------------------------
-def _label(r: PerformanceResult) -> str:
-    return f"{r.role} v{r.model_version}" if r.model_version is not None else r.role
-
-
-def performance_view(results: Sequence[PerformanceResult]) -> dict[str, Any]:
-    kpis = [
-        ("Average precision", "average_precision", num),
-        ("ROC AUC", "roc_auc", num),
-        ("Precision@k (mean per day)", "precision_at_k", num),
-        ("Card precision@k (mean per day)", "card_precision_at_k", num),
-        ("Precision at threshold", "precision_at_threshold", num),
-        ("Recall at threshold", "recall_at_threshold", num),
-        ("F1 at threshold", "f1_at_threshold", num),
-        ("Fraud amount caught", "amount_caught", money),
-        ("Fraud amount missed", "amount_missed", money),
-        ("Alerts per day", "alerts_per_day", lambda x: num(x, 1)),
-    ]
-    first = results[0]
-    days = [d.day.isoformat() for d in first.daily]
-    by_day = {_label(r): {d.day.isoformat(): d for d in r.daily} for r in results}
-    series_charts = []
-    for title, attr, ylabel in (
-        ("Precision@k per day", "precision_at_k", "precision"),
-        ("Card precision@k per day", "card_precision_at_k", "precision"),
-        ("Alerts per day (at or above the threshold)", "alerts", "alerts"),
-        ("Fraud amount missed per day", "amount_missed", "amount"),
-    ):
-        lines = {
-            name: [getattr(m[d], attr) if d in m else None for d in days]
-            for name, m in by_day.items()
-        }
-        series_charts.append(
-            {"title": title, "svg": _svg(charts.series(days, lines, title, ylabel))}
-        )
-    pr = _svg(charts.pr_curves({_label(r): r.pr_curve for r in results}, "Precision–recall"))
-    return {
-        "models": [_label(r) for r in results],
-        "kpis": [
-            {"name": name, "values": [fmt(getattr(r, attr)) for r in results]}  # type: ignore[operator]
-            for name, attr, fmt in kpis
-        ],
-        "n": f"{first.n:,}",
-        "frauds": f"{first.n_frauds:,}",
-        "fraud_rate": pct(first.fraud_rate, 2),
-        "threshold": num(first.threshold, 2),
-        "k": first.k,
-        "charts": series_charts,
-        "pr": pr,
-        "daily": [
-            {
-                "day": d.day.isoformat(),
-                "n": f"{d.n:,}",
-                "frauds": d.frauds,
-                "alerts": d.alerts,
-                "pak": num(d.precision_at_k),
-                "cpak": num(d.card_precision_at_k),
-                "caught": money(d.amount_caught),
-                "missed": money(d.amount_missed),
-            }
-            for d in first.daily
-        ],
-    }
-
-
-def render_performance(
-    results: Sequence[PerformanceResult], *, title: str, meta: dict[str, str]
-) -> str:
-    return _render("performance.html", title=title, meta=meta, v=performance_view(results))
-
-
 # -- model card -----------------------------------------------------------------------------
 def model_card_view(card: dict[str, Any]) -> dict[str, Any]:
+    from reports import charts  # matplotlib, only for the cards (written once per version)
+
     lin = card.get("lineage", {})
     extra = lin.get("extra", {})
     importance = extra.get("importance_gain", {}) or {}
@@ -285,13 +213,17 @@ def model_card_view(card: dict[str, Any]) -> dict[str, Any]:
             for k, v in metrics.items()
         ],
         "params": sorted((str(k), str(v)) for k, v in (lin.get("params") or {}).items()),
+        # every input, most important first (ties, e.g. unused features, by name)
         "features": [
             {
                 "name": n,
                 "gain": pct(importance.get(n, 0.0) / total),
                 "categorical": n in lin.get("categorical_features", []),
+                "position": lin.get("feature_names", []).index(n) + 1,
             }
-            for n in lin.get("feature_names", [])
+            for n in sorted(
+                lin.get("feature_names", []), key=lambda n: (-importance.get(n, 0.0), n)
+            )
         ],
         "importance": _svg(
             charts.bars(
@@ -307,50 +239,3 @@ def model_card_view(card: dict[str, Any]) -> dict[str, Any]:
 def render_model_card(card: dict[str, Any]) -> str:
     v = model_card_view(card)
     return _render("model_card.html", title=v["title"], meta={}, v=v)
-
-
-# -- comparison (gate) --------------------------------------------------------------------------
-def render_comparison(
-    comparison: Comparison | None,
-    verdict: Verdict,
-    *,
-    drift: DriftResult | None = None,
-    quality: dict[str, Any],
-    meta: dict[str, str],
-) -> str:
-    rows = []
-    if comparison is not None:
-        for m in comparison.metrics:
-            rows.append(
-                {
-                    "name": m.name,
-                    "candidate": num(m.candidate),
-                    "champion": num(m.champion),
-                    "diff": signed(m.difference),
-                    "ci": f"{signed(m.ci_low)} .. {signed(m.ci_high)}"
-                    if m.ci_low is not None
-                    else "n/a",
-                }
-            )
-    v = {
-        "passed": verdict.passed,
-        "verdict": "PASS: the candidate may be promoted"
-        if verdict.passed
-        else "REFUSED: the candidate is not promoted",
-        "checks": [{"passed": c.passed, "detail": c.detail} for c in verdict.checks],
-        "rows": rows,
-        "window": (
-            f"{comparison.days} days, {comparison.n:,} transactions, {comparison.n_frauds:,} frauds; "
-            f"{comparison.bootstrap_samples} bootstrap samples, {comparison.confidence:.0%} intervals"
-        )
-        if comparison
-        else "",
-        "quality_status": quality.get("status", "unknown"),
-        "quality_checks": [
-            {"name": c.get("name"), "passed": c.get("passed"), "detail": c.get("detail")}
-            for c in quality.get("checks", [])
-        ],
-        "drift": drift_view(drift) if drift is not None else None,
-    }
-    title = f"Promotion gate: {meta.get('candidate', '')} vs {meta.get('champion', '')}"
-    return _render("comparison.html", title=title, meta=meta, v=v)

@@ -39,6 +39,7 @@ class DailyPerformance:
     card_precision_at_k: float | None
     amount_caught: float
     amount_missed: float
+    average_precision: float | None = None  # the day's own AP (None without both classes)
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,15 @@ class PerformanceResult:
     alerts_per_day: float
     daily: tuple[DailyPerformance, ...]
     pr_curve: tuple[tuple[float, float], ...]  # (recall, precision), at most 200 points
+    sweep: tuple[Any, ...] = ()  # reports.aggregated.SweepRow: thresholds and budgets
+    weekly: tuple[Any, ...] = ()  # reports.aggregated.PeriodMetrics: AP, card p@k per week
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for key in ("start", "end"):
             d[key] = d[key].isoformat() if d[key] else None
         d["daily"] = [{**x, "day": x["day"].isoformat()} for x in d["daily"]]
+        d["weekly"] = [{**x, "start": x["start"].isoformat()} for x in d["weekly"]]
         d["pr_curve"] = [list(p) for p in self.pr_curve]
         return d
 
@@ -172,6 +176,17 @@ def compute_performance(
         idx = np.unique(np.linspace(0, precision.size - 1, min(200, precision.size)).astype(int))
         curve = tuple((float(recall[i]), float(precision[i])) for i in idx)
     days = daily_metrics(frame, threshold=threshold, k=k) if n else pl.DataFrame()
+    day_ap: dict[Any, float | None] = {}
+    if n:  # a loop over days (not rows), each scored by scikit-learn
+        by_day = frame.select(
+            pl.col("event_time").dt.date().alias("day"), "is_fraud", "score"
+        ).partition_by("day", as_dict=True)
+        for (day,), part in by_day.items():
+            day_ap[day] = _safe(
+                average_precision_score,
+                part["is_fraud"].cast(pl.Boolean).to_numpy().astype(bool),
+                part["score"].cast(pl.Float64).to_numpy(),
+            )
     daily = tuple(
         DailyPerformance(
             day=r["day"],
@@ -185,6 +200,7 @@ def compute_performance(
             else float(r["card_precision_at_k"]),
             amount_caught=float(r["amount_caught"]),
             amount_missed=float(r["amount_missed"]),
+            average_precision=day_ap.get(r["day"]),
         )
         for r in (days.iter_rows(named=True) if n else [])  # one row per day
     )

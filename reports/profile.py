@@ -122,7 +122,7 @@ def numeric_sketch(values: np.ndarray | pl.Series, points: int = POINTS) -> Nume
         lo=float(v[0]),
         hi=float(v[-1]),
         total=float(v.sum()),
-        total_sq=float(np.dot(v, v)),
+        total_sq=float(np.sum(v * v)),
         values=tuple(pts.tolist()),
         weights=tuple(w.tolist()),
     )

@@ -1,0 +1,114 @@
+"""The performance report's inputs, reduced in the warehouse to a few thousand rows.
+
+A window of matured labels holds millions of scored transactions at scale;
+DuckDB reduces them once into a temp table and four small frames (per-day
+figures, a per-day score histogram, each day's best-scored cards, each day's
+top transactions) that :mod:`reports.aggregated` turns into metrics. No row
+of the window is ever loaded into Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from reports.aggregated import BINS, BUDGET_FACTORS
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    version: int  # the version that served most of the window
+    day_stats: pl.DataFrame
+    bins: pl.DataFrame
+    cards: pl.DataFrame
+    top: pl.DataFrame
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pl.DataFrame:
+    frame = pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+LATEST_LABELS = (
+    "(SELECT transaction_id, arg_max(is_fraud, reported_at) AS is_fraud FROM labels "
+    "GROUP BY transaction_id)"
+)
+
+
+def aggregates(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    model_name: str,
+    where: str,
+    params: list[Any],
+    start: datetime,
+    end: datetime,
+    threshold: float,
+    k: int,
+) -> Aggregates | None:
+    """The window's aggregates for the scores matching ``where`` (on ``scores s``), or None
+    when the window has none."""
+    con.execute("DROP TABLE IF EXISTS temp.fw_perf")
+    con.execute(
+        "CREATE TEMP TABLE fw_perf AS "
+        "SELECT t.event_time::DATE AS day, t.transaction_id, t.card_id, t.amount, s.score, "
+        "s.model_version, coalesce(l.is_fraud, false) AS is_fraud "
+        "FROM scores s JOIN transactions t USING (transaction_id) "
+        f"LEFT JOIN {LATEST_LABELS} l USING (transaction_id) "
+        f"WHERE s.model_name = ? AND {where} AND t.event_time >= ? AND t.event_time < ?",
+        [model_name, *params, start, end],
+    )
+    try:
+        row = con.execute(
+            "SELECT count(*), mode(model_version ORDER BY model_version DESC) FROM fw_perf"
+        ).fetchall()[0]
+        if not row[0]:
+            return None
+        day_stats = _frame(
+            con,
+            "SELECT day, count(*) AS n, count(*) FILTER (WHERE is_fraud) AS frauds, "
+            "count(*) FILTER (WHERE score >= ?) AS alerts, "
+            "count(*) FILTER (WHERE is_fraud AND score >= ?) AS tp, "
+            "count(*) FILTER (WHERE NOT is_fraud AND score >= ?) AS fp, "
+            "coalesce(sum(amount) FILTER (WHERE is_fraud AND score >= ?), 0) AS amount_caught, "
+            "coalesce(sum(amount) FILTER (WHERE is_fraud AND score < ?), 0) AS amount_missed "
+            "FROM fw_perf GROUP BY day ORDER BY day",
+            [threshold] * 5,
+        )
+        bins = _frame(
+            con,
+            f"SELECT day, least(floor(score * {BINS}), {BINS - 1})::INTEGER AS bin, "
+            "count(*) AS n, count(*) FILTER (WHERE is_fraud) AS frauds "
+            "FROM fw_perf GROUP BY ALL",
+            [],
+        )
+        # enough cards per day for card precision@k (cards caught earlier are skipped, at most
+        # k a day) and for the sweep's largest budget
+        limit = max(int(k * max(BUDGET_FACTORS)), k * (day_stats.height + 1))
+        cards = _frame(
+            con,
+            "WITH best AS (SELECT day, card_id, max(score) AS score, bool_or(is_fraud) AS card_fraud "
+            "FROM fw_perf GROUP BY day, card_id QUALIFY row_number() OVER "
+            "(PARTITION BY day ORDER BY max(score) DESC, card_id) <= ?) "
+            "SELECT b.day, b.card_id, b.score, b.card_fraud, "
+            "min(p.transaction_id) AS transaction_id, "
+            "arg_min(p.is_fraud, p.transaction_id) AS is_fraud, "
+            "arg_min(p.amount, p.transaction_id) AS amount "
+            "FROM best b JOIN fw_perf p ON p.day = b.day AND p.card_id = b.card_id "
+            "AND p.score = b.score GROUP BY ALL",
+            [limit],
+        )
+        top = _frame(
+            con,
+            "SELECT day, unnest(max_by({'score': score, 'is_fraud': is_fraud}, score, ?), "
+            "recursive := true) FROM fw_perf GROUP BY day",
+            [k],
+        )
+        return Aggregates(int(row[1]), day_stats, bins, cards, top)
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.fw_perf")
