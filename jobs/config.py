@@ -405,6 +405,19 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """' (did you mean 'threshold'?)' for a mistyped key, from the keys its section knows."""
+    import difflib
+
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        model = field.annotation if field is not None else None
+    known = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def parse_settings(data: dict[str, Any], path: Path) -> Settings:
     try:
         return Settings.model_validate(data)
@@ -412,13 +425,31 @@ def parse_settings(data: dict[str, Any], path: Path) -> Settings:
         lines = []
         for err in exc.errors():
             key = _loc(tuple(err["loc"]))
+            named = re.match(r"(?:Value error, )?([a-z_]+(?:\.[a-z_]+)+) (.*)", err["msg"])
             if err["type"] == "extra_forbidden":
-                lines.append(f"{path}: unknown key {key!r}")
+                lines.append(f"{path}: unknown key {key!r}{_did_you_mean(tuple(err['loc']))}")
             elif err["type"] == "missing":
                 lines.append(f"{path}: missing required key {key!r}")
+            elif not err["loc"] and named:  # a rule across sections names its own key
+                lines.append(f"{path}: key {named[1]!r} {named[2]}")
             else:
                 lines.append(f"{path}: key {key!r}: {err['msg']}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def _warn_local_report_links(settings: Settings, path: Path) -> None:
+    """Digests sent away from this machine link to a local file unless alerts.report_url is set."""
+    a = settings.alerts
+    remote = [c for c in a.channels if c in ("email", "slack")]
+    if remote and not a.report_url:
+        import logging
+
+        logging.getLogger("fraudwatch.config").warning(
+            f"{path}: alerts.report_url is not set, so {' and '.join(remote)} digests link to "
+            "the reports index as a file:// path on this server, which readers elsewhere "
+            "cannot open; set alerts.report_url to where the reports are served",
+            extra={"fields": {"key": "alerts.report_url", "channels": remote}},
+        )
 
 
 def load_config(explicit: str | Path | None = None) -> Config:
@@ -436,4 +467,6 @@ def load_config(explicit: str | Path | None = None) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return Config(parse_settings(data, path), path)
+    settings = parse_settings(data, path)
+    _warn_local_report_links(settings, path)
+    return Config(settings, path)

@@ -83,10 +83,18 @@ class PromotionRefused(FraudwatchError):
 
     exit_code = 3
 
-    def __init__(self, version: int, reasons: list[str], report: str | None = None) -> None:
+    def __init__(
+        self,
+        version: int,
+        reasons: list[str],
+        report: str | None = None,
+        *,
+        failed: list[str] | None = None,
+    ) -> None:
         self.version = version
         self.reasons = reasons
         self.report = report
+        self.failed = list(failed or [])  # the names of the rules that failed
         text = f"promotion of version {version} refused by the gate:\n" + "\n".join(
             f"  - {r}" for r in reasons
         )

@@ -2,7 +2,8 @@
 
 Every module logs through ``logging.getLogger("fraudwatch.<part>")`` with
 ``extra={"fields": {...}}`` for structured values; :func:`setup` installs the
-handler once per process. Secrets are never passed to a logger.
+handler once per process. Levels are names (``"warning"``), as in the JSON
+lines. Secrets are never passed to a logger.
 """
 
 from __future__ import annotations
@@ -17,25 +18,47 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
 _configured = False
+
+
+def level_number(level: int | str) -> int:
+    """``"warning"`` (any case) -> 30; a number is returned as is. Unknown names: ValueError."""
+    if isinstance(level, int):
+        return level
+    name = level.strip().lower()
+    if name not in LEVELS:
+        raise ValueError(f"unknown log level {level!r}: one of {', '.join(LEVELS)}")
+    return int(logging.getLevelName(name.upper()))
+
+
+def json_line(
+    level: str, logger: str, msg: str, created: float | None = None, **fields: Any
+) -> str:
+    """One log line as JSON: ts, level, logger, msg and the fields."""
+    ts = datetime.fromtimestamp(created, UTC) if created is not None else datetime.now(UTC)
+    out: dict[str, Any] = {
+        "ts": ts.isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "msg": msg,
+    }
+    out.update(fields)
+    return json.dumps(out, default=str)
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg and the record's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            out.update(fields)
+        extra: dict[str, Any] = dict(fields) if isinstance(fields, dict) else {}
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+            extra["exc"] = self.formatException(record.exc_info)
+        return json_line(
+            record.levelname.lower(), record.name, record.getMessage(), record.created, **extra
+        )
 
 
 class HumanFormatter(logging.Formatter):
@@ -51,18 +74,18 @@ def is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def setup(level: str = "INFO", json_lines: bool | None = None) -> None:
+def setup(level: int | str = "info", json_lines: bool | None = None) -> None:
     """Install the stderr handler: JSON lines unless stderr is a terminal."""
     global _configured
     root = logging.getLogger("fraudwatch")
     if _configured:
-        root.setLevel(level)
+        root.setLevel(level_number(level))
         return
     use_json = (not is_terminal()) if json_lines is None else json_lines
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json else HumanFormatter())
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(level_number(level))
     root.propagate = False
     _configured = True
 
@@ -71,9 +94,9 @@ def get(name: str) -> logging.Logger:
     return logging.getLogger(f"fraudwatch.{name}")
 
 
-def event(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log ``msg`` with structured ``fields``."""
-    logger.log(level, msg, extra={"fields": fields})
+def event(logger: logging.Logger, msg: str, level: int | str = "info", **fields: Any) -> None:
+    """Log ``msg`` at ``level`` (a name: ``"warning"``; numbers still work) with ``fields``."""
+    logger.log(level_number(level), msg, extra={"fields": fields})
 
 
 @contextmanager

@@ -6,8 +6,13 @@ clock minus the label delay, at most ``[promotion] window_days``), so none of it
 was used to train the candidate. The decision itself is the pure function
 :func:`reports.gate.decide`; this module gathers its inputs, writes the
 comparison report, and moves the alias only on a pass (or ``--force`` with a
-reason, recorded with who forced it). Webhooks fire after the alias moved and
-never undo it.
+reason, recorded with who forced it). A refusal changes no alias but is
+recorded in the history (kind ``refused``) with its report and verdict.
+Promoting the version that is already champion changes nothing. Webhooks fire
+after the alias moved and never undo it.
+
+The heavy parts (features, LightGBM, the comparison's metrics) are imported
+where the gate runs, so ``rollback`` starts as fast as ``registry list``.
 """
 
 from __future__ import annotations
@@ -15,23 +20,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import duckdb
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from jobs import logs
 from jobs.config import Config
 from jobs.errors import FraudwatchError, NotEnoughData, PromotionRefused
-from jobs.features import compute_features, feature_spec
+from jobs.registry_access import actor as default_actor
 from jobs.registry_access import open_registry
-from jobs.scoring import LoadedModel, inference_policy, load_version, predict
-from jobs.training import data_clock
-from registry import Registry
-from reports.compare import compare_models
-from reports.gate import GatePolicy, Verdict, decide
+from reports.gate import GateCheck, GatePolicy, Verdict, decide
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+    from jobs.scoring import LoadedModel
+    from jobs.training import TrainResult
+    from registry import AliasEvent, Registry
 
 log = logs.get("promotion")
+
+UNCHANGED = "unchanged"
 
 
 @dataclass(frozen=True)
@@ -42,19 +50,59 @@ class GateOutcome:
     report: Path | None
     window_start: datetime | None
     window_end: datetime | None
+    # what promote did: promote | force | unchanged (already champion); None for compare
+    action: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "champion_version": self.champion_version,
             "passed": self.verdict.passed,
+            "action": self.action,
             "reasons": list(self.verdict.reasons),
+            "failed_rules": failed_rules(self.verdict),
+            "checks": [
+                {"name": c.name, "passed": c.passed, "detail": c.detail}
+                for c in self.verdict.checks
+            ],
             "report": str(self.report) if self.report else None,
             "window": [
                 self.window_start.isoformat() if self.window_start else None,
                 self.window_end.isoformat() if self.window_end else None,
             ],
         }
+
+
+def failed_rules(verdict: Verdict) -> list[str]:
+    """The names of the gate's rules that failed (e.g. ``data_quality``)."""
+    return [c.name for c in verdict.checks if not c.passed]
+
+
+def marked_reasons(verdict: Verdict) -> list[str]:
+    """Every rule, failures first, marked ``FAILED`` or ``passed`` with its name."""
+    if not verdict.checks:
+        return list(verdict.reasons)
+    ordered = [c for c in verdict.checks if not c.passed] + [c for c in verdict.checks if c.passed]
+    return [f"{'FAILED' if not c.passed else 'passed'} {c.name}: {c.detail}" for c in ordered]
+
+
+def metric_win(verdict: Verdict) -> str:
+    """The check that says why a passing candidate is better: the primary metric's (or,
+    for a first model, its validation metrics')."""
+    wins = [
+        c.detail
+        for c in verdict.checks
+        if c.passed and c.name.startswith(("primary_", "first_model_"))
+    ]
+    return "; ".join(wins) or "; ".join(verdict.reasons[:1])
+
+
+def _already_champion(version: int) -> GateOutcome:
+    check = GateCheck(
+        "already_champion", True, f"version {version} is already the champion: nothing changed"
+    )
+    verdict = Verdict(passed=True, reasons=(check.detail,), checks=(check,))
+    return GateOutcome(version, version, verdict, None, None, None, action=UNCHANGED)
 
 
 def gate_policy(cfg: Config) -> GatePolicy:
@@ -72,6 +120,8 @@ def gate_policy(cfg: Config) -> GatePolicy:
 def _window(
     con: duckdb.DuckDBPyConnection, cfg: Config, candidate: Any
 ) -> tuple[datetime, datetime]:
+    from jobs.training import data_clock
+
     clock = data_clock(con)
     if clock is None:
         raise NotEnoughData("the warehouse is empty")
@@ -91,6 +141,11 @@ def _labelled_frame(
     models: dict[str, LoadedModel],
 ) -> pl.DataFrame:
     """The window's transactions with their labels and each model's score (``score_<key>``)."""
+    import polars as pl
+
+    from jobs.features import compute_features
+    from jobs.scoring import inference_policy, predict
+
     feats = compute_features(con, cfg, start=start, end=end)
     policy = inference_policy(cfg)
     frame = pl.from_arrow(feats.select(["transaction_id", "event_time", "card_id", "amount"]))
@@ -113,8 +168,15 @@ def _labelled_frame(
 def evaluate_gate(
     con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, version: int
 ) -> GateOutcome:
-    """Run the gate for ``version`` against the current champion and write its report."""
+    """Run the gate for ``version`` against the current champion and write its report.
+
+    The champion itself is not compared with itself: its outcome says it is champion."""
+    import polars as pl
+
+    from jobs.features import feature_spec
     from jobs.reporting import publish_comparison
+    from jobs.scoring import load_version
+    from reports.compare import compare_models
 
     s = cfg.settings
     name = s.model.name
@@ -124,7 +186,9 @@ def evaluate_gate(
     quality_reasons = list(quality.get("reasons", []))
     champion_info = reg.get_alias(name, "champion")
     policy = gate_policy(cfg)
-    if champion_info is None or champion_info.version == version:
+    if champion_info is not None and champion_info.version == version:
+        return _already_champion(version)
+    if champion_info is None:
         verdict = decide(
             None,
             candidate_quality_passed=quality_passed,
@@ -187,40 +251,100 @@ def promote(
     reason: str = "",
     actor: str | None = None,
 ) -> GateOutcome:
-    """Gate ``version``; on a pass (or force) move ``champion`` to it. Raises PromotionRefused."""
+    """Gate ``version``; on a pass (or force) move ``champion`` to it.
+
+    The version that is already champion: nothing changes (``action`` ``unchanged``).
+    A refusal is recorded in the alias history (kind ``refused``, with the gate's
+    report and verdict) and raises PromotionRefused; the alias stays where it was.
+    """
     from jobs.warehouse import configured_warehouse
 
     if force and not reason.strip():
         raise FraudwatchError("--force needs --reason TEXT: say why the gate is overridden")
     reg = open_registry(cfg)
     name = cfg.settings.model.name
+    who = actor or default_actor(cfg)
+    reg.get_version(name, version)  # an unknown version fails before any work
+    champion = reg.get_alias(name, "champion")
+    if champion is not None and champion.version == version:
+        logs.event(log, "already champion", version=version)
+        return _already_champion(version)
     with configured_warehouse(cfg) as con:
         outcome = evaluate_gate(con, cfg, reg, version)
     verdict = outcome.verdict
+    report = str(outcome.report) if outcome.report else None
     if not verdict.passed and not force:
-        raise PromotionRefused(version, list(verdict.reasons), str(outcome.report))
+        failed = failed_rules(verdict)
+        reg.record_refusal(
+            name,
+            "champion",
+            version,
+            actor=who,
+            reason="gate refused: " + ", ".join(failed),
+            report=report,
+            verdict=outcome.to_dict(),
+        )
+        logs.event(log, "promotion refused", version=version, failed=failed, report=report)
+        raise PromotionRefused(version, marked_reasons(verdict), report, failed=failed)
     kind = "promote" if verdict.passed else "force"
-    text = reason or ("gate passed: " + "; ".join(verdict.reasons[:1]))
+    if verdict.passed:
+        text = "; ".join(t for t in (reason.strip(), "gate passed: " + metric_win(verdict)) if t)
+    else:
+        text = f"{reason.strip()} (forced; gate failed: {', '.join(failed_rules(verdict))})"
     reg.set_alias(
         name,
         "champion",
         version,
-        actor=actor,
+        actor=who,
         reason=text,
         kind=kind,
-        report=str(outcome.report) if outcome.report else None,
+        report=report,
         verdict=outcome.to_dict(),
     )
     challenger = reg.get_alias(name, "challenger")
     if challenger is not None and challenger.version == version:
-        reg.clear_alias(name, "challenger", actor=actor, reason=f"promoted to champion ({kind})")
-    logs.event(log, "promoted", version=version, kind=kind, report=str(outcome.report))
-    return outcome
+        reg.clear_alias(name, "challenger", actor=who, reason=f"promoted to champion ({kind})")
+    logs.event(log, "promoted", version=version, kind=kind, report=report)
+    return GateOutcome(
+        outcome.version,
+        outcome.champion_version,
+        verdict,
+        outcome.report,
+        outcome.window_start,
+        outcome.window_end,
+        action=kind,
+    )
 
 
-def rollback(cfg: Config, *, reason: str = "", actor: str | None = None) -> Any:
+def rollback(cfg: Config, *, reason: str = "", actor: str | None = None) -> AliasEvent:
     """Restore the previous champion from the alias history."""
     reg = open_registry(cfg)
     return reg.rollback(
-        cfg.settings.model.name, "champion", actor=actor, reason=reason or "rollback"
+        cfg.settings.model.name,
+        "champion",
+        actor=actor or default_actor(cfg),
+        reason=reason or "rollback",
     )
+
+
+def retrain(cfg: Config) -> TrainResult:
+    """The scheduled retrain job: train on the latest window, then gate and promote if
+    ``[promotion] auto`` (it lives here, by the gate, so training never imports promotion)."""
+    from dataclasses import replace
+
+    from jobs.training import train_version
+
+    result = train_version(cfg)
+    if not cfg.settings.promotion.auto:
+        return result
+    try:
+        outcome = promote(cfg, result.version, reason="scheduled retrain")
+        return replace(result, gate=outcome.to_dict(), promoted=True)
+    except PromotionRefused as exc:
+        gate = {
+            "passed": False,
+            "reasons": exc.reasons,
+            "failed_rules": exc.failed,
+            "report": exc.report,
+        }
+        return replace(result, gate=gate, promoted=False)

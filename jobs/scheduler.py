@@ -48,7 +48,7 @@ log = logs.get("scheduler")
 JOBS = {
     "run": "jobs.batch:run_batch",
     "reports": "jobs.reporting:write_reports",
-    "retrain": "jobs.training:retrain",
+    "retrain": "jobs.promotion:retrain",
 }
 TABLE = "apscheduler_jobs"
 
@@ -165,7 +165,7 @@ def run_job(job_name: str, config_path: str) -> None:
         logs.event(
             log,
             "job failed",
-            40,
+            "error",
             job=job_name,
             seconds=round(time.monotonic() - started, 3),
             error=f"{type(exc).__name__}: {exc}",
@@ -210,7 +210,7 @@ def build_scheduler(
 
     def _listen(event: JobExecutionEvent) -> None:
         what = "missed" if event.code == EVENT_JOB_MISSED else "error"
-        logs.event(log, f"scheduled job {what}", 30, job=event.job_id)
+        logs.event(log, f"scheduled job {what}", "warning", job=event.job_id)
 
     scheduler.add_listener(_listen, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
     return scheduler

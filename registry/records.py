@@ -158,16 +158,9 @@ class DeliveryInfo:
         return d
 
 
-ACTOR_ENV = "FRAUDWATCH_ACTOR"
-
-
 def default_actor() -> str:
-    """Who is acting, for the audit trail: ``$FRAUDWATCH_ACTOR`` if set, else the process
-    owner's login name (from the password database, so cron and containers without
-    ``$USER`` still name someone) at this host."""
-    named = os.environ.get(ACTOR_ENV, "").strip()
-    if named:
-        return named
+    """Who is acting, for the audit trail: the process owner's login name (from the password
+    database, so cron and containers without ``$USER`` still name someone) at this host."""
     return f"{process_owner()}@{socket.gethostname()}"
 
 

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date
 
 import click
 
-from jobs.cli import cli, config_option, echo_json, get_config, handle_errors
-
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+from jobs.cli import (
+    DAY,
+    VERSION,
+    check_window,
+    cli,
+    config_option,
+    echo_json,
+    get_config,
+    handle_errors,
+    resolve_version,
+)
 
 
 @cli.command(
@@ -23,8 +24,8 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> obje
     "Example: fraudwatch train --auto   (the scheduled retrain job)"
 )
 @config_option
-@click.option("--start", callback=_date, help="First day of the training window (YYYY-MM-DD).")
-@click.option("--end", callback=_date, help="Day after the window's last day (YYYY-MM-DD).")
+@click.option("--start", type=DAY, help="First day of the training window (YYYY-MM-DD).")
+@click.option("--end", type=DAY, help="Day after the window's last day (YYYY-MM-DD).")
 @click.option(
     "--auto",
     is_flag=True,
@@ -32,19 +33,25 @@ def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> obje
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def train(config_path: str | None, start: object, end: object, auto: bool, as_json: bool) -> None:
+def train(
+    config_path: str | None, start: date | None, end: date | None, auto: bool, as_json: bool
+) -> None:
     """Train a model on matured labels and register it as the challenger."""
-    from jobs.training import retrain, train_version
+    check_window(start, end)
+    if auto and (start or end):
+        raise click.UsageError("--auto trains on the configured window: drop --start/--end")
+    from jobs.promotion import retrain
+    from jobs.training import train_version
 
     cfg = get_config(config_path)
-    result = retrain(cfg) if auto else train_version(cfg, start=start, end=end)  # type: ignore[arg-type]
+    result = retrain(cfg) if auto else train_version(cfg, start=start, end=end)
     if as_json:
         echo_json(result.to_dict())
         return
     d = result.to_dict()
     click.echo(
         f"registered {d['model']} version {d['version']} (challenger): "
-        f"window {d['window']['start'][:10]}..{d['window']['end'][:10]}, {d['rows']} rows, "
+        f"window {d['window']['start'][:10]}..{d['window']['end'][:10]}, {d['rows']:,} rows, "
         f"fraud rate {d['fraud_rate']:.3%}"
     )
     metrics = d.get("metrics", {})
@@ -59,58 +66,79 @@ def train(config_path: str | None, start: object, end: object, auto: bool, as_js
     if d.get("gate"):
         g = d["gate"]
         click.echo(f"  gate: {'passed' if g['passed'] else 'refused'} (report: {g['report']})")
+        for reason in g.get("reasons", []):
+            click.echo(f"    - {reason}")
         if d.get("promoted"):
             click.echo(f"  promoted version {d['version']} to champion")
 
 
-@cli.command(epilog="Example: fraudwatch compare 3")
+@cli.command(epilog="Example: fraudwatch compare 3\n\nExample: fraudwatch compare challenger")
 @config_option
-@click.argument("version", type=int)
+@click.argument("version", type=VERSION)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @handle_errors
-def compare(config_path: str | None, version: int, as_json: bool) -> None:
-    """Write the gate report for VERSION against the champion (changes nothing)."""
-    from jobs.promotion import evaluate_gate
+def compare(config_path: str | None, version: int | str, as_json: bool) -> None:
+    """Write the gate report for VERSION (number or alias) against the champion.
+
+    Changes nothing."""
+    from jobs.promotion import evaluate_gate, marked_reasons
     from jobs.registry_access import open_registry
     from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
+    reg = open_registry(cfg)
+    number = resolve_version(reg, cfg.settings.model.name, version)
     with configured_warehouse(cfg) as con:
-        outcome = evaluate_gate(con, cfg, open_registry(cfg), version)
+        outcome = evaluate_gate(con, cfg, reg, number)
     if as_json:
         echo_json(outcome.to_dict())
         return
+    if outcome.action == "unchanged":
+        click.echo(f"version {number} is the champion: there is nothing to compare it with")
+        return
     verdict = "would pass" if outcome.verdict.passed else "would refuse"
-    click.echo(f"gate {verdict} version {version}:")
-    for reason in outcome.verdict.reasons:
+    click.echo(f"gate {verdict} version {number}:")
+    for reason in marked_reasons(outcome.verdict):
         click.echo(f"  - {reason}")
     click.echo(f"report: {outcome.report}")
 
 
 @cli.command(
     epilog="Example: fraudwatch promote 3\n\n"
+    "Example: fraudwatch promote challenger\n\n"
     "Example: fraudwatch promote 2 --force --reason 'hotfix for INC-142'"
 )
 @config_option
-@click.argument("version", type=int)
+@click.argument("version", type=VERSION)
 @click.option("--force", is_flag=True, help="Promote even if the gate refuses (needs --reason).")
 @click.option("--reason", default="", help="Why; recorded in the alias history.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @handle_errors
-def promote(config_path: str | None, version: int, force: bool, reason: str, as_json: bool) -> None:
-    """Run the gate and, if it passes, make VERSION the champion (exit 3 if refused)."""
+def promote(
+    config_path: str | None, version: int | str, force: bool, reason: str, as_json: bool
+) -> None:
+    """Run the gate and, if it passes, make VERSION the champion (exit 3 if refused).
+
+    VERSION is a number or an alias (challenger). A refusal changes no alias and is
+    recorded in the history with its report; promoting the champion changes nothing."""
+    if force and not reason.strip():
+        raise click.UsageError("--force needs --reason TEXT: say why the gate is overridden")
+    from jobs.promotion import marked_reasons
     from jobs.promotion import promote as do_promote
+    from jobs.registry_access import open_registry
 
     cfg = get_config(config_path)
-    outcome = do_promote(
-        cfg, version, force=force, reason=reason, actor=cfg.settings.registry.actor
-    )
+    number = resolve_version(open_registry(cfg), cfg.settings.model.name, version)
+    outcome = do_promote(cfg, number, force=force, reason=reason)
     if as_json:
         echo_json(outcome.to_dict())
         return
+    if outcome.action == "unchanged":
+        click.echo(f"version {number} is already the champion: nothing changed")
+        return
     how = "gate passed" if outcome.verdict.passed else "FORCED past the gate"
-    click.echo(f"version {version} is now champion ({how})")
-    for r in outcome.verdict.reasons:
+    click.echo(f"version {number} is now champion ({how})")
+    for r in marked_reasons(outcome.verdict):
         click.echo(f"  - {r}")
     click.echo(f"report: {outcome.report}")
 
@@ -125,7 +153,7 @@ def rollback(config_path: str | None, reason: str, as_json: bool) -> None:
     from jobs.promotion import rollback as do_rollback
 
     cfg = get_config(config_path)
-    event = do_rollback(cfg, reason=reason, actor=cfg.settings.registry.actor)
+    event = do_rollback(cfg, reason=reason)
     if as_json:
         echo_json(event.to_dict())
         return

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 import click
 
-from jobs.cli import cli, config_option, echo_json, get_config, handle_errors
-
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+from jobs.cli import DAY, check_window, cli, config_option, echo_json, get_config, handle_errors
 
 
 def _window_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--json", "as_json", is_flag=True, help="Print metrics and verdicts as JSON.")(
         f
     )
-    f = click.option("--end", callback=_date, help="End of the window (exclusive, YYYY-MM-DD).")(f)
-    f = click.option("--start", callback=_date, help="Start of the window (YYYY-MM-DD).")(f)
+    f = click.option("--end", type=DAY, help="End of the window (exclusive, YYYY-MM-DD).")(f)
+    f = click.option("--start", type=DAY, help="Start of the window (YYYY-MM-DD).")(f)
     return config_option(f)
 
 
@@ -37,6 +28,7 @@ def report() -> None:
 @handle_errors
 def drift(config_path: str | None, start: date | None, end: date | None, as_json: bool) -> None:
     """Drift of the current window against the reference (the champion's training window)."""
+    check_window(start, end)
     from jobs.registry_access import open_registry
     from jobs.reporting import write_drift
     from jobs.warehouse import configured_warehouse
@@ -64,6 +56,7 @@ def performance(
     config_path: str | None, start: date | None, end: date | None, as_json: bool
 ) -> None:
     """Champion (and shadow challenger) performance on matured labels."""
+    check_window(start, end)
     from jobs.registry_access import open_registry
     from jobs.reporting import write_performance
     from jobs.warehouse import configured_warehouse

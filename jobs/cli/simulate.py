@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import click
 
-from jobs.cli import cli, config_option, echo_json, handle_errors
-
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from None
+from jobs.cli import DAY, cli, config_option, echo_json, handle_errors
 
 
 def _missing(
@@ -39,7 +30,7 @@ def _missing(
 )
 @config_option
 @click.option("--days", type=click.IntRange(1, 3660), default=30, show_default=True)
-@click.option("--start", callback=_date, required=True, help="First day (YYYY-MM-DD).")
+@click.option("--start", type=DAY, required=True, help="First day (YYYY-MM-DD).")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -51,12 +42,19 @@ def _missing(
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"]), default="parquet")
 @click.option("--cards", type=click.IntRange(10), default=3000, show_default=True)
 @click.option("--amount-inflation", type=float, default=0.0, help="Daily growth of amounts.")
-@click.option("--drift-start", callback=_date, help="When amount inflation starts.")
-@click.option("--new-pattern-start", callback=_date, help="When card-testing fraud appears.")
+@click.option("--drift-start", type=DAY, help="When amount inflation starts.")
+@click.option("--new-pattern-start", type=DAY, help="When card-testing fraud appears.")
 @click.option("--missing", multiple=True, callback=_missing, help="COLUMN=RATE of nulls.")
-@click.option("--defect-start", callback=_date, help="First day of the missing-values defect.")
-@click.option("--defect-end", callback=_date, help="Last day of the defect.")
+@click.option("--defect-start", type=DAY, help="First day of the missing-values defect.")
+@click.option("--defect-end", type=DAY, help="Last day of the defect.")
 @click.option("--malformed-rate", type=click.FloatRange(0, 1), default=0.0)
+@click.option(
+    "--label-delay-days",
+    type=click.FloatRange(0, 365),
+    default=7.0,
+    show_default=True,
+    help="Chargebacks: ~92% reported within this many days, the rest up to twice as late.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def simulate(
@@ -74,9 +72,15 @@ def simulate(
     defect_start: date | None,
     defect_end: date | None,
     malformed_rate: float,
+    label_delay_days: float,
     as_json: bool,
 ) -> None:
     """Write synthetic card transactions and chargebacks into a landing folder."""
+    if defect_start and defect_end and defect_end < defect_start:
+        raise click.BadParameter(
+            f"--defect-end {defect_end} is before --defect-start {defect_start}",
+            param_hint="--defect-start/--defect-end",
+        )
     from jobs.simulate import SimulationOptions
     from jobs.simulate import simulate as run
 
@@ -90,6 +94,7 @@ def simulate(
         defect_start=defect_start,
         defect_end=defect_end,
         malformed_rate=malformed_rate,
+        label_delay_days=label_delay_days,
     )
     summary = run(out, start=start, days=days, seed=seed, options=options, fmt=fmt)
     if as_json:
