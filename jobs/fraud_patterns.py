@@ -11,6 +11,11 @@ can be generated on its own.
   unfamiliar merchants;
 - ``compromised_card``: a burst of transactions over one to three days, far
   from home, at merchants the card never used;
+- ``compromised_terminal``: a merchant's terminal is compromised (or the
+  merchant is a front) for one to four weeks, and a large share of *its own*
+  transactions in that time are fraudulent, at ordinary amounts and hours: only
+  the merchant's history of chargebacks gives it away, and those arrive with the
+  label delay (:func:`compromised_terminals`, applied to the day's rows);
 - ``card_testing`` (the new pattern, from ``new_pattern_start``): quick bursts
   of tiny online amounts at night, at merchants that change every episode.
 """
@@ -23,7 +28,14 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
-PATTERNS = ("large_amount", "compromised_merchant", "compromised_card", "card_testing")
+PATTERNS = (
+    "large_amount",
+    "compromised_merchant",
+    "compromised_card",
+    "compromised_terminal",
+    "card_testing",
+)
+TERMINAL_EPISODE_DAYS = (7, 28)  # shortest and longest compromise
 HOME_MERCHANTS = 5
 
 
@@ -168,6 +180,26 @@ def compromised_card(p: Profiles, day: date, seed: int) -> pl.DataFrame:
         channel = np.where(online, "online", p.merchant_channel[merchant])
         parts.append(_frame(card, merchant, seconds, amount, channel, dist, "compromised_card"))
     return pl.concat(parts) if parts else _empty()
+
+
+def compromised_terminals(
+    p: Profiles, day: date, seed: int, rate: float = 0.0003
+) -> dict[int, float]:
+    """The merchants compromised on ``day`` and the share of their transactions that are
+    fraudulent. Each day ``rate`` of the merchants (on average) start an episode of one to
+    four weeks: about half a percent of merchants are compromised at any time."""
+    active: dict[int, float] = {}
+    lo, hi = TERMINAL_EPISODE_DAYS
+    for lag in range(hi):
+        start = day - timedelta(days=lag)
+        rng = np.random.default_rng([seed, start.toordinal(), 27])
+        for _ in range(rng.poisson(p.n_merchants * rate)):
+            merchant = int(rng.integers(0, p.n_merchants))
+            duration = int(rng.integers(lo, hi + 1))
+            share = float(rng.uniform(0.3, 0.8))
+            if lag < duration:
+                active[merchant] = max(active.get(merchant, 0.0), share)
+    return active
 
 
 def card_testing(p: Profiles, day: date, seed: int) -> pl.DataFrame:

@@ -14,8 +14,9 @@ What is in it:
   (see :mod:`jobs.fraud_patterns`): large amounts, merchants compromised for
   some days whose customers are defrauded afterwards, compromised cards
   bursting far from home, and, from ``new_pattern_start``, card testing;
-- chargebacks (``labels/``) reported after a realistic delay (most within a
-  week, a tail to two weeks): the file of day D holds the reports made on D.
+- chargebacks (``labels/``) reported after a realistic delay (most within
+  ``label_delay_days``, a tail to twice that): the file of day D holds the
+  reports made on D.
 
 Knobs inject drift (``amount_inflation`` from ``drift_start``, the new
 pattern) and defects (``missing`` rates per column between ``defect_start``
@@ -33,7 +34,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from jobs.fraud_patterns import PATTERNS, Profiles, day_frauds, make_profiles
+from jobs.fraud_patterns import (
+    PATTERNS,
+    Profiles,
+    compromised_terminals,
+    day_frauds,
+    make_profiles,
+)
 
 MAX_REPORT_DELAY_DAYS = 14
 HOUR_WEIGHTS = np.array(
@@ -78,6 +85,11 @@ class SimulationOptions:
     defect_start: date | None = None
     defect_end: date | None = None  # inclusive; open-ended when None
     malformed_rate: float = 0.0
+    # chargebacks: ~92% reported within this many days (as [source] label_delay_days says),
+    # the rest up to twice as late
+    label_delay_days: float = 7.0
+    # compromised terminals: episodes started per merchant per day (see fraud_patterns)
+    terminal_compromise_rate: float = 0.0003
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,16 @@ def simulate_day(
 ) -> pl.DataFrame:
     """All transactions of ``day`` (legit and fraud), with ids, times and the hidden truth."""
     legit = legit_day(profiles, day, seed, options)
+    terminals = compromised_terminals(profiles, day, seed, options.terminal_compromise_rate)
+    if terminals:
+        share = legit["merchant"].replace_strict(terminals, default=0.0, return_dtype=pl.Float64)
+        hit = _rng(seed, day.toordinal(), 8).random(legit.height) < share.to_numpy()
+        legit = legit.with_columns(
+            pl.when(pl.Series(hit))
+            .then(pl.lit("compromised_terminal"))
+            .otherwise(pl.col("pattern"))
+            .alias("pattern")
+        )
     fraud = day_frauds(profiles, day, seed, options.new_pattern_start)
     frame = pl.concat([legit, fraud], how="vertical_relaxed").sort(["second", "card", "merchant"])
     rng = _rng(seed, day.toordinal(), 9)
@@ -181,11 +203,16 @@ def simulate_day(
     return frame
 
 
-def chargebacks(frame: pl.DataFrame, day: date, seed: int) -> pl.DataFrame:
-    """The chargebacks of ``frame``'s frauds with their report times."""
+def chargebacks(
+    frame: pl.DataFrame, day: date, seed: int, label_delay_days: float = 7.0
+) -> pl.DataFrame:
+    """The chargebacks of ``frame``'s frauds with their report times: ~92% within
+    ``label_delay_days``, none later than twice that."""
     frauds = frame.filter(pl.col("is_fraud"))
     rng = _rng(seed, day.toordinal(), 7)
-    delay_days = np.minimum(rng.gamma(2.0, 1.6, frauds.height) + 0.25, MAX_REPORT_DELAY_DAYS - 0.01)
+    scale = 1.6 * label_delay_days / 7.0
+    longest = max(2 * label_delay_days, 0.5)
+    delay_days = np.minimum(rng.gamma(2.0, scale, frauds.height) + 0.25, longest - 0.01)
     return frauds.select(
         "transaction_id",
         pl.lit(True).alias("is_fraud"),
@@ -281,11 +308,12 @@ def simulate(
     rows = frauds = reports = malformed = 0
     by_pattern = {p: 0 for p in PATTERNS}
     pending: dict[date, pl.DataFrame] = {}
-    # chargebacks reported on these days may come from frauds up to two weeks earlier
-    for offset in range(-MAX_REPORT_DELAY_DAYS, days):
+    # chargebacks reported on these days may come from frauds up to two delays earlier
+    longest = max(MAX_REPORT_DELAY_DAYS, int(np.ceil(2 * options.label_delay_days)))
+    for offset in range(-longest, days):
         day = start + timedelta(days=offset)
         frame = simulate_day(profiles, day, seed, options)
-        pending[day] = chargebacks(frame, day, seed)
+        pending[day] = chargebacks(frame, day, seed, options.label_delay_days)
         if offset < 0:
             continue
         rows += frame.height
@@ -312,7 +340,7 @@ def simulate(
         lpath = out_dir / "labels" / f"{day:%Y-%m-%d}.{fmt}"
         _write(reported.sort("reported_at"), lpath, fmt)
         files.append(lpath)
-        pending = {d: f for d, f in pending.items() if (day - d).days < MAX_REPORT_DELAY_DAYS}
+        pending = {d: f for d, f in pending.items() if (day - d).days < longest}
     return SimulationSummary(
         days=days,
         rows=rows,

@@ -418,19 +418,3 @@ def train_version(
         metrics=trained.metrics,
         quality=trained.quality,
     )
-
-
-def retrain(cfg: Config) -> TrainResult:
-    """The scheduled retrain job: train on the latest window, gate, promote if allowed."""
-    from jobs.errors import PromotionRefused
-    from jobs.promotion import promote
-
-    result = train_version(cfg)
-    if not cfg.settings.promotion.auto:
-        return result
-    try:
-        outcome = promote(cfg, result.version, reason="scheduled retrain")
-        return TrainResult(**{**result.__dict__, "gate": outcome.to_dict(), "promoted": True})
-    except PromotionRefused as exc:
-        gate = {"passed": False, "reasons": exc.reasons, "report": exc.report}
-        return TrainResult(**{**result.__dict__, "gate": gate, "promoted": False})

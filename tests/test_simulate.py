@@ -172,3 +172,20 @@ def test_cli(tmp_path: Path) -> None:
     assert len(list((tmp_path / "l" / "transactions").glob("*.parquet"))) == 2
     bad = CliRunner().invoke(cli, ["simulate", "--start", "March"])
     assert bad.exit_code == 2 and "is not a date" in bad.output
+
+
+def test_label_delay_and_compromised_terminals(tmp_path: Path) -> None:
+    """Chargebacks arrive as late as the configured delay says; compromised terminals turn
+    a share of a merchant's own ordinary transactions into fraud."""
+    options = SimulationOptions(
+        n_cards=500, n_merchants=100, label_delay_days=3, terminal_compromise_rate=0.003
+    )
+    summary = simulate(tmp_path, start=date(2026, 2, 2), days=20, seed=4, options=options)
+    assert summary.by_pattern["compromised_terminal"] > 20
+    tx = pl.read_parquet(tmp_path / "transactions" / "*.parquet")
+    labels = pl.read_parquet(tmp_path / "labels" / "*.parquet").join(
+        tx.select("transaction_id", "event_time"), on="transaction_id"
+    )
+    delay = (labels["reported_at"] - labels["event_time"]).dt.total_seconds() / 86400
+    assert 0.85 < float((delay <= 3).mean()) < 0.97  # type: ignore[arg-type]
+    assert float(delay.max()) < 6  # type: ignore[arg-type]
