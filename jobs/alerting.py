@@ -7,17 +7,24 @@ counting the alerts earlier runs already made that day), and at most one open
 alert per card per day. Each alert becomes one outbox row per enabled channel,
 ``pending`` with no attempts.
 
-Delivery (:func:`send_pending`): each channel renders ONE digest of its pending
+Delivery (:func:`deliver`): each channel renders ONE digest of its pending
 rows per run and marks them ``sent`` only after the channel accepted it. On
 failure the rows stay ``pending`` with ``attempts`` and ``last_error``, and
 become ``failed`` after ``max_attempts``. Delivery is at-least-once: a crash
 between the channel's acceptance and the marking re-sends that digest on the
-next run (a rare duplicate, never a loss).
+next run (a rare duplicate, never a loss). The warehouse is held only to read
+the pending rows and to mark them, never while a channel is being waited on.
+
+Giving up is never silent: alerts that became ``failed`` are the result's
+:attr:`DeliveryResult.problems` (the CLI exits 1, the run ledger says
+``needs_attention``), every later digest counts the failed alerts per channel,
+and :func:`requeue_failed` (``fraudwatch alerts retry --failed``) puts them back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +64,9 @@ class AlertBatchResult:
 class ChannelResult:
     sent: int = 0
     pending: int = 0
-    failed: int = 0
+    failed: int = 0  # of this digest's rows
+    newly_failed: int = 0  # rows that used their last attempt in this delivery
+    failed_total: int = 0  # every failed row of the channel in the outbox
     error: str | None = None
     digests: list[str] = field(default_factory=list)
 
@@ -65,15 +74,31 @@ class ChannelResult:
 @dataclass
 class DeliveryResult:
     channels: dict[str, ChannelResult] = field(default_factory=dict)
+    requeued: int = 0
+    max_attempts: int = 0
 
     @property
     def pending(self) -> int:
         return sum(c.pending for c in self.channels.values())
 
+    @property
+    def problems(self) -> list[str]:
+        """Alerts given up on in this delivery: each needs a person."""
+        return [
+            f"alerts/{name}: {c.newly_failed} alert(s) not delivered after {self.max_attempts} "
+            f"attempt(s) ({c.error}); marked failed: `fraudwatch alerts retry --failed` "
+            "sends them again"
+            for name, c in self.channels.items()
+            if c.newly_failed
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "channels": {name: dict(c.__dict__) for name, c in self.channels.items()},
             "pending": self.pending,
+            "failed": sum(c.failed_total for c in self.channels.values()),
+            "requeued": self.requeued,
+            "problems": self.problems,
         }
 
 
@@ -195,44 +220,82 @@ def _mark(
     ok: bool,
     error: str | None,
     max_attempts: int,
-) -> None:
+) -> int:
+    """Mark one message's rows; return how many of them used their last attempt."""
     if not ids:
-        return
+        return 0
     if ok:
         con.execute(
             "UPDATE alerts SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
             "last_error = NULL WHERE channel = ? AND transaction_id IN (SELECT unnest(?::VARCHAR[]))",
             [utcnow(), channel, ids],
         )
-    else:
-        con.execute(
-            "UPDATE alerts SET attempts = attempts + 1, last_error = ?, "
-            "status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'pending' END "
-            "WHERE channel = ? AND transaction_id IN (SELECT unnest(?::VARCHAR[]))",
-            [error, max_attempts, channel, ids],
-        )
+        return 0
+    gave_up = con.execute(
+        "UPDATE alerts SET attempts = attempts + 1, last_error = ?, "
+        "status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'pending' END "
+        "WHERE channel = ? AND status = 'pending' AND transaction_id IN "
+        "(SELECT unnest(?::VARCHAR[])) RETURNING status",
+        [error, max_attempts, channel, ids],
+    ).fetchall()
+    return sum(1 for (status,) in gave_up if status == "failed")
+
+
+Session = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 
 def send_pending(con: duckdb.DuckDBPyConnection, cfg: Config) -> DeliveryResult:
-    """Deliver each channel's pending alerts as one digest; a failing channel never stops the others."""
+    """:func:`deliver` on a connection held throughout (tests, notebooks)."""
+    return deliver(cfg, lambda: nullcontext(con))
+
+
+def failed_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Failed (given up) alerts per channel."""
+    return {
+        str(c): int(n)
+        for c, n in con.execute(
+            "SELECT channel, count(*) FROM alerts WHERE status = 'failed' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    }
+
+
+def requeue_failed(con: duckdb.DuckDBPyConnection, channel: str | None = None) -> int:
+    """Put failed alerts back in the outbox as pending with fresh attempts (one statement,
+    so a crash leaves each either failed or pending, never lost); return how many."""
+    rows = con.execute(
+        "UPDATE alerts SET status = 'pending', attempts = 0 "
+        "WHERE status = 'failed' AND (? IS NULL OR channel = ?) RETURNING transaction_id",
+        [channel, channel],
+    ).fetchall()
+    if rows:
+        logs.event(log, "failed alerts re-queued", 20, n=len(rows), channel=channel)
+    return len(rows)
+
+
+def deliver(cfg: Config, session: Session) -> DeliveryResult:
+    """Deliver each channel's pending alerts as one digest; a failing channel never stops
+    the others. ``session()`` gives the warehouse for a short read or write: it is not held
+    while a channel is being waited on."""
     from jobs.channels import make_channel
     from jobs.digest import build_digest
 
     a = cfg.settings.alerts
-    result = DeliveryResult()
-    channels = sorted(
-        set(a.channels)
-        | {
+    result = DeliveryResult(max_attempts=a.max_attempts)
+    with session() as con:
+        pending = {
             r[0]
             for r in con.execute(
                 "SELECT DISTINCT channel FROM alerts WHERE status = 'pending'"
             ).fetchall()
         }
-    )
-    for name in channels:
+    for name in sorted(set(a.channels) | pending):
         res = ChannelResult()
         result.channels[name] = res
-        rows = pending_rows(con, name)
+        with session() as con:
+            rows = pending_rows(con, name)
+            budget = _budget_used(con, rows) if rows.height else {}
+            failed = failed_counts(con)
+        res.failed_total = failed.get(name, 0)
         if rows.height == 0:
             continue
         try:
@@ -242,32 +305,38 @@ def send_pending(con: duckdb.DuckDBPyConnection, cfg: Config) -> DeliveryResult:
             res.pending = rows.height
             logs.event(log, "channel not configured", 40, channel=name, error=str(exc))
             continue
-        digest = build_digest(cfg, rows, budget_used=_budget_used(con, rows))
+        digest = build_digest(cfg, rows, budget_used=budget, undelivered=failed)
         for part_ids, ok, error, ref in channel.deliver(digest):
-            _mark(con, name, part_ids, ok=ok, error=error, max_attempts=a.max_attempts)
+            with session() as con:
+                res.newly_failed += _mark(
+                    con, name, part_ids, ok=ok, error=error, max_attempts=a.max_attempts
+                )
             if ok:
                 res.sent += len(part_ids)
                 if ref:
                     res.digests.append(ref)
             else:
                 res.error = error
-        counts = dict(
-            con.execute(
-                "SELECT status, count(*) FROM alerts WHERE channel = ? AND transaction_id IN "
-                "(SELECT unnest(?::VARCHAR[])) GROUP BY status",
-                [name, rows["transaction_id"].to_list()],
-            ).fetchall()
-        )
+        with session() as con:
+            counts = dict(
+                con.execute(
+                    "SELECT status, count(*) FROM alerts WHERE channel = ? AND transaction_id IN "
+                    "(SELECT unnest(?::VARCHAR[])) GROUP BY status",
+                    [name, rows["transaction_id"].to_list()],
+                ).fetchall()
+            )
+            res.failed_total = failed_counts(con).get(name, 0)
         res.pending = int(counts.get("pending", 0))
         res.failed = int(counts.get("failed", 0))
         logs.event(
             log,
             "digest delivered" if not res.error else "digest not (fully) delivered",
-            20 if not res.error else 30,
+            20 if not res.error else (40 if res.newly_failed else 30),
             channel=name,
             sent=res.sent,
             pending=res.pending,
             failed=res.failed,
+            newly_failed=res.newly_failed,
             error=res.error,
         )
     return result

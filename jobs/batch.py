@@ -1,32 +1,39 @@
 """The batch run (``fraudwatch run``): ingest -> score -> alert -> deliver -> reports.
 
-One process holds the warehouse for the whole run (a second run fails fast
-with :class:`~jobs.errors.WarehouseLocked`). Every stage is idempotent, so a
-re-run after a crash or a failed delivery finishes the work and never
-duplicates it. The run is recorded in the ``runs`` ledger with counts per
-stage and the inference and alert policy it used.
+One process holds the warehouse's writer lock for the whole run (a second run
+fails fast with :class:`~jobs.errors.WarehouseLocked`), but opens the file only
+while a stage writes: ingest and scoring each open and close it, delivery holds
+it only to read and mark the outbox, and reports read it through a read-only
+connection. Between those, analysts' read-only connections get in.
+
+Every stage is idempotent, so a re-run after a crash or a failed delivery
+finishes the work and never duplicates it. The run is recorded in the ``runs``
+ledger with counts per stage and the inference and alert policy it used.
 
 A failing delivery channel does not fail the run: its alerts stay pending and
 the run's counts say so. A failing report does not fail the run either (the
-scores and alerts are already committed); it is recorded in the counts.
+scores and alerts are already committed); it is recorded in the counts. A run
+whose stages completed but found what a person must see (a landing file set
+aside or changed after ingestion, alerts given up on) ends ``needs_attention``.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from jobs import logs
-from jobs.alerting import send_pending
+from jobs.alerting import deliver
 from jobs.config import Config
 from jobs.ingest import ingest
 from jobs.registry_access import open_registry
-from jobs.runs import RunRecord, ledger
+from jobs.runs import RunRecord, recorded_run
 from jobs.scoring import inference_policy, score_pending
-from jobs.warehouse import configured_warehouse
+from jobs.warehouse import configured_warehouse, open_configured
 
 log = logs.get("batch")
 
@@ -61,41 +68,59 @@ def run_policy(cfg: Config) -> dict[str, Any]:
     }
 
 
-def run_stages(
-    con: duckdb.DuckDBPyConnection, cfg: Config, rec: RunRecord, *, reports: bool = True
-) -> None:
-    """The stages of one run against an open warehouse; counts go into ``rec``."""
+def _for_reports(cfg: Config) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """The warehouse read-only, so analysts read alongside the reports. In a process that
+    holds it for writing elsewhere (the scheduler's other job), DuckDB refuses a second,
+    read-only configuration: then the reports share the writer's."""
+    try:
+        con = open_configured(cfg, read_only=True)
+    except duckdb.ConnectionException:
+        return configured_warehouse(cfg)
+    return closing(con)
+
+
+def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
+    """The stages of one run, each opening the warehouse for as long as it needs it; counts
+    and problems go into ``rec``."""
     reg = open_registry(cfg)
     seconds: dict[str, float] = {}
     rec.counts["seconds"] = seconds
     t = time.perf_counter()
-    ingested = ingest(cfg, con)
+    with configured_warehouse(cfg) as con:
+        ingested = ingest(cfg, con)
     rec.counts["ingest"] = ingested.to_dict()
+    rec.problems += ingested.problems
     seconds["ingest"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    scored = score_pending(con, cfg, reg, rec.run_id)
+    with configured_warehouse(cfg) as con:
+        scored = score_pending(con, cfg, reg, rec.run_id)
     rec.counts["score"] = scored.to_dict()
     seconds["score"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    delivered = send_pending(con, cfg)
+    delivered = deliver(cfg, lambda: configured_warehouse(cfg))
     rec.counts["alerts"] = delivered.to_dict()
+    rec.problems += delivered.problems
     seconds["alerts"] = round(time.perf_counter() - t, 3)
     if reports and cfg.settings.reports.cadence != "never":
         from jobs.reporting import reports_due, write_reports_with
 
-        if reports_due(con, cfg):
-            t = time.perf_counter()
-            try:
-                rec.counts["reports"] = write_reports_with(con, cfg, reg)
-            except Exception as exc:  # reports never undo a committed run
-                logs.event(log, "reports failed", error=str(exc))
-                rec.counts["reports"] = {"error": f"{type(exc).__name__}: {exc}"}
-            seconds["reports"] = round(time.perf_counter() - t, 3)
+        with _for_reports(cfg) as con:
+            if reports_due(con, cfg):
+                t = time.perf_counter()
+                rec.counts["reports"] = _reports(con, cfg, reg, write_reports_with)
+                seconds["reports"] = round(time.perf_counter() - t, 3)
+
+
+def _reports(con: duckdb.DuckDBPyConnection, cfg: Config, reg: Any, write: Any) -> Any:
+    try:
+        return write(con, cfg, reg)
+    except Exception as exc:  # reports never undo a committed run
+        logs.event(log, "reports failed", error=str(exc))
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def run_batch(cfg: Config, *, reports: bool = True) -> RunSummary:
     """One batch: ingest, score, alert, deliver, and reports on the configured cadence."""
-    with configured_warehouse(cfg) as con:
-        with ledger(con, "run", policy=run_policy(cfg)) as rec:
-            run_stages(con, cfg, rec, reports=reports)
-        return RunSummary(rec.run_id, rec.status, rec.counts, rec.policy, rec.error)
+    with recorded_run(cfg, "run", policy=run_policy(cfg)) as rec:
+        run_stages(cfg, rec, reports=reports)
+    return RunSummary(rec.run_id, rec.status, rec.counts, rec.policy, rec.error)

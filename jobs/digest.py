@@ -62,6 +62,8 @@ class Digest:
     per_day: tuple[tuple[str, int, int], ...]  # (day, alerts that day, budget)
     report_link: str
     threshold: float
+    # alerts given up on (status failed), per channel: shown until someone re-queues them
+    undelivered: tuple[tuple[str, int], ...] = ()
 
     @property
     def subject(self) -> str:
@@ -78,7 +80,13 @@ def _reasons(value: str | None) -> tuple[str, ...]:
     return tuple(str(r) for r in parsed) if isinstance(parsed, list) else (str(parsed),)
 
 
-def build_digest(cfg: Config, rows: pl.DataFrame, *, budget_used: dict[str, int]) -> Digest:
+def build_digest(
+    cfg: Config,
+    rows: pl.DataFrame,
+    *,
+    budget_used: dict[str, int],
+    undelivered: dict[str, int] | None = None,
+) -> Digest:
     a = cfg.settings.alerts
     items = tuple(
         DigestItem(
@@ -105,6 +113,7 @@ def build_digest(cfg: Config, rows: pl.DataFrame, *, budget_used: dict[str, int]
         per_day=per_day,
         report_link=link,
         threshold=a.threshold,
+        undelivered=tuple(sorted((undelivered or {}).items())),
     )
 
 

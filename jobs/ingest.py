@@ -1,45 +1,44 @@
-"""Ingest: new landing files into the warehouse, whole or not at all, bad rows quarantined.
+"""Ingest: new landing files into the warehouse, whole or not at all; nothing lost, nothing stuck.
 
-For each file matched by ``[source] transactions`` (and ``labels``), in path
-order:
+For each file matched by ``[source] transactions`` (and ``labels``), in path order
+(:mod:`jobs.landing` finds them and asks the ledger about each):
 
-1. the ledger ``ingested_files`` is checked by path and sha256: an ingested file
-   is skipped; one whose content changed since is reported, never re-ingested;
-2. the file is read by DuckDB (Parquet, CSV or JSON lines by extension),
-   source columns are mapped to the canonical names of ``[source.columns]``; a
-   file that cannot be read or lacks a mapped column fails with its path and
-   the column, and nothing of it is written;
+1. a file the ledger has with the same sha256 is skipped;
+2. the file is read by DuckDB (:mod:`jobs.ingest_read`): Parquet, CSV or JSON lines; a
+   row the reader cannot parse (a ragged CSV row, bytes in the wrong encoding, a truncated
+   JSON line) is a *row* problem, not the file's. A file that cannot be read at all
+   (empty, not its format, lacking a mapped column) is **set aside**: recorded in the
+   ledger with status ``set_aside`` and why, nothing of it loaded, and the other files go
+   on; it is read again once its content changes;
 3. values are coerced (TRY_CAST) and validated in SQL; each bad row goes to
-   ``quarantine`` with the file, its 1-based row number, the raw values as JSON,
-   a reason code and the field;
-4. good rows, quarantined rows and the ledger row are written in ONE
-   transaction.
+   ``quarantine`` with the file, its 1-based row number, the raw values as JSON, a reason
+   code and the field;
+4. good rows, quarantined rows and the ledger row are written in ONE transaction.
 
-Clean files (no bad row, no id seen before: the common case) go in groups of
-up to ``GROUP_FILES`` files and ``GROUP_BYTES``: checked by two aggregate
-passes, then inserted by one statement (Parquet files of one schema by one
-scan, so both cores work and row groups come out full) in one transaction with
-their ledger rows. A group with any bad row falls back to file by file. Either
-way a file is whole or absent, and a file that cannot be read stops the ingest
-with the files before it committed. Ingest runs under
-``[warehouse] ingest_memory_limit``.
+A new version of an ingested file is compared with what it loaded
+(:mod:`jobs.ingest_revise`): new rows loaded, changed rows quarantined, the ledger says
+``changed``; ``--reingest PATH`` replaces a file's rows. Set-aside and changed files are
+the result's :attr:`IngestResult.problems`: the CLI exits 1 on them.
 
-Reason codes: ``missing_field``, ``bad_timestamp``, ``bad_amount``,
-``non_finite_amount``, ``negative_amount``, ``future_timestamp``,
-``bad_value`` (an extra numeric column), ``bad_label``, ``duplicate_in_file``,
-``duplicate_in_warehouse``; for the labels feed ``missing_field``,
+Clean files (no bad row, no id seen before: the common case) go in groups of up to
+``GROUP_FILES`` files and ``GROUP_BYTES``: checked by two aggregate passes, then inserted
+by one statement (Parquet files of one schema by one scan, so both cores work and row
+groups come out full) in one transaction with their ledger rows. A group with any bad row
+falls back to file by file. Ingest runs under ``[warehouse] ingest_memory_limit``.
+
+Reason codes: ``malformed_row``, ``missing_field``, ``bad_timestamp``, ``bad_amount``,
+``non_finite_amount``, ``negative_amount``, ``future_timestamp``, ``bad_value`` (an extra
+numeric column), ``bad_label``, ``duplicate_in_file``, ``duplicate_in_warehouse``,
+``changed_after_ingest``; for the labels feed ``malformed_row``, ``missing_field``,
 ``bad_timestamp``, ``bad_label``, ``duplicate_label``.
 
-Rows never become Python objects: reading, mapping, validation, de-duplication
-and the insert are DuckDB SQL over the file.
+Rows never become Python objects: reading, mapping, validation, de-duplication and the
+insert are DuckDB SQL over the file.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,51 +49,54 @@ import duckdb
 from jobs import logs
 from jobs.config import Config
 from jobs.errors import InputFileError
-from jobs.ingest_checks import (
-    check_labels,
-    check_transactions,
-    clean_group,
-    stage_raw,
-    typed_transactions,
-)
+from jobs.ingest_checks import check_labels, check_transactions, clean_group, typed_transactions
 from jobs.ingest_load import load_labels, load_transactions
-from jobs.ingest_sql import lit, parquet_rows, q, quarantine_insert
+from jobs.ingest_read import drop_staged, stage
+from jobs.ingest_revise import revise_labels, revise_transactions
+from jobs.ingest_sql import lit, parquet_rows, quarantine_insert
+from jobs.landing import SET_ASIDE, FileResult, Landing, find, landing_for, look_up
 from jobs.runs import utcnow
-from jobs.warehouse import transaction
+from jobs.warehouse import is_disk_full, transaction
 
 log = logs.get("ingest")
 
 # clean transactions files are checked and inserted together, up to this many and this size
 GROUP_FILES = 16
 GROUP_BYTES = 16 * 2**20
-
-
-@dataclass(frozen=True)
-class FileResult:
-    path: str
-    feed: str
-    status: str  # ingested | skipped | changed
-    rows_read: int = 0
-    rows_loaded: int = 0
-    rows_quarantined: int = 0
+LOADED = ("ingested", "changed", "reingested")
+_TEMP = ("fw_checked", "fw_prior", "fw_cmp", "fw_dropped")
 
 
 @dataclass
 class IngestResult:
     files: list[FileResult] = field(default_factory=list)
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)  # no ready marker in their folder yet
+    orphan_labels: int = 0  # labels loaded for transactions the warehouse does not have
+    orphan_examples: list[str] = field(default_factory=list)
+
+    def _with(self, *status: str) -> list[FileResult]:
+        return [f for f in self.files if f.status in status]
 
     @property
     def files_ingested(self) -> int:
-        return sum(1 for f in self.files if f.status == "ingested")
+        return len(self._with("ingested"))
 
     @property
     def files_skipped(self) -> int:
-        return sum(1 for f in self.files if f.status == "skipped")
+        return len(self._with("skipped"))
 
     @property
     def changed_files(self) -> list[str]:
-        return [f.path for f in self.files if f.status == "changed"]
+        return [f.path for f in self._with("changed")]
+
+    @property
+    def set_aside(self) -> list[FileResult]:
+        return self._with("set_aside", "unreadable_change")
+
+    @property
+    def still_set_aside(self) -> list[FileResult]:
+        return self._with("still_set_aside")
 
     @property
     def rows_loaded(self) -> int:
@@ -102,11 +104,19 @@ class IngestResult:
 
     @property
     def labels_loaded(self) -> int:
-        return sum(f.rows_loaded for f in self.files if f.feed == "labels")
+        """Labels from the labels feed and inline labels of transactions files alike."""
+        return sum(f.labels_loaded for f in self.files)
 
     @property
     def rows_quarantined(self) -> int:
         return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def problems(self) -> list[str]:
+        """What needs a person: files set aside or changed after ingestion, this time."""
+        out = [f"{f.path} set aside, nothing of it loaded: {f.note}" for f in self.set_aside]
+        out += [f"{f.path} {f.note}" for f in self._with("changed")]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,63 +127,25 @@ class IngestResult:
             "labels_loaded": self.labels_loaded,
             "rows_quarantined": self.rows_quarantined,
             "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+            "files_set_aside": [{"path": f.path, "why": f.note} for f in self.set_aside],
+            "files_still_set_aside": [f.path for f in self.still_set_aside],
+            "files_waiting": self.waiting,
+            "changes": [f.to_dict() for f in self._with("changed", "reingested")],
+            "orphan_labels": self.orphan_labels,
+            "orphan_examples": self.orphan_examples,
+            "problems": self.problems,
         }
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def recorded_path(cfg: Config, path: Path) -> str:
-    """How a landing file is recorded: relative to the config's folder when inside it, so a
-    deployment can move (or be copied) without its files looking new."""
-    try:
-        return str(path.resolve().relative_to(cfg.root))
-    except ValueError:
-        return str(path.resolve())
-
-
-@dataclass(frozen=True)
-class _Landing:
-    """A landing file not yet in the ledger."""
-
-    path: Path
-    name: str  # as recorded
-    size: int
-    digest: str
 
 
 @dataclass(frozen=True)
 class _Staged:
     """A transactions file behind its temp view, typed and checked in SQL (nothing written)."""
 
-    landing: _Landing
+    landing: Landing
     view: str
     types: dict[str, str]  # the file's own columns and their types
     typed: str  # SELECT of the typed rows
     problem: str  # CASE naming a row's problem, NULL for a good row
-
-
-def _landing(
-    con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: str
-) -> _Landing | FileResult:
-    """The file to ingest, or the ledger's verdict on it: skipped (same content) or changed."""
-    name = recorded_path(cfg, path)
-    size = path.stat().st_size
-    digest = sha256_of(path)
-    known = con.execute(
-        "SELECT sha256 FROM ingested_files WHERE path = ? AND feed = ?", [name, feed]
-    ).fetchall()
-    if not known:
-        return _Landing(path, name, size, digest)
-    if known[0][0] == digest:
-        return FileResult(name, feed, "skipped")
-    logs.event(log, "landing file changed after ingestion; not ingested again", 30, path=name)
-    return FileResult(name, feed, "changed")
 
 
 @contextmanager
@@ -190,18 +162,57 @@ def _memory_limit(con: duckdb.DuckDBPyConnection, cfg: Config) -> Iterator[None]
 
 
 def _record(
-    con: duckdb.DuckDBPyConnection, f: _Landing, feed: str, read: int, loaded: int
+    con: duckdb.DuckDBPyConnection, f: Landing, feed: str, read: int, loaded: int, labels: int
 ) -> FileResult:
     con.execute(
-        "INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [f.name, feed, f.size, f.digest, read, loaded, read - loaded, utcnow()],
-    )
-    return FileResult(f.name, feed, "ingested", read, loaded, read - loaded)
+        "INSERT OR REPLACE INTO ingested_files (path, feed, size_bytes, sha256, rows_read, "
+        "rows_loaded, rows_quarantined, ingested_at, status, note, previous_sha256) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ingested', NULL, ?)",
+        [f.name, feed, f.size, f.digest, read, loaded, read - loaded, utcnow(),
+         f.prior.sha256 if f.prior else None],
+    )  # fmt: skip
+    return FileResult(f.name, feed, "ingested", read, loaded, read - loaded, labels)
 
 
-def _stage(con: duckdb.DuckDBPyConnection, cfg: Config, f: _Landing, view: str) -> _Staged:
-    types = stage_raw(con, f.path, cfg.settings.source.csv_delimiter, view)
-    typed, problem = typed_transactions(cfg, f.path, types, view)
+def _set_aside(
+    con: duckdb.DuckDBPyConnection, f: Landing, feed: str, exc: InputFileError
+) -> FileResult:
+    """Record a file that cannot be read: set aside (nothing loaded), or, for a new version
+    of an ingested file, a note on its ledger row (the earlier version's rows stay)."""
+    why = str(exc).removeprefix(f"{exc.path}: ")
+    if f.changed:
+        note = f"a new version (sha256 {f.digest[:12]}…) cannot be read: {why}"
+        con.execute(
+            "UPDATE ingested_files SET note = ? WHERE path = ? AND feed = ?", [note, f.name, feed]
+        )
+        res = FileResult(f.name, feed, "unreadable_change", note=note + "; its earlier rows stay")
+    else:
+        con.execute(
+            "INSERT OR REPLACE INTO ingested_files (path, feed, size_bytes, sha256, rows_read, "
+            "rows_loaded, rows_quarantined, ingested_at, status, note, previous_sha256) "
+            "VALUES (?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?)",
+            [f.name, feed, f.size, f.digest, utcnow(), SET_ASIDE, why,
+             f.prior.sha256 if f.prior else None],
+        )  # fmt: skip
+        res = FileResult(f.name, feed, SET_ASIDE, note=why)
+    logs.event(log, "landing file set aside", 40, path=f.name, feed=feed, why=why)
+    return res
+
+
+def _unreadable(f: Landing, exc: duckdb.Error) -> InputFileError:
+    """A file DuckDB failed on half-way; a full disk is not the file's fault: raised as is."""
+    if is_disk_full(exc):
+        raise exc
+    return InputFileError(str(f.path), f"cannot be read: {str(exc).splitlines()[0]}")
+
+
+def _stage(con: duckdb.DuckDBPyConnection, cfg: Config, f: Landing, view: str) -> _Staged:
+    types = stage(con, f.path, cfg.settings.source, view)
+    try:
+        typed, problem = typed_transactions(cfg, f.path, types, view)
+    except InputFileError:
+        drop_staged(con, view)
+        raise
     return _Staged(f, view, types, typed, problem)
 
 
@@ -242,17 +253,18 @@ def _load_clean(
     try:
         rows = _group_rows(con, cfg, group)
         counts = clean_group(con, rows, len(group))
-    except duckdb.Error:  # e.g. a CSV broken half-way: the file-by-file path names it
+    except duckdb.Error as exc:  # e.g. a file broken half-way: the file-by-file path names it
+        if is_disk_full(exc):
+            raise
         return None
     if counts is None:
         return None
     with transaction(con):
-        load_transactions(con, cfg, rows, [s.landing.name for s in group])
-        results = [
-            _record(con, s.landing, "transactions", n, n)
-            for s, n in zip(group, counts, strict=True)
+        labels = load_transactions(con, cfg, rows, [s.landing.name for s in group])
+        return [
+            _record(con, s.landing, "transactions", n, n, k)
+            for s, n, k in zip(group, counts, labels, strict=True)
         ]
-    return results
 
 
 def _load_checked(con: duckdb.DuckDBPyConnection, cfg: Config, s: _Staged) -> FileResult:
@@ -261,14 +273,21 @@ def _load_checked(con: duckdb.DuckDBPyConnection, cfg: Config, s: _Staged) -> Fi
         with transaction(con):
             check_transactions(con, s.typed, s.problem)
             good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
-            load_transactions(con, cfg, good, [s.landing.name])
-            return _quarantine_and_record(con, s.landing, "transactions", list(s.types), s.view)
+            [labels] = load_transactions(con, cfg, good, [s.landing.name])
+            return _quarantine_and_record(con, s.landing, "transactions", s.types, s.view, labels)
+    except duckdb.Error as exc:
+        return _set_aside(con, s.landing, "transactions", _unreadable(s.landing, exc))
     finally:
         con.execute("DROP TABLE IF EXISTS temp.fw_checked")
 
 
 def _quarantine_and_record(
-    con: duckdb.DuckDBPyConnection, f: _Landing, feed: str, cols: list[str], view: str
+    con: duckdb.DuckDBPyConnection,
+    f: Landing,
+    feed: str,
+    types: dict[str, str],
+    view: str,
+    labels: int,
 ) -> FileResult:
     read, loaded = (
         int(v)
@@ -277,11 +296,11 @@ def _quarantine_and_record(
         ).fetchall()[0]
     )
     if read > loaded:  # raw values are read back from the file for the bad rows only
-        con.execute(quarantine_insert(Path(f.name), feed, cols, view), [utcnow()])
-    return _record(con, f, feed, read, loaded)
+        con.execute(quarantine_insert(Path(f.name), feed, list(types), view), [utcnow()])
+    return _record(con, f, feed, read, loaded, labels)
 
 
-def _ingest_transactions(
+def _ingest_group(
     con: duckdb.DuckDBPyConnection, cfg: Config, group: list[_Staged]
 ) -> list[FileResult]:
     """The staged files, in order: together when all clean, else one by one."""
@@ -290,104 +309,159 @@ def _ingest_transactions(
         if done is None:
             done = [_load_checked(con, cfg, s) for s in group]
     finally:
-        for view in ["fw_raw_group", *(s.view for s in group)]:
-            con.execute(f"DROP VIEW IF EXISTS temp.{q(view)}")
+        con.execute("DROP VIEW IF EXISTS temp.fw_raw_group")
+        for s in group:
+            drop_staged(con, s.view)
     for res in done:
-        logs.event(log, "file ingested", **res.__dict__)
+        logs.event(log, "file ingested", **res.to_dict())
     return done
 
 
-def _ingest_labels(con: duckdb.DuckDBPyConnection, cfg: Config, f: _Landing) -> FileResult:
+def _revise(
+    con: duckdb.DuckDBPyConnection, cfg: Config, s: _Staged, *, replace: bool
+) -> FileResult:
+    """A new version of an ingested transactions file, in one transaction."""
     try:
-        types = stage_raw(con, f.path, cfg.settings.source.csv_delimiter, "fw_raw")
         with transaction(con):
-            check_labels(con, cfg, f.path, types)
-            load_labels(con, Path(f.name))
-            res = _quarantine_and_record(con, f, "labels", list(types), "fw_raw")
+            res = revise_transactions(
+                con, cfg, s.landing, s.typed, s.problem, list(s.types), s.view, replace=replace
+            )
+    except duckdb.Error as exc:
+        if replace:
+            raise _unreadable(s.landing, exc) from None
+        res = _set_aside(con, s.landing, "transactions", _unreadable(s.landing, exc))
     finally:
-        con.execute("DROP VIEW IF EXISTS temp.fw_raw")
-        con.execute("DROP TABLE IF EXISTS temp.fw_checked")
-    logs.event(log, "file ingested", **res.__dict__)
+        for table in _TEMP:
+            con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        drop_staged(con, s.view)
+    logs.event(log, f"landing file {res.status}", 30, **res.to_dict())
     return res
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: str) -> FileResult:
-    """Ingest one file in one transaction; return what happened (ingested, skipped, changed)."""
-    got = _landing(con, cfg, path, feed)
-    if isinstance(got, FileResult):
-        return got
-    if feed == "labels":
-        return _ingest_labels(con, cfg, got)
-    return _ingest_transactions(con, cfg, [_stage(con, cfg, got, "fw_raw")])[0]
+def _ingest_labels(
+    con: duckdb.DuckDBPyConnection, cfg: Config, f: Landing, *, replace: bool = False
+) -> FileResult:
+    try:
+        types = stage(con, f.path, cfg.settings.source, "fw_raw")
+        with transaction(con):
+            if f.changed or replace:
+                res = revise_labels(con, cfg, f, types, replace=replace)
+            else:
+                check_labels(con, cfg, f.path, types)
+                load_labels(con, Path(f.name))
+                res = _quarantine_and_record(con, f, "labels", types, "fw_raw", 0)
+                res = FileResult(**{**res.__dict__, "labels_loaded": res.rows_loaded})
+    except (InputFileError, duckdb.Error) as exc:
+        err = exc if isinstance(exc, InputFileError) else _unreadable(f, exc)
+        if replace:
+            raise err from None
+        res = _set_aside(con, f, "labels", err)
+    finally:
+        drop_staged(con, "fw_raw")
+        con.execute("DROP TABLE IF EXISTS temp.fw_checked")
+    logs.event(log, "file ingested", **res.to_dict())
+    return res
 
 
-def landing_files(pattern: str | None) -> list[Path]:
-    if not pattern:
-        return []
-    return sorted(Path(p) for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-
-
-def _groups(
+def _transactions(
     con: duckdb.DuckDBPyConnection, cfg: Config, files: list[Path], result: IngestResult, bar: Any
-) -> Iterator[list[_Staged]]:
-    """The new transactions files, staged, in groups of up to ``GROUP_FILES`` files and
-    ``GROUP_BYTES`` (a bigger file is a group of its own). Files the ledger knows are
-    recorded as skipped or changed on the way. A file that cannot be staged ends the
-    groups: the ones before it are yielded first, then its error is raised."""
+) -> None:
+    """The transactions files: new ones staged and loaded in groups of up to ``GROUP_FILES``
+    files and ``GROUP_BYTES`` (a bigger file is a group of its own), changed ones one by one,
+    unreadable ones set aside; every file's outcome goes into ``result``."""
     group: list[_Staged] = []
+
+    def flush() -> None:
+        if group:
+            result.files.extend(_ingest_group(con, cfg, group))
+            bar.update(len(group))
+            group.clear()
+
     for path in files:
-        got = _landing(con, cfg, path, "transactions")
+        got = look_up(con, cfg, path, "transactions")
         if isinstance(got, FileResult):
             result.files.append(got)
             bar.update(1)
             continue
         size = sum(s.landing.size for s in group)
-        if group and (len(group) >= GROUP_FILES or size + got.size > GROUP_BYTES):
-            yield group
-            group = []
+        if group and (len(group) >= GROUP_FILES or size + got.size > GROUP_BYTES or got.changed):
+            flush()
         try:
-            group.append(_stage(con, cfg, got, f"fw_raw_{len(group)}"))
-        except InputFileError:
-            if group:
-                yield group
-            raise
-    if group:
-        yield group
-
-
-def ingest(cfg: Config, con: duckdb.DuckDBPyConnection) -> IngestResult:
-    """Ingest every new transactions file, then every new labels file.
-
-    A file that cannot be ingested at all stops the ingest with an
-    :class:`InputFileError`; the files before it stay committed.
-    """
-    result = IngestResult()
-    transactions = landing_files(cfg.transactions_glob)
-    labels = landing_files(cfg.labels_glob)
-    with _memory_limit(con, cfg), logs.progress("ingest", len(transactions) + len(labels)) as bar:
-        try:
-            for group in _groups(con, cfg, transactions, result, bar):
-                for res in _ingest_transactions(con, cfg, group):
-                    result.files.append(res)
-                    bar.update(1)
-            for path in labels:
-                result.files.append(ingest_file(con, cfg, path, "labels"))
-                bar.update(1)
-            if result.files_ingested:  # fold what was written into the file, within the cap
-                con.execute("CHECKPOINT")
+            staged = _stage(con, cfg, got, "fw_raw_rev" if got.changed else f"fw_raw_{len(group)}")
         except InputFileError as exc:
-            done = result.files_ingested
-            raise InputFileError(
-                exc.path,
-                str(exc).split(": ", 1)[1]
-                + f" — nothing of it was written; {done} file(s) before it were ingested",
-                column=None,
-            ) from None
-    if result.files_ingested:
-        rows = con.execute(
-            "SELECT reason, count(*) FROM quarantine WHERE source_file IN "
-            "(SELECT unnest(?::VARCHAR[])) GROUP BY reason",
-            [[f.path for f in result.files if f.status == "ingested"]],
-        ).fetchall()
-        result.quarantined_by_reason = {r: int(n) for r, n in rows}
+            result.files.append(_set_aside(con, got, "transactions", exc))
+            bar.update(1)
+            continue
+        if got.changed:
+            result.files.append(_revise(con, cfg, staged, replace=False))
+            bar.update(1)
+        else:
+            group.append(staged)
+    flush()
+
+
+def reingest(
+    cfg: Config, con: duckdb.DuckDBPyConnection, paths: Sequence[Path]
+) -> list[FileResult]:
+    """Replace the rows of each ingested file by its current content (``--reingest``), each
+    in one transaction; a file that cannot be read raises, with nothing of it changed."""
+    out = []
+    for path in paths:
+        f, feed = landing_for(cfg, con, path)
+        if feed == "labels":
+            out.append(_ingest_labels(con, cfg, f, replace=True))
+        else:
+            out.append(_revise(con, cfg, _stage(con, cfg, f, "fw_raw_rev"), replace=True))
+    return out
+
+
+def ingest(
+    cfg: Config, con: duckdb.DuckDBPyConnection, *, reingest_paths: Sequence[Path] = ()
+) -> IngestResult:
+    """Ingest every new or changed transactions file, then every labels file (and first
+    replace the rows of ``reingest_paths``). A file that cannot be read is set aside and
+    the others go on; :attr:`IngestResult.problems` says what needs a person."""
+    result = IngestResult()
+    started = utcnow()
+    transactions, labels = find(cfg, "transactions"), find(cfg, "labels")
+    result.waiting = [str(p) for p in transactions.waiting + labels.waiting]
+    total = len(transactions.ready) + len(labels.ready) + len(reingest_paths)
+    with _memory_limit(con, cfg), logs.progress("ingest", total) as bar:
+        result.files.extend(reingest(cfg, con, reingest_paths))
+        bar.update(len(reingest_paths))
+        _transactions(con, cfg, transactions.ready, result, bar)
+        for path in labels.ready:
+            got = look_up(con, cfg, path, "labels")
+            result.files.append(
+                got if isinstance(got, FileResult) else _ingest_labels(con, cfg, got)
+            )
+            bar.update(1)
+        if any(f.status in LOADED for f in result.files):  # fold what was written into the file
+            con.execute("CHECKPOINT")
+    _summarise(con, result, started)
     return result
+
+
+def _summarise(con: duckdb.DuckDBPyConnection, result: IngestResult, started: Any) -> None:
+    """Quarantine reasons of this ingest, and labels that name no known transaction."""
+    loaded = [f.path for f in result.files if f.status in LOADED]
+    if not loaded:
+        return
+    rows = con.execute(
+        "SELECT reason, count(*) FROM quarantine WHERE source_file IN "
+        "(SELECT unnest(?::VARCHAR[])) AND quarantined_at >= ? GROUP BY reason",
+        [loaded, started],
+    ).fetchall()
+    result.quarantined_by_reason = {r: int(n) for r, n in rows}
+    feeds = [f.path for f in result.files if f.status in LOADED and f.feed == "labels"]
+    if feeds:
+        n, examples = con.execute(
+            "SELECT count(*), list(transaction_id ORDER BY source_file, source_row)[1:3] "
+            "FROM labels l WHERE source_file IN (SELECT unnest(?::VARCHAR[])) "
+            "AND ingested_at >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM transactions t WHERE t.transaction_id = l.transaction_id)",
+            [feeds, started],
+        ).fetchall()[0]
+        result.orphan_labels, result.orphan_examples = int(n), list(examples or [])
+        if n:
+            logs.event(log, "labels for unknown transactions", 30, n=n, examples=examples)

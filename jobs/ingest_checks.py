@@ -13,26 +13,10 @@ import duckdb
 
 from jobs.config import Config
 from jobs.errors import InputFileError
-from jobs.ingest_sql import boolean, num, numbered_rows, present, q, text, ts
+from jobs.ingest_sql import boolean, num, present, q, split_problem, text, ts
 from jobs.runs import utcnow
 
 REQUIRED = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
-
-
-def stage_raw(
-    con: duckdb.DuckDBPyConnection, path: Path, delimiter: str, view: str = "fw_raw"
-) -> dict[str, str]:
-    """Define the temp view ``view`` over the file; return its columns' types (file name errors)."""
-    con.execute(f"DROP VIEW IF EXISTS temp.{q(view)}")
-    try:
-        con.execute(f"CREATE TEMP VIEW {q(view)} AS SELECT * FROM {numbered_rows(path, delimiter)}")
-        rows = con.execute(f"DESCRIBE SELECT * FROM {q(view)}").fetchall()
-    except duckdb.Error as exc:
-        raise InputFileError(str(path), f"cannot be read: {str(exc).splitlines()[0]}") from None
-    kinds = {str(r[0]): str(r[1]) for r in rows if r[0] != "__row"}
-    if path.suffix.lower() == ".parquet":
-        kinds = {k: ("VARCHAR!" if v == "VARCHAR" else v) for k, v in kinds.items()}
-    return kinds
 
 
 def require(path: Path, have: list[str], mapping: dict[str, str]) -> None:
@@ -68,7 +52,9 @@ def typed_transactions(
         f"{num(m.amount, types)} AS amount",
     ]
     typed += [f"NOT ({present(getattr(m, c), types)}) AS __miss_{c}" for c in REQUIRED]
-    checks = [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in REQUIRED]
+    typed.append("__malformed")
+    checks = ["WHEN __malformed IS NOT NULL THEN __malformed"]
+    checks += [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in REQUIRED]
     checks += [
         "WHEN event_time IS NULL THEN 'bad_timestamp|event_time|not a timestamp'",
         "WHEN amount IS NULL THEN 'bad_amount|amount|not a number'",
@@ -153,9 +139,7 @@ def check_transactions(con: duckdb.DuckDBPyConnection, typed: str, problem: str)
             LEFT JOIN firsts f ON f.transaction_id = c.transaction_id
             LEFT JOIN seen s ON s.transaction_id = c.transaction_id
         )
-        SELECT * EXCLUDE (why), nullif(split_part(why, '|', 1), '') AS reason,
-               nullif(split_part(why, '|', 2), '') AS field,
-               nullif(split_part(why, '|', 3), '') AS detail
+        SELECT * EXCLUDE (why), {split_problem("why")}
         FROM known
         """
     )
@@ -167,7 +151,8 @@ def check_labels(
     lc = cfg.settings.source.label_columns
     mapping = {k: lc.get(k, k) for k in ("transaction_id", "is_fraud", "reported_at")}  # type: ignore[call-overload]
     require(path, list(types), mapping)
-    checks = [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in mapping]
+    checks = ["WHEN __malformed IS NOT NULL THEN __malformed"]
+    checks += [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in mapping]
     checks += [
         "WHEN reported_at IS NULL THEN 'bad_timestamp|reported_at|not a timestamp'",
         "WHEN is_fraud IS NULL THEN 'bad_label|is_fraud|not a boolean'",
@@ -178,7 +163,7 @@ def check_labels(
         WITH typed AS (
             SELECT __row, {text(mapping["transaction_id"], types)} AS transaction_id,
                    {boolean(mapping["is_fraud"])} AS is_fraud,
-                   {ts(mapping["reported_at"], types)} AS reported_at,
+                   {ts(mapping["reported_at"], types)} AS reported_at, __malformed,
                    {", ".join(f"NOT ({present(src, types)}) AS __miss_{c}" for c, src in mapping.items())}
             FROM fw_raw),
         checked AS (SELECT *, CASE {" ".join(checks)} END AS problem FROM typed),
@@ -190,9 +175,7 @@ def check_labels(
             FROM checked c LEFT JOIN (SELECT DISTINCT transaction_id, is_fraud FROM labels) l
               ON l.transaction_id = c.transaction_id AND l.is_fraud = c.is_fraud
         )
-        SELECT *, nullif(split_part(coalesce(problem, dup), '|', 1), '') AS reason,
-               nullif(split_part(coalesce(problem, dup), '|', 2), '') AS field,
-               nullif(split_part(coalesce(problem, dup), '|', 3), '') AS detail
+        SELECT *, {split_problem("coalesce(problem, dup)")}
         FROM dedup
         """
     )

@@ -20,9 +20,10 @@ from jobs.runs import utcnow
 
 def load_transactions(
     con: duckdb.DuckDBPyConnection, cfg: Config, rows: str, names: list[str]
-) -> None:
+) -> list[int]:
     """Insert good rows and their inline labels, one statement each: ``rows`` yields only
-    good rows, each with ``__file``, its file's index in ``names`` (as recorded)."""
+    good rows, each with ``__file``, its file's index in ``names`` (as recorded). Returns
+    the inline labels loaded per file."""
     s = cfg.settings.source
     extras = [*s.numeric_columns, *s.categorical_columns]
     cols = ", ".join([*REQUIRED, *(q(e) for e in extras)])
@@ -33,6 +34,7 @@ def load_transactions(
         f"SELECT {cols}, {source}, __row, ? FROM ({rows})",
         [now],
     )
+    per_file = [0] * len(names)
     if s.columns.label:
         con.execute(
             "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
@@ -40,6 +42,13 @@ def load_transactions(
             f"__row, ? FROM ({rows}) WHERE label IS NOT NULL",
             [s.label_delay_days, now],
         )
+        for i, n in con.execute(
+            "SELECT list_position(?::VARCHAR[], source_file) - 1, count(*) FROM labels "
+            "WHERE ingested_at = ? AND source_file IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1",
+            [names, now, names],
+        ).fetchall():
+            per_file[int(i)] = int(n)
+    return per_file
 
 
 def ingest_stamp(con: duckdb.DuckDBPyConnection) -> datetime:
@@ -52,6 +61,7 @@ def ingest_stamp(con: duckdb.DuckDBPyConnection) -> datetime:
 
 
 def load_labels(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """The labels feed's good rows (``fw_checked``)."""
     con.execute(
         "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
         "ingested_at) SELECT transaction_id, is_fraud, reported_at, ?, __row, ? "

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.errors import InputFileError
-
 
 def q(name: str) -> str:
     """Quote an identifier: a config value is data, never SQL."""
@@ -21,37 +19,14 @@ def lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def file_reader(path: Path, delimiter: str) -> str:
-    p = lit(str(path))
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return f"read_parquet({p})"
-    if suffix == ".csv":
-        return f"read_csv({p}, all_varchar = true, header = true, delim = {lit(delimiter)})"
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return f"read_json({p}, format = 'newline_delimited')"
-    raise InputFileError(str(path), f"unsupported file type {suffix!r} (.parquet, .csv, .jsonl)")
-
-
-def numbered_rows(path: Path, delimiter: str) -> str:
-    """A subquery over the file with a 1-based ``__row`` number."""
-    reader = file_reader(path, delimiter)
-    if path.suffix.lower() == ".parquet":  # the reader numbers rows itself, in parallel
-        reader = reader[:-1] + ", file_row_number = true)"
-        return (
-            f"(SELECT src.file_row_number + 1 AS __row, src.* EXCLUDE (file_row_number) "
-            f"FROM {reader} src)"
-        )
-    return f"(SELECT row_number() OVER () AS __row, src.* FROM {reader} src)"
-
-
 def parquet_rows(paths: list[Path], file_col: str) -> str:
     """A subquery over several Parquet files of one schema, read by ONE scan (both cores,
     full row groups), with each row's 1-based ``__row`` in its file and the file's path
     as given in ``file_col``."""
     files = "[" + ", ".join(lit(str(p)) for p in paths) + "]"
     return (
-        f"(SELECT src.file_row_number + 1 AS __row, src.* EXCLUDE (file_row_number) "
+        f"(SELECT src.file_row_number + 1 AS __row, src.* EXCLUDE (file_row_number), "
+        f"NULL::VARCHAR AS __malformed, NULL::VARCHAR AS __raw "
         f"FROM read_parquet({files}, file_row_number = true, filename = {lit(file_col)}) src)"
     )
 
@@ -73,8 +48,8 @@ _NUMERIC = (
 
 
 def text(col: str, types: dict[str, str]) -> str:
-    if types.get(col) == "VARCHAR!":  # typed (Parquet) strings are taken as they are
-        return f"nullif({q(col)}, '')"
+    """As text, trimmed, the same from every format: ``' w1'`` and ``'w1'`` are one id, and a
+    number is its digits (a JSON ``4111`` and ``"4111"`` arrive here as the same text)."""
     if types.get(col) == "VARCHAR":
         return f"nullif(trim({q(col)}), '')"
     return f"nullif(trim(CAST({q(col)} AS VARCHAR)), '')"
@@ -82,8 +57,6 @@ def text(col: str, types: dict[str, str]) -> str:
 
 def present(col: str, types: dict[str, str]) -> str:
     """SQL that is true when the raw value is there (not null, not blank)."""
-    if types.get(col) == "VARCHAR!":
-        return f"nullif({q(col)}, '') IS NOT NULL"
     if types.get(col) == "VARCHAR":
         return f"nullif(trim({q(col)}), '') IS NOT NULL"
     return f"{q(col)} IS NOT NULL"
@@ -113,12 +86,37 @@ def boolean(col: str) -> str:
     )
 
 
-def quarantine_insert(path: Path, feed: str, cols: list[str], view: str = "fw_raw") -> str:
-    """Bad rows with their raw values as JSON (built only for the quarantined rows)."""
-    raw = "to_json(struct_pack(" + ", ".join(f"{q(c)} := r.{q(c)}" for c in cols) + "))"
+def split_problem(why: str) -> str:
+    """The columns ``reason``, ``field`` and ``detail`` from a problem ``'reason|field|detail'``
+    (the detail may hold ``|`` itself)."""
+    return (
+        f"nullif(split_part({why}, '|', 1), '') AS reason, "
+        f"nullif(split_part({why}, '|', 2), '') AS field, "
+        f"nullif(regexp_extract({why}, '^[^|]*\\|[^|]*\\|((?s).*)$', 1), '') AS detail"
+    )
+
+
+def quarantine_insert(
+    path: Path, feed: str, cols: list[str], view: str = "fw_raw", *, skip_known: bool = False
+) -> str:
+    """Bad rows with their raw values as JSON (built only for the quarantined rows).
+
+    Rows whose reason starts with ``_`` are not problems (``_same``: a row of a changed file
+    that was ingested before, unchanged). With ``skip_known``, a row already quarantined
+    from this file with the same row number, reason and raw values is not added again."""
+    pairs = ", ".join(f"{q(c)} := r.{q(c)}" for c in cols)
+    raw = f"coalesce(r.__raw, to_json(struct_pack({pairs})))" if cols else "r.__raw"
+    name = lit(str(path))
+    known = (
+        f" AND NOT EXISTS (SELECT 1 FROM quarantine k WHERE k.source_file = {name} "
+        f"AND k.feed = {lit(feed)} AND k.source_row = c.__row AND k.reason = c.reason "
+        f"AND k.raw IS NOT DISTINCT FROM {raw})"
+        if skip_known
+        else ""
+    )
     return (
         "INSERT INTO quarantine (source_file, source_row, feed, reason, field, detail, raw, "
-        f"quarantined_at) SELECT {lit(str(path))}, c.__row, {lit(feed)}, c.reason, c.field, "
+        f"quarantined_at) SELECT {name}, c.__row, {lit(feed)}, c.reason, c.field, "
         f"c.detail, {raw}, ? FROM fw_checked c JOIN {q(view)} r USING (__row) "
-        "WHERE c.reason IS NOT NULL"
+        f"WHERE c.reason IS NOT NULL AND NOT starts_with(c.reason, '_'){known}"
     )

@@ -1,9 +1,13 @@
 """The `runs` ledger: one row per job run, with its status, counts per stage and error.
 
 A run row is written as ``running`` when the job starts and committed at once,
-so a run killed half-way stays visible. The next job that opens the warehouse
-(which it holds alone: DuckDB allows one writer) marks such leftovers
-``interrupted``: no live process can still own them.
+so a run killed half-way stays visible. The next writing job (which holds the
+warehouse's writer lock alone) marks such leftovers ``interrupted``: no live
+process can still own them.
+
+A job that completed but found something a person must look at (a landing file set
+aside or changed after ingestion, alerts that exhausted their attempts) ends
+``needs_attention`` with the problems in ``error``; the CLI exits 1 on it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 import duckdb
 
 from jobs import logs
+from jobs.config import Config
 
 log = logs.get("runs")
 
@@ -45,6 +50,16 @@ class RunRecord:
     status: str = "running"
     error: str | None = None
     finished_at: datetime | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def succeed(self) -> None:
+        """Done: ``ok``, or ``needs_attention`` with the problems as the error."""
+        self.status = "needs_attention" if self.problems else "ok"
+        self.error = "; ".join(self.problems) if self.problems else None
+
+    def fail(self, exc: BaseException) -> None:
+        self.status = "failed"
+        self.error = f"{type(exc).__name__}: {exc}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,11 +86,10 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
     return len(rows)
 
 
-@contextmanager
-def ledger(
+def start_run(
     con: duckdb.DuckDBPyConnection, job: str, policy: dict[str, Any] | None = None
-) -> Iterator[RunRecord]:
-    """Record a run of ``job``: ``running`` now, then ``ok`` or ``failed`` with the error."""
+) -> RunRecord:
+    """Write the ``running`` row of a run of ``job`` (committed at once)."""
     mark_interrupted(con)
     rec = RunRecord(run_id=new_run_id(job), job=job, started_at=utcnow(), policy=policy or {})
     con.execute(
@@ -84,18 +98,54 @@ def ledger(
         [rec.run_id, job, rec.started_at, json.dumps(rec.counts), json.dumps(rec.policy)],
     )
     logs.event(log, "run started", run_id=rec.run_id, job=job, pid=os.getpid())
+    return rec
+
+
+@contextmanager
+def ledger(
+    con: duckdb.DuckDBPyConnection, job: str, policy: dict[str, Any] | None = None
+) -> Iterator[RunRecord]:
+    """Record a run of ``job``: ``running`` now, then ``ok``, ``needs_attention`` (the
+    record's ``problems``) or ``failed`` with the error."""
+    rec = start_run(con, job, policy)
     try:
         yield rec
     except BaseException as exc:
-        rec.status = "failed"
-        rec.error = f"{type(exc).__name__}: {exc}"
-        _finish(con, rec)
+        rec.fail(exc)
+        finish_run(con, rec)
         raise
-    rec.status = "ok"
-    _finish(con, rec)
+    rec.succeed()
+    finish_run(con, rec)
 
 
-def _finish(con: duckdb.DuckDBPyConnection, rec: RunRecord) -> None:
+@contextmanager
+def recorded_run(
+    cfg: Config, job: str, policy: dict[str, Any] | None = None
+) -> Iterator[RunRecord]:
+    """Like :func:`ledger`, for a job that opens the warehouse only while it writes: the
+    writer lock is held throughout, the ledger row written by short connections."""
+    from jobs.warehouse import configured_warehouse, writer_lock
+
+    with writer_lock(cfg.warehouse_path):
+        with configured_warehouse(cfg) as con:
+            rec = start_run(con, job, policy)
+        try:
+            yield rec
+        except BaseException as exc:
+            rec.fail(exc)
+            try:
+                with configured_warehouse(cfg) as con:
+                    finish_run(con, rec)
+            except Exception as again:  # e.g. the disk is still full: the first error matters
+                logs.event(log, "run ledger not updated", 40, run_id=rec.run_id, error=str(again))
+            raise
+        rec.succeed()
+        with configured_warehouse(cfg) as con:
+            finish_run(con, rec)
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, rec: RunRecord) -> None:
+    """Write the run's final status, counts and error."""
     rec.finished_at = utcnow()
     try:
         con.execute("ROLLBACK")  # in case a stage left a transaction open
@@ -116,6 +166,7 @@ def _finish(con: duckdb.DuckDBPyConnection, rec: RunRecord) -> None:
     logs.event(
         log,
         f"run {rec.status}",
+        {"failed": 40, "needs_attention": 30}.get(rec.status, 20),
         run_id=rec.run_id,
         job=rec.job,
         seconds=round((rec.finished_at - rec.started_at).total_seconds(), 3),

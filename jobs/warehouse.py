@@ -6,13 +6,27 @@ are documented in the README. The schema is versioned in ``schema_version``;
 missing ones inside one transaction, so a later release can evolve the schema
 of an existing warehouse.
 
-DuckDB allows one writing process per file. :func:`connect` turns DuckDB's
-lock error into :class:`~jobs.errors.WarehouseLocked` at once (fail fast), so a
-second ``fraudwatch run`` changes nothing and says why.
+DuckDB lets one process write a file, and a process that writes it locks out every
+other, readers included. So a writing job holds the warehouse only while it writes
+(:func:`configured_warehouse` per stage; a run closes it between stages, while alerts
+are delivered and while reports are written), and holds for its whole length the
+*writer lock* (``<data_dir>/warehouse.duckdb.writer.lock``): a second writing job fails
+fast with :class:`~jobs.errors.WarehouseLocked` and changes nothing, while analysts'
+read-only connections get in between the stages. A command that finds the file held
+by another process waits up to ``[warehouse] lock_wait_seconds``, then says so.
+
+A full disk, or a ``data_dir`` through a regular file, is a clear
+:class:`~jobs.errors.FraudwatchError` (exit 1): DuckDB rolls the statement's transaction
+back, so the warehouse stays as it was.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -153,8 +167,17 @@ CREATE TABLE feature_profiles (
 );
 """
 
+# v5: the landing ledger tells what happened to each file: ``status`` (ingested, changed,
+# reingested, set_aside), ``note`` (why a file was set aside, what changed), and the
+# sha256 of the version before a change.
+SCHEMA_V5 = """
+ALTER TABLE ingested_files ADD COLUMN status VARCHAR DEFAULT 'ingested';
+ALTER TABLE ingested_files ADD COLUMN note VARCHAR;
+ALTER TABLE ingested_files ADD COLUMN previous_sha256 VARCHAR;
+"""
+
 # Each entry brings the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4]
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -216,6 +239,97 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set lock" in text)
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
+
+
+def disk_full(where: Path) -> FraudwatchError:
+    return FraudwatchError(
+        f"no space left on the disk holding {where}: free some space (DuckDB also spills to "
+        f"{where}.tmp/ while it works) and run the command again; what it was writing was "
+        "rolled back, so the warehouse is as it was before"
+    )
+
+
+def _make_folder(folder: Path) -> None:
+    """``data_dir`` and its parents, or a clear error naming the part that is a file."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError):
+        blocker = next(
+            (p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder
+        )
+        raise FraudwatchError(
+            f"data_dir {folder} cannot be created: {blocker} is a file, not a folder; set "
+            "data_dir in the config to a folder (nothing was changed)"
+        ) from None
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full(folder) from None
+        raise FraudwatchError(f"data_dir {folder} cannot be created: {exc.strerror}") from None
+
+
+_held: dict[str, tuple[int, int]] = {}  # lock path -> (fd, holders in this process)
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """The writer lock of the warehouse at ``path`` for the block: a second writing process
+    fails fast with :class:`WarehouseLocked`. Re-entrant within a process (a run's stages,
+    the scheduler's jobs), released when the process dies."""
+    lock = str(path) + ".writer.lock"
+    _make_folder(path.parent)
+    with _held_guard:
+        fd, n = _held.get(lock, (-1, 0))
+        if not n:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise WarehouseLocked(
+                    f"the warehouse {path} is in use by another fraudwatch process (one "
+                    "writing job at a time); nothing was changed, try again when it has "
+                    "finished"
+                ) from None
+        _held[lock] = (fd, n + 1)
+    try:
+        yield
+    finally:
+        with _held_guard:
+            fd, n = _held[lock]
+            if n == 1:
+                del _held[lock]
+                os.close(fd)  # releases the flock
+            else:
+                _held[lock] = (fd, n - 1)
+
+
+def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect``, retried while another process holds the file, up to ``wait`` s."""
+    deadline = time.monotonic() + wait
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                if is_disk_full(exc):
+                    raise disk_full(path) from None
+                raise FraudwatchError(f"cannot open the warehouse {path}: {exc}") from None
+            if time.monotonic() >= deadline:
+                waited = f" for {wait:g} s" if wait else ""
+                raise WarehouseLocked(
+                    f"the warehouse {path} is held by another process (a fraudwatch job "
+                    "writing, or a session that has it open; DuckDB lets a writer lock out "
+                    f"everyone else); waited{waited}, nothing was changed: try again when "
+                    "it has finished"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
 def open_warehouse(
     path: Path,
     *,
@@ -223,21 +337,13 @@ def open_warehouse(
     extra_columns: dict[str, str] | None = None,
     memory_limit: str | None = None,
     threads: int = 0,
+    lock_wait: float = 0.0,
 ) -> duckdb.DuckDBPyConnection:
     """Open (and on first use create and migrate) the warehouse at ``path``."""
     if read_only and not path.exists():
         raise FraudwatchError(f"no warehouse at {path} yet: run `fraudwatch ingest` first")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if _is_lock_error(exc):
-            raise WarehouseLocked(
-                f"the warehouse {path} is in use by another fraudwatch process "
-                "(DuckDB allows one writer per file); nothing was changed, try again when "
-                "it has finished"
-            ) from None
-        raise FraudwatchError(f"cannot open the warehouse {path}: {exc}") from None
+    _make_folder(path.parent)
+    con = _connect(path, read_only, lock_wait)
     con.execute("SET TimeZone = 'UTC'")  # naive timestamps in the warehouse are UTC
     con.execute("SET preserve_insertion_order = false")  # every read orders explicitly
     if memory_limit:
@@ -254,12 +360,24 @@ def open_warehouse(
 
 
 @contextmanager
+def storage_errors(where: Path) -> Iterator[None]:
+    """A full disk met inside the block, as a clear error."""
+    try:
+        yield
+    except (duckdb.Error, OSError) as exc:
+        if is_disk_full(exc):
+            raise disk_full(where) from None
+        raise
+
+
+@contextmanager
 def warehouse(
     path: Path, *, read_only: bool = False, extra_columns: dict[str, str] | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     con = open_warehouse(path, read_only=read_only, extra_columns=extra_columns)
     try:
-        yield con
+        with storage_errors(path):
+            yield con
     finally:
         con.close()
 
@@ -273,6 +391,7 @@ def open_configured(cfg: Config, *, read_only: bool = False) -> duckdb.DuckDBPyC
         extra_columns=cfg.extra_columns(),
         memory_limit=w.memory_limit,
         threads=w.threads,
+        lock_wait=w.lock_wait_seconds,
     )
 
 
@@ -280,8 +399,17 @@ def open_configured(cfg: Config, *, read_only: bool = False) -> duckdb.DuckDBPyC
 def configured_warehouse(
     cfg: Config, *, read_only: bool = False
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = open_configured(cfg, read_only=read_only)
-    try:
-        yield con
-    finally:
-        con.close()
+    """The warehouse for the block: a writer holds the writer lock too (re-entrant, so a
+    run's stages each open and close it under the run's lock)."""
+    with writer_lock(cfg.warehouse_path) if not read_only else _nothing():
+        con = open_configured(cfg, read_only=read_only)
+        try:
+            with storage_errors(cfg.warehouse_path):
+                yield con
+        finally:
+            con.close()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 
 from jobs.cli import cli
 from jobs.config import Config
-from jobs.errors import InputFileError, WarehouseLocked
+from jobs.errors import WarehouseLocked
 from jobs.ingest import ingest
 from jobs.warehouse import configured_warehouse, open_warehouse, warehouse
 
@@ -156,22 +157,17 @@ def test_every_quarantine_reason_with_file_row_raw_values(
     assert f.exists()
 
 
-def test_running_twice_changes_nothing_and_changed_files_are_reported(
-    tmp_path: Path, write_config: Callable[..., Config]
-) -> None:
+def test_running_twice_changes_nothing(tmp_path: Path, write_config: Callable[..., Config]) -> None:
     cfg = write_config(RENAMED)
-    f = _csv(tmp_path / "landing" / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,1,0,1,pos"])
+    _csv(tmp_path / "landing" / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,1,0,1,pos"])
     first = _ingest(cfg)
     second = _ingest(cfg)
     assert first.files_ingested == 1 and second.files_ingested == 0
-    assert second.files_skipped == 1
-    _csv(f.parent / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,999,0,1,pos"])  # edited in place
-    third = _ingest(cfg)
-    assert third.changed_files == ["landing/a.csv"]
+    assert second.files_skipped == 1 and second.problems == []
     with warehouse(cfg.warehouse_path) as con:
-        assert _rows(con, "SELECT amount FROM transactions") == [(1.0,)]
-        ledger = _rows(con, "SELECT path, feed, rows_read, rows_loaded FROM ingested_files")
-    assert ledger == [("landing/a.csv", "transactions", 1, 1)]
+        assert _rows(
+            con, "SELECT path, feed, rows_read, rows_loaded, status FROM ingested_files"
+        ) == [("landing/a.csv", "transactions", 1, 1, "ingested")]
 
 
 def test_many_files_keep_their_own_ledger_rows_and_cross_file_duplicates_are_caught(
@@ -217,33 +213,55 @@ def test_many_files_keep_their_own_ledger_rows_and_cross_file_duplicates_are_cau
         assert _rows(con, "SELECT count(*) FROM labels") == [(11,)]
 
 
-def test_file_missing_a_mapped_column_fails_and_writes_nothing(
+def test_file_missing_a_mapped_column_is_set_aside_and_the_others_go_on(
     tmp_path: Path, write_config: Callable[..., Config]
 ) -> None:
     cfg = write_config(RENAMED)
     _csv(tmp_path / "landing" / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,1,0,1,pos"])
     bad = tmp_path / "landing" / "b.csv"
     bad.write_text("TX_ID,TX_DATETIME,CUSTOMER_ID,TX_AMOUNT\nt2,2026-03-01,c2,3\n")
-    with pytest.raises(InputFileError) as info:
-        _ingest(cfg)
-    message = str(info.value)
-    assert "b.csv" in message and "'TERMINAL_ID'" in message and "merchant_id" in message
-    assert "1 file(s) before it were ingested" in message
+    _csv(tmp_path / "landing" / "c.csv", ["t3,2026-03-01 11:00:00,c1,m1,2,0,1,pos"])
+    result = _ingest(cfg)
+    [aside] = result.set_aside
+    assert aside.path == "landing/b.csv"
+    assert aside.note and "'TERMINAL_ID'" in aside.note and "merchant_id" in aside.note
+    assert result.problems == [f"landing/b.csv set aside, nothing of it loaded: {aside.note}"]
     with warehouse(cfg.warehouse_path) as con:
-        assert _rows(con, "SELECT transaction_id FROM transactions") == [("t1",)]
-        assert _rows(con, "SELECT count(*) FROM ingested_files WHERE path LIKE '%b.csv'") == [(0,)]
+        assert _rows(con, "SELECT transaction_id FROM transactions ORDER BY 1") == [
+            ("t1",),
+            ("t3",),
+        ]
+        assert _rows(
+            con, "SELECT path, status, rows_loaded, note FROM ingested_files ORDER BY 1"
+        ) == [
+            ("landing/a.csv", "ingested", 1, None),
+            ("landing/b.csv", "set_aside", 0, aside.note),
+            ("landing/c.csv", "ingested", 1, None),
+        ]
         assert _rows(con, "SELECT count(*) FROM quarantine") == [(0,)]
+    # unchanged, it stays aside quietly; fixed, it is read
+    again = _ingest(cfg)
+    assert [f.path for f in again.still_set_aside] == ["landing/b.csv"] and not again.problems
+    _csv(bad, ["t2,2026-03-01 12:00:00,c2,m2,3,0,1,pos"])
+    fixed = _ingest(cfg)
+    assert fixed.files_ingested == 1 and fixed.rows_loaded == 1 and not fixed.problems
+    with warehouse(cfg.warehouse_path) as con:
+        assert _rows(con, "SELECT status FROM ingested_files WHERE path = 'landing/b.csv'") == [
+            ("ingested",)
+        ]
 
 
-def test_corrupt_parquet_is_refused_naming_the_file(
+def test_corrupt_parquet_is_set_aside_naming_the_file(
     tmp_path: Path, write_config: Callable[..., Config]
 ) -> None:
     cfg = write_config()
     path = tmp_path / "landing" / "transactions" / "2026-03-01.parquet"
     path.parent.mkdir(parents=True)
+    (tmp_path / "landing" / "labels").mkdir()
     path.write_bytes(b"PAR1 this is not parquet")
-    with pytest.raises(InputFileError, match="2026-03-01.parquet.*cannot be read"):
-        _ingest(cfg)
+    [aside] = _ingest(cfg).set_aside
+    assert aside.path == "landing/transactions/2026-03-01.parquet"
+    assert aside.note and aside.note.startswith("cannot be read")
     with warehouse(cfg.warehouse_path) as con:
         assert _rows(con, "SELECT count(*) FROM transactions") == [(0,)]
 
@@ -368,7 +386,7 @@ def test_ingest_runs_under_its_own_memory_cap_and_gives_it_back(
 def test_locked_warehouse_fails_fast_and_changes_nothing(
     tmp_path: Path, write_config: Callable[..., Config]
 ) -> None:
-    cfg = write_config(RENAMED)
+    cfg = write_config(RENAMED + "[warehouse]\nlock_wait_seconds = 1\n")
     _csv(tmp_path / "landing" / "a.csv", ["t1,2026-03-01 10:00:00,c1,m1,1,0,1,pos"])
     open_warehouse(cfg.warehouse_path).close()
     holder = subprocess.Popen(
@@ -390,11 +408,13 @@ def test_locked_warehouse_fails_fast_and_changes_nothing(
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        with pytest.raises(WarehouseLocked, match="in use by another fraudwatch process"):
+        with pytest.raises(WarehouseLocked, match="held by another process"):
             _ingest(cfg)
+        started = time.monotonic()
         result = CliRunner().invoke(cli, ["ingest", "--config", str(cfg.path)])
         assert result.exit_code == 1
-        assert "in use by another fraudwatch process" in result.output
+        assert "held by another process" in result.output and "waited for 1 s" in result.output
+        assert time.monotonic() - started < 10
     finally:
         holder.communicate("", timeout=30)
     with warehouse(cfg.warehouse_path) as con:

@@ -214,7 +214,7 @@ def test_run_json_cli(world: World) -> None:
     assert set(data["counts"]) >= {"ingest", "score", "alerts"}
     # the scoring stage's own steps, inside the stage's time
     steps = data["counts"]["score"]["seconds"]
-    assert set(steps) == {"backlog", "features", "predict", "write"}
+    assert set(steps) >= {"backlog", "features", "predict", "write"}
     assert data["counts"]["score"]["scored"] > 0 and steps["features"] > 0 < steps["predict"]
     assert sum(steps.values()) <= data["counts"]["seconds"]["score"] + 0.01
 
@@ -244,4 +244,4 @@ def test_every_query_in_the_readme_runs_on_a_warehouse_after_a_run(world: World)
     timing = next(rows for sql, rows in results.items() if "$.score.seconds" in sql)
     stages, scoring = json.loads(timing[0][1]), json.loads(timing[0][2])
     assert set(stages) >= {"ingest", "score", "alerts"}
-    assert set(scoring) == {"backlog", "features", "predict", "write"}
+    assert set(scoring) >= {"backlog", "features", "predict", "write"}

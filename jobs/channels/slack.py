@@ -53,6 +53,10 @@ def messages(digest: Digest) -> list[tuple[list[str], list[dict[str, Any]], str]
     chunks = [items[k : k + per] for k in range(0, len(items), per)] or [[]]
     out = []
     days = " · ".join(f"{d}: {u}/{b} alerts" for d, u, b in digest.per_day)
+    if digest.undelivered:
+        days += " · UNDELIVERED (given up, `fraudwatch alerts retry --failed`): " + ", ".join(
+            f"{c} {n}" for c, n in digest.undelivered
+        )
     for n, chunk in enumerate(chunks, 1):
         header = clip(f"{digest.subject} ({n}/{len(chunks)})", 150)
         blocks: list[dict[str, Any]] = [

@@ -12,33 +12,73 @@ def alerts() -> None:
     """Deliver and inspect alerts (the outbox)."""
 
 
+def _deliver(config_path: str | None, as_json: bool, requeue: bool, channel: str | None) -> None:
+    """Deliver pending alerts (after re-queueing failed ones if asked) under a ledger row;
+    exit 1 when a channel could not deliver or alerts were given up on."""
+    from jobs.alerting import deliver, requeue_failed
+    from jobs.runs import recorded_run
+    from jobs.warehouse import configured_warehouse
+
+    cfg = get_config(config_path)
+    with recorded_run(cfg, "alerts") as rec:
+        requeued = 0
+        if requeue:
+            with configured_warehouse(cfg) as con:
+                requeued = requeue_failed(con, channel)
+        result = deliver(cfg, lambda: configured_warehouse(cfg))
+        result.requeued = requeued
+        rec.counts["alerts"] = result.to_dict()
+        rec.problems += result.problems
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        if requeue:
+            click.echo(f"{requeued} failed alert(s) re-queued")
+        if not any(c.sent or c.pending or c.failed_total for c in result.channels.values()):
+            click.echo("no pending alerts")
+        for name, c in result.channels.items():
+            line = f"{name}: {c.sent} sent, {c.pending} pending, {c.failed_total} failed"
+            click.echo(line + (f" — {c.error}" if c.error else ""))
+        for problem in result.problems:
+            click.echo(f"needs attention: {problem}", err=True)
+    if result.problems or any(c.error and c.pending for c in result.channels.values()):
+        raise SystemExit(1)
+
+
 @alerts.command(epilog="Example: fraudwatch alerts send --json")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the delivery result as JSON.")
 @handle_errors
 def send(config_path: str | None, as_json: bool) -> None:
-    """Deliver pending alerts on every channel (retries earlier failures)."""
-    from jobs.alerting import send_pending
-    from jobs.runs import ledger
-    from jobs.warehouse import configured_warehouse
+    """Deliver pending alerts on every channel (retries earlier failures).
 
-    cfg = get_config(config_path)
-    with (
-        configured_warehouse(cfg) as con,
-        ledger(con, "alerts") as rec,
-    ):
-        result = send_pending(con, cfg)
-        rec.counts["alerts"] = result.to_dict()
-    if as_json:
-        echo_json(result.to_dict())
-    else:
-        if not result.channels:
-            click.echo("no pending alerts")
-        for name, c in result.channels.items():
-            line = f"{name}: {c.sent} sent, {c.pending} pending, {c.failed} failed"
-            click.echo(line + (f" — {c.error}" if c.error else ""))
-    if any(c.error and c.sent == 0 and c.pending for c in result.channels.values()):
-        raise SystemExit(1)
+    Exits 1 when a channel could not deliver (its alerts stay pending) or alerts used
+    their last attempt (marked failed: see `fraudwatch alerts retry --failed`)."""
+    _deliver(config_path, as_json, requeue=False, channel=None)
+
+
+@alerts.command(epilog="Example: fraudwatch alerts retry --failed --channel email")
+@config_option
+@click.option(
+    "--failed",
+    "requeue",
+    is_flag=True,
+    help="First put alerts given up on (status failed) back as pending, with fresh attempts.",
+)
+@click.option(
+    "--channel",
+    type=click.Choice(["file", "email", "slack"]),
+    default=None,
+    help="Re-queue only this channel's failed alerts.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the delivery result as JSON.")
+@handle_errors
+def retry(config_path: str | None, requeue: bool, channel: str | None, as_json: bool) -> None:
+    """Deliver pending alerts now; with --failed, re-queue the failed ones first.
+
+    The re-queue is one statement: an alert is failed or pending, never lost. Exits 1 like
+    `alerts send`."""
+    _deliver(config_path, as_json, requeue=requeue, channel=channel)
 
 
 @alerts.command(name="list", epilog="Example: fraudwatch alerts list --status pending")
@@ -48,12 +88,12 @@ def send(config_path: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @handle_errors
 def list_(config_path: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """List alerts in the outbox, newest first."""
+    """List alerts in the outbox, newest first (read-only: works while a run goes on)."""
     from jobs.alerting import list_alerts
     from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
-    with configured_warehouse(cfg) as con:
+    with configured_warehouse(cfg, read_only=True) as con:
         rows = list_alerts(con, status, limit)
     if as_json:
         echo_json(rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from jobs.cli import cli, config_option, echo_json, get_config, handle_errors
+from jobs.cli import cli, config_option, echo_json, for_terminal, get_config, handle_errors
 
 
 def _print_summary(summary: dict) -> None:
@@ -14,9 +14,13 @@ def _print_summary(summary: dict) -> None:
     if ing:
         click.echo(
             f"  ingest: {ing.get('files_ingested', 0)} new file(s), "
-            f"{ing.get('rows_loaded', 0)} rows loaded, "
-            f"{ing.get('rows_quarantined', 0)} quarantined"
+            f"{len(ing.get('changed_files', []))} changed, "
+            f"{len(ing.get('files_set_aside', []))} set aside; "
+            f"{ing.get('rows_loaded', 0)} rows and {ing.get('labels_loaded', 0)} labels loaded, "
+            f"{ing.get('rows_quarantined', 0)} rows quarantined"
         )
+        for line in ingest_notes(ing):
+            click.echo(f"  ingest: {line}")
     sc = counts.get("score") or {}
     if sc:
         shadow = (
@@ -34,12 +38,41 @@ def _print_summary(summary: dict) -> None:
             f"  alerts/{channel}: {c.get('sent', 0)} sent, {c.get('pending', 0)} pending, "
             f"{c.get('failed', 0)} failed" + (f" ({c['error']})" if c.get("error") else "")
         )
+    if al.get("failed"):
+        click.echo(
+            f"  alerts: {al['failed']} given up on (failed) in the outbox: "
+            "`fraudwatch alerts retry --failed` sends them again"
+        )
     rep = counts.get("reports") or {}
     if rep:
         if rep.get("error"):
             click.echo(f"  reports: failed ({rep['error']})")
         for path in rep.get("written", []):
             click.echo(f"  report: {path}")
+    if summary["status"] == "needs_attention":
+        click.echo("needs attention:", err=True)
+        for problem in (summary.get("error") or "").split("; "):
+            click.echo(f"  - {problem}", err=True)
+
+
+def ingest_notes(ing: dict) -> list[str]:
+    """The lines of an ingest summary worth a glance that are not problems of this run."""
+    out = []
+    if ing.get("files_still_set_aside"):
+        out.append(
+            f"{len(ing['files_still_set_aside'])} file(s) still set aside since an earlier "
+            "ingest (SELECT path, note FROM ingested_files WHERE status = 'set_aside'): "
+            + ", ".join(ing["files_still_set_aside"][:5])
+        )
+    if ing.get("files_waiting"):
+        out.append(f"{len(ing['files_waiting'])} file(s) waiting for their ready marker")
+    if ing.get("orphan_labels"):
+        out.append(
+            f"{ing['orphan_labels']} label(s) name transactions the warehouse does not have "
+            f"(e.g. {', '.join(map(repr, ing.get('orphan_examples', [])))}); they are kept and "
+            "match once the transactions arrive: check the id mapping if they never do"
+        )
+    return out
 
 
 @cli.command(epilog="Example: fraudwatch run --config /etc/fraudwatch/config.toml --json")
@@ -48,14 +81,19 @@ def _print_summary(summary: dict) -> None:
 @click.option("--no-reports", is_flag=True, help="Skip the reports stage this time.")
 @handle_errors
 def run(config_path: str | None, as_json: bool, no_reports: bool) -> None:
-    """Run one batch: ingest, score, alert, deliver, reports (for cron)."""
+    """Run one batch: ingest, score, alert, deliver, reports (for cron).
+
+    Exits 1 when the run completed but needs attention: a landing file set aside or
+    changed after ingestion, or alerts given up on (the run ledger says needs_attention)."""
     from jobs.batch import run_batch
 
     summary = run_batch(get_config(config_path), reports=not no_reports).to_dict()
     if as_json:
         echo_json(summary)
-    else:
+    elif for_terminal():  # off a terminal (cron's log) the JSON log lines say it all
         _print_summary(summary)
+    if summary["status"] == "needs_attention":
+        raise SystemExit(1)
 
 
 @cli.command(epilog="Example: fraudwatch score --json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from jobs.cli import cli, config_option, echo_json, get_config, handle_errors
@@ -10,9 +12,21 @@ from jobs.cli import cli, config_option, echo_json, get_config, handle_errors
 @cli.command(epilog="Example: fraudwatch ingest --config config.toml --json")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--reingest",
+    "reingest",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Replace the rows of an ingested landing file by its current content (repeatable).",
+)
 @handle_errors
-def ingest(config_path: str | None, as_json: bool) -> None:
-    """Load new landing files into the warehouse; quarantine bad rows."""
+def ingest(config_path: str | None, as_json: bool, reingest: tuple[Path, ...]) -> None:
+    """Load new landing files into the warehouse; quarantine bad rows, set unreadable files
+    aside, and report files that changed after they were ingested.
+
+    Exits 1 when a file was set aside or changed after ingestion (the run ledger says
+    needs_attention); the other files are ingested all the same."""
+    from jobs.cli.batch import ingest_notes
     from jobs.ingest import ingest as do_ingest
     from jobs.runs import ledger
     from jobs.warehouse import configured_warehouse
@@ -22,21 +36,27 @@ def ingest(config_path: str | None, as_json: bool) -> None:
         configured_warehouse(cfg) as con,
         ledger(con, "ingest") as rec,
     ):
-        result = do_ingest(cfg, con)
+        result = do_ingest(cfg, con, reingest_paths=reingest)
         rec.counts["ingest"] = result.to_dict()
+        rec.problems += result.problems
     if as_json:
         echo_json(result.to_dict())
-        return
-    click.echo(
-        f"{result.files_ingested} new file(s), {result.files_skipped} already ingested; "
-        f"{result.rows_loaded} transactions and {result.labels_loaded} labels loaded, "
-        f"{result.rows_quarantined} rows quarantined"
-    )
-    for reason, n in sorted(result.quarantined_by_reason.items()):
-        click.echo(f"  quarantined {n} x {reason}")
-    for path in result.changed_files:
+    else:
+        changed = len(result.changed_files)
         click.echo(
-            f"warning: {path} changed after it was ingested; it was NOT ingested again "
-            "(deliver corrections as a new file)",
-            err=True,
+            f"{result.files_ingested} new file(s), {changed} changed, "
+            f"{len(result.set_aside)} set aside, {result.files_skipped} already ingested; "
+            f"{result.rows_loaded} transactions and {result.labels_loaded} labels loaded, "
+            f"{result.rows_quarantined} rows quarantined"
         )
+        for reason, n in sorted(result.quarantined_by_reason.items()):
+            click.echo(f"  quarantined {n} x {reason}")
+        for f in result.files:
+            if f.status == "reingested":
+                click.echo(f"  {f.path} {f.note}")
+        for line in ingest_notes(result.to_dict()):
+            click.echo(f"  {line}")
+        for problem in result.problems:
+            click.echo(f"needs attention: {problem}", err=True)
+    if result.problems:
+        raise SystemExit(1)
