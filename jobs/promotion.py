@@ -27,7 +27,6 @@ from jobs.config import Config
 from jobs.errors import FraudwatchError, NotEnoughData, PromotionRefused
 from jobs.registry_access import actor as default_actor
 from jobs.registry_access import open_registry
-from reports.gate import GateCheck, GatePolicy, Verdict, decide
 
 if TYPE_CHECKING:
     import duckdb
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from jobs.scoring import LoadedModel
     from jobs.training import TrainResult
     from registry import AliasEvent, Registry
+    from reports.gate import GatePolicy, Verdict
 
 log = logs.get("promotion")
 
@@ -98,6 +98,8 @@ def metric_win(verdict: Verdict) -> str:
 
 
 def _already_champion(version: int) -> GateOutcome:
+    from reports.gate import GateCheck, Verdict
+
     check = GateCheck(
         "already_champion", True, f"version {version} is already the champion: nothing changed"
     )
@@ -106,6 +108,8 @@ def _already_champion(version: int) -> GateOutcome:
 
 
 def gate_policy(cfg: Config) -> GatePolicy:
+    from reports.gate import GatePolicy
+
     p = cfg.settings.promotion
     return GatePolicy(
         primary_metric=p.primary_metric,
@@ -177,6 +181,7 @@ def evaluate_gate(
     from jobs.reporting import publish_comparison
     from jobs.scoring import load_version
     from reports.compare import compare_models
+    from reports.gate import decide
 
     s = cfg.settings
     name = s.model.name
