@@ -250,3 +250,115 @@ def test_gives_up_after_max_attempts(
     for _ in range(3):
         send_pending(con, cfg)
     assert [s[:2] for s in statuses(con)] == [("failed", 3)] * 3
+
+
+class DropMidData:
+    """An SMTP server that accepts the envelope, then drops the connection during DATA."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        server.transport.abort()
+        return "451 never sent"
+
+
+def plain_server(handler: Any, port: int) -> Controller:
+    ctl = Controller(handler, hostname="127.0.0.1", port=port)
+    ctl.start()
+    return ctl
+
+
+def test_alerts_given_up_on_are_loud_shown_in_digests_and_retried(
+    write_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
+
+    port = free_port()
+    cfg = write_config(
+        extra=f"""
+[alerts]
+channels = ["email", "file"]
+daily_budget = 10
+max_attempts = 2
+
+[alerts.email]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+sender = "fraudwatch@example.com"
+recipients = ["fraud-team@example.com"]
+username_env = "FW_TEST_UNSET_USER"
+password_env = "FW_TEST_UNSET_PASSWORD"
+timeout_seconds = 5
+"""
+    )
+    make_alerts(cfg).close()
+
+    def fw(*args: str) -> Any:
+        return CliRunner().invoke(cli, [*args, "--config", str(cfg.path)])
+
+    def email_rows() -> list[tuple]:
+        with open_warehouse(cfg.warehouse_path, read_only=True) as con:
+            return con.execute(
+                "SELECT status, attempts FROM alerts WHERE channel = 'email' ORDER BY 1, 2"
+            ).fetchall()
+
+    dropper = plain_server(DropMidData(), port)
+    try:
+        first = fw("alerts", "send")
+        assert first.exit_code == 1  # not delivered yet: pending, retried next time
+        assert "needs attention" not in first.output
+        assert "email: 0 sent, 3 pending, 0 failed" in first.output
+        second = fw("alerts", "send")  # the last attempt: given up on, and said so
+        assert second.exit_code == 1
+        assert "needs attention: alerts/email: 3 alert(s) not delivered after 2 attempt(s)" in (
+            second.output
+        )
+        assert "SMTPServerDisconnected" in second.output
+    finally:
+        dropper.stop()
+    assert email_rows() == [("failed", 2)] * 3
+    with open_warehouse(cfg.warehouse_path, read_only=True) as con:
+        status, error = con.execute(
+            "SELECT status, error FROM runs ORDER BY started_at DESC LIMIT 1"
+        ).fetchall()[0]
+    assert status == "needs_attention" and "alerts/email: 3 alert(s)" in error
+
+    # the next digest on any channel says what was given up on
+    con = open_warehouse(cfg.warehouse_path)
+    later = candidates(2).with_columns(
+        pl.Series("transaction_id", ["u0", "u1"]), pl.Series("card_id", ["card9991", "card9992"])
+    )
+    con.execute("BEGIN")
+    create_alerts(con, cfg, later, "run-2")
+    con.execute("COMMIT")
+    con.close()
+    inbox = Inbox()
+    server = plain_server(inbox, port)
+    try:
+        sent = fw("alerts", "send")
+        assert sent.exit_code == 0, sent.output
+        assert "email: 2 sent, 0 pending, 3 failed" in sent.output
+        [msg] = inbox.messages
+        text = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        assert "UNDELIVERED: 3 earlier alert(s) on email" in text
+        assert "fraudwatch alerts retry --failed" in text
+        eml = sorted((cfg.outbox_dir).glob("*.eml"))[-1].read_text()
+        assert "3 earlier alert(s) on email" in eml
+
+        retried = fw("alerts", "retry", "--failed")
+        assert retried.exit_code == 0, retried.output
+        assert "3 failed alert(s) re-queued" in retried.output
+        assert "email: 3 sent, 0 pending, 0 failed" in retried.output
+        assert len(inbox.messages) == 2
+        assert (
+            "UNDELIVERED"
+            not in inbox.messages[1]
+            .get_body(  # type: ignore[union-attr]
+                preferencelist=("plain",)
+            )
+            .get_content()
+        )
+    finally:
+        server.stop()
+    assert email_rows() == [("sent", 1)] * 5  # re-queued alerts start their attempts afresh

@@ -185,3 +185,39 @@ def test_smtp_down_during_a_run_the_ledger_and_reports_show_what_is_pending(
     assert perf["headline"]["alerts pending delivery"] == f"email {pending}"
     page = (world.cfg.reports_dir / perf["path"]).read_text()
     assert f"alerts pending delivery: <strong>email {pending}</strong>" in page
+
+
+def test_a_run_that_gives_up_on_alerts_needs_attention_and_the_report_says_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
+
+    monkeypatch.setenv("FW_TEST_SMTP_USER", "u")
+    monkeypatch.setenv("FW_TEST_SMTP_PASSWORD", "p")
+    with socket.socket() as s:  # a port nobody listens on: an outage longer than the attempts
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = world.cfg.path.read_text().replace('channels = ["file"]', 'channels = ["file", "email"]')
+    text = text.replace("daily_budget = 20", "daily_budget = 20\nmax_attempts = 1")
+    text += (
+        f'\n[alerts.email]\nhost = "127.0.0.1"\nport = {port}\nsender = "fw@example.com"\n'
+        'recipients = ["fraud@example.com"]\nusername_env = "FW_TEST_SMTP_USER"\n'
+        'password_env = "FW_TEST_SMTP_PASSWORD"\ntimeout_seconds = 2\n'
+    )
+    world.cfg.path.write_text(text)
+    result = CliRunner().invoke(cli, ["run", "--config", str(world.cfg.path), "--json"])
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "needs_attention"
+    failed = summary["counts"]["alerts"]["channels"]["email"]["newly_failed"]
+    assert failed > 0 and summary["counts"]["alerts"]["failed"] == failed
+    assert f"alerts/email: {failed} alert(s) not delivered after 1 attempt(s)" in summary["error"]
+    with duckdb.connect(str(world.cfg.warehouse_path), read_only=True) as con:
+        assert con.execute("SELECT status, error FROM runs WHERE job = 'run'").fetchall() == [
+            ("needs_attention", summary["error"])
+        ]
+    manifest = json.loads((world.cfg.reports_dir / "index.json").read_text())
+    perf = next(e for e in manifest["reports"] if e["kind"] == "performance")
+    assert perf["headline"]["alerts failed"] == f"email {failed}"

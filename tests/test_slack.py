@@ -154,3 +154,32 @@ def test_missing_webhook_env_is_a_config_problem_not_a_loss(
     assert con.execute("SELECT DISTINCT status, attempts FROM alerts").fetchall() == [
         ("pending", 0)
     ]
+
+
+def test_slack_answering_500_until_given_up_exits_1_then_retry_failed_delivers(
+    slack: type[FakeSlack], write_config: Callable[..., Config]
+) -> None:
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
+
+    slack.script = [(500, {})] * 5
+    cfg = slack_config(write_config)
+    make_alerts(cfg, 2).close()
+    runner = CliRunner()
+    args = ["--config", str(cfg.path)]
+    codes = [runner.invoke(cli, ["alerts", "send", *args]) for _ in range(5)]
+    assert [r.exit_code for r in codes] == [1] * 5
+    assert ["needs attention" in r.output for r in codes] == [False] * 4 + [True]
+    assert "alerts/slack: 2 alert(s) not delivered after 5 attempt(s) (Slack answered HTTP 500" in (
+        codes[-1].output
+    )
+    assert SECRET_PATH not in codes[-1].output
+    listed = runner.invoke(cli, ["alerts", "list", "--status", "failed", *args])
+    assert listed.exit_code == 0 and listed.output.count("failed") == 2
+    assert not slack.received
+    retried = runner.invoke(cli, ["alerts", "retry", "--failed", "--channel", "slack", *args])
+    assert retried.exit_code == 0, retried.output
+    assert "2 failed alert(s) re-queued" in retried.output
+    assert "slack: 2 sent, 0 pending, 0 failed" in retried.output
+    assert len(slack.received) == 1
