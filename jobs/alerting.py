@@ -357,7 +357,8 @@ def list_alerts(
 ) -> list[dict[str, Any]]:
     cur = con.execute(
         "SELECT transaction_id, channel, status, attempts, last_error, created_at, sent_at, "
-        "alert_day, score FROM alerts WHERE (? IS NULL OR status = ?) "
+        "alert_day, score, card_id, merchant_id, amount, reasons FROM alerts "
+        "WHERE (? IS NULL OR status = ?) "
         "ORDER BY created_at DESC, score DESC LIMIT ?",
         [status, status, limit],
     )

@@ -359,3 +359,24 @@ def test_remote_digests_without_a_report_url_warn_at_config_load(tmp_path: Path)
         capture_output=True, text=True, timeout=120, env=_env(),
     )  # fmt: skip
     assert "report_url" not in quiet.stderr
+
+
+def test_alerts_list_shows_card_merchant_amount_and_reasons(world: World) -> None:
+    from jobs.batch import run_batch
+
+    cfg = str(world.cfg.path)
+    empty = invoke("alerts", "list", "--config", cfg)
+    assert empty.exit_code == 0 and empty.stdout == "no alerts in the outbox\n"
+    run_batch(world.cfg, reports=False)
+    listed = invoke("alerts", "list", "--limit", "5", "--config", cfg)
+    assert listed.exit_code == 0, listed.output
+    header, *lines = listed.stdout.splitlines()
+    assert header.split()[:6] == ["day", "transaction", "card", "merchant", "amount", "score"]
+    assert len(lines) == 5
+    rows = json.loads(invoke("alerts", "list", "--limit", "5", "--json", "--config", cfg).stdout)
+    for line, row in zip(lines, rows, strict=True):
+        assert row["card"].startswith("****") and "card_id" not in row
+        assert row["card"] in line and str(row["merchant_id"]) in line
+        assert f"{row['amount']:,.2f}" in line and row["reasons"][0] in line
+    failed = invoke("alerts", "list", "--status", "failed", "--config", cfg)
+    assert failed.stdout == "no failed alerts in the outbox\n"

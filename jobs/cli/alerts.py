@@ -89,18 +89,33 @@ def retry(config_path: str | None, requeue: bool, channel: str | None, as_json: 
 @handle_errors
 def list_(config_path: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """List alerts in the outbox, newest first (read-only: works while a run goes on)."""
+    import json
+
     from jobs.alerting import list_alerts
+    from jobs.digest import mask_card
     from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
     with configured_warehouse(cfg, read_only=True) as con:
         rows = list_alerts(con, status, limit)
+    for r in rows:  # cards are masked here as in the digests
+        r["card"] = mask_card(str(r.pop("card_id") or ""))
+        r["reasons"] = json.loads(r["reasons"]) if r.get("reasons") else []
     if as_json:
         echo_json(rows)
         return
+    if not rows:
+        click.echo(f"no {status + ' ' if status else ''}alerts in the outbox")
+        return
+    click.echo(
+        f"{'day':10s}  {'transaction':14s} {'card':8s}  {'merchant':12s} {'amount':>10s}  "
+        f"{'score':5s}  {'channel':7s} {'status':7s} attempts  reasons"
+    )
     for r in rows:
         err = f"  ({r['last_error']})" if r["last_error"] else ""
+        amount = f"{r['amount']:,.2f}" if r["amount"] is not None else "-"
         click.echo(
-            f"{r['alert_day']}  {r['transaction_id']}  {r['channel']:5s}  {r['status']:7s} "
-            f"score {r['score']:.3f}  attempts {r['attempts']}{err}"
+            f"{r['alert_day']!s:10s}  {r['transaction_id']!s:14s} {r['card']:8s}  "
+            f"{r['merchant_id']!s:12s} {amount:>10s}  {r['score']:.3f}  {r['channel']:7s} "
+            f"{r['status']:7s} {r['attempts']:>8}  {'; '.join(r['reasons'])}{err}"
         )
