@@ -245,3 +245,69 @@ def test_every_query_in_the_readme_runs_on_a_warehouse_after_a_run(world: World)
     stages, scoring = json.loads(timing[0][1]), json.loads(timing[0][2])
     assert set(stages) >= {"ingest", "score", "alerts"}
     assert set(scoring) >= {"backlog", "features", "predict", "write"}
+
+
+def test_analysts_read_while_a_long_run_goes_on_and_a_second_run_fails_fast(
+    world: World,
+) -> None:
+    """The run holds the warehouse only while it writes: an analyst's read-only connection
+    and `fraudwatch alerts list` work alongside it (here during a delivery to an SMTP server
+    that never answers), a second run fails fast on the writer lock, and an analyst's
+    session open when the run starts only makes it wait."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    silent = socket.socket()  # an SMTP server that never says a word (the kernel accepts)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    silent_port = silent.getsockname()[1]
+    world.land_days(date(2026, 4, 6), days=2)
+    text = world.cfg.path.read_text().replace('channels = ["file"]', 'channels = ["file", "email"]')
+    text += (
+        f'\n[alerts.email]\nhost = "127.0.0.1"\nport = {silent_port}\nsecurity = "none"\n'
+        'sender = "fw@example.com"\nrecipients = ["fraud@example.com"]\n'
+        'username_env = "FW_TEST_UNSET"\npassword_env = "FW_TEST_UNSET_PW"\n'
+        "timeout_seconds = 8\n"
+    )
+    world.cfg.path.write_text(text)
+    path = str(world.cfg.warehouse_path)
+    fw = [sys.executable, "-m", "jobs.cli_main"]
+    analyst = duckdb.connect(path, read_only=True)  # open before the run starts
+    run = subprocess.Popen(
+        [*fw, "run", "--no-reports", "--config", str(world.cfg.path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    assert run.poll() is None  # waiting for the analyst to let go
+    analyst.close()
+    second = subprocess.run(
+        [*fw, "run", "--config", str(world.cfg.path)], capture_output=True, text=True, timeout=60
+    )
+    assert second.returncode == 1 and "in use by another fraudwatch process" in second.stderr
+    reads, listed = 0, None
+    while run.poll() is None:
+        try:
+            with duckdb.connect(path, read_only=True) as con:
+                con.execute("SELECT count(*) FROM alerts").fetchall()
+                reads += 1
+        except duckdb.IOException:
+            pass  # a writing stage: the file is locked while it writes
+        if reads and listed is None and run.poll() is None:
+            listed = subprocess.run(
+                [*fw, "alerts", "list", "--config", str(world.cfg.path)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        time.sleep(0.2)
+    _, err = run.communicate()
+    silent.close()
+    assert run.returncode == 0, err[-2000:]
+    assert reads > 0, "no read-only connection got in during the run"
+    assert listed is not None and listed.returncode == 0, listed and listed.stderr
+    assert "pending" in listed.stdout or "sent" in listed.stdout
+    assert q(world, "SELECT status FROM runs WHERE job = 'run'") == [("ok",)]
