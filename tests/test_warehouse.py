@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -52,3 +55,68 @@ def test_a_newer_warehouse_is_refused(tmp_path: Path) -> None:
         con.execute("INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [SCHEMA_VERSION + 1])
     with pytest.raises(FraudwatchError, match="newer than this fraudwatch understands"):
         open_warehouse(path)
+
+
+def _cli(cfg_path: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
+
+    return CliRunner().invoke(cli, [*args, "--config", str(cfg_path)])
+
+
+@pytest.mark.parametrize("data_dir", ["a-file", "a-file/var"])
+def test_a_data_dir_through_a_regular_file_is_a_clear_error(tmp_path: Path, data_dir: str) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "landing").mkdir()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'data_dir = "{data_dir}"\n[source]\ntransactions = "landing/*.csv"\n')
+    for command in (["ingest"], ["run"], ["alerts", "send"]):
+        result = _cli(cfg, *command)
+        assert result.exit_code == 1, result.output
+        assert f"{tmp_path / 'a-file'} is a file, not a folder" in result.output
+        assert "Traceback" not in result.output
+        assert isinstance(result.exception, SystemExit)  # a handled error, not a crash
+    assert (tmp_path / "a-file").read_text() == "not a folder"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MB filesystem (tmpfs): needs root, as in the CI container."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_is_a_clear_error_and_changes_nothing(tmp_path: Path, small_disk: Path) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    header = "transaction_id,event_time,card_id,merchant_id,amount\n"
+    (landing / "a.csv").write_text(header + "t1,2026-03-01 10:00:00,c1,m1,1\n")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f'data_dir = "{small_disk}"\n[source]\ntransactions = "landing/*.csv"\n'
+        '[warehouse]\nmemory_limit = "64MB"\n'
+    )
+    assert _cli(cfg, "ingest").exit_code == 0
+    with (landing / "b.csv").open("w") as fh:  # far more than the disk holds
+        fh.write(header)
+        for i in range(400_000):
+            fh.write(f"big-{i:07d}-{'x' * 20},2026-03-01 10:00:00,card-{i},m-{i % 999},{i}.25\n")
+    result = _cli(cfg, "ingest")
+    assert result.exit_code == 1, result.output
+    assert f"no space left on the disk holding {small_disk}" in result.output
+    assert "Traceback" not in result.output
+    with duckdb.connect(str(small_disk / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT transaction_id FROM transactions").fetchall() == [("t1",)]
+        assert con.execute("SELECT path FROM ingested_files").fetchall() == [("landing/a.csv",)]
+    (landing / "b.csv").unlink()  # space is freed (the big file goes): all is well again
+    assert _cli(cfg, "ingest").exit_code == 0
