@@ -380,3 +380,61 @@ def test_alerts_list_shows_card_merchant_amount_and_reasons(world: World) -> Non
         assert f"{row['amount']:,.2f}" in line and row["reasons"][0] in line
     failed = invoke("alerts", "list", "--status", "failed", "--config", cfg)
     assert failed.stdout == "no failed alerts in the outbox\n"
+
+
+# -- every example in the README parses as the command it shows -------------------------------
+PLACEHOLDERS = {
+    "VERSION": "3",
+    "D": "2026-01-01",
+    "URL": "https://ci.example.com/hook",
+    "E": "alias.moved",
+    "NAME": "FRAUDWATCH_WEBHOOK_SECRET",
+    "TEXT": "why",
+    "N": "7",
+    "DIR": "landing",
+    "KEY=VALUE": "ticket=INC-1",
+    "KEY": "ticket",
+    "COMMAND": "run",
+}
+
+
+def readme_examples() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    found = re.findall(r"^\s*(?:\$ )?(?:\S*/)?fraudwatch (.*)$", readme, flags=re.M)
+    found += re.findall(r"`fraudwatch ([^`]*)`", readme)
+    out = []
+    for example in found:
+        example = example.split(">>")[0].split("   (")[0]
+        for part in example.split(" / "):  # `fraudwatch a` / `fraudwatch b` in one cell
+            part = part.removeprefix("fraudwatch ").replace("[", "").replace("]", "")
+            out.append(part.replace(" ...", "").strip())
+    return sorted(set(out))
+
+
+def _parse(args: list[str]) -> click.Command:
+    """Parse ``args`` as click would (options, arguments, their types), running nothing."""
+    ctx = cli.make_context("fraudwatch", list(args))
+    cmd: click.Command = cli
+    while isinstance(cmd, click.Group):
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        name, sub, rest = cmd.resolve_command(ctx, rest)
+        assert sub is not None and name is not None
+        ctx = sub.make_context(name, rest, parent=ctx)
+        cmd = sub
+    return cmd
+
+
+@pytest.mark.parametrize("example", readme_examples())
+def test_every_readme_example_parses(example: str) -> None:
+    import shlex
+
+    args = [PLACEHOLDERS.get(word, word) for word in shlex.split(example)]
+    try:
+        _parse(args)
+    except click.exceptions.Exit as exc:  # --help
+        assert exc.exit_code == 0
+    except click.MissingParameter:
+        # prose naming a command (`fraudwatch compare`) rather than showing a call
+        assert not any(w.startswith("-") for w in args), example
+    except click.ClickException as exc:
+        pytest.fail(f"README example `fraudwatch {example}`: {exc.format_message()}")
