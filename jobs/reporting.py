@@ -416,7 +416,14 @@ def write_model_cards(cfg: Config, reg: Registry, *, refresh: bool = False) -> l
     name = cfg.settings.model.name
     for info in reg.list_versions(name):
         path = cfg.reports_dir / "models" / f"{name}-v{info.version}.html"
-        inputs = fingerprint({"aliases": sorted(info.aliases), "version": info.version})
+        inputs = fingerprint(
+            {
+                "aliases": sorted(info.aliases),
+                "version": info.version,
+                "tags": info.tags,
+                "description": info.description,
+            }
+        )
         entry = latest_entry(cfg.reports_dir, "models", f"models/{path.name}")
         if path.exists() and not refresh and entry is not None and entry.inputs == inputs:
             continue

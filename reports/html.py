@@ -186,6 +186,8 @@ def model_card_view(card: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": f"Model card: {card.get('model')} version {card.get('version')}",
         "aliases": ", ".join(card.get("aliases", [])) or "none",
+        "description": card.get("description") or "",
+        "tags": sorted((card.get("tags") or {}).items()),
         "facts": [
             ("Registered", str(card.get("created_at", ""))[:19].replace("T", " ")),
             ("By", str(card.get("actor", ""))),

@@ -438,3 +438,18 @@ def test_every_readme_example_parses(example: str) -> None:
         assert not any(w.startswith("-") for w in args), example
     except click.ClickException as exc:
         pytest.fail(f"README example `fraudwatch {example}`: {exc.format_message()}")
+
+
+def test_the_model_card_shows_tags_and_description_escaped(world: World) -> None:
+    from jobs.reporting import write_model_cards
+
+    reg = open_registry(world.cfg)
+    reg.set_tag("fraud", 1, "ticket", "<b>INC-7</b>")
+    reg.set_description("fraud", 1, "retrained after <script>x</script>")
+    write_model_cards(world.cfg, reg)
+    html = (world.cfg.reports_dir / "models" / "fraud-v1.html").read_text()
+    assert "ticket = &lt;b&gt;INC-7&lt;/b&gt;" in html
+    assert "retrained after &lt;script&gt;x&lt;/script&gt;" in html
+    reg.set_tag("fraud", 1, "ticket", "INC-8")  # a change rewrites the card
+    write_model_cards(world.cfg, reg)
+    assert "ticket = INC-8" in (world.cfg.reports_dir / "models" / "fraud-v1.html").read_text()
