@@ -390,8 +390,6 @@ def reference_profile(
     """The champion's reference profile for ``window``: loaded from the registry's artifact
     store when it was computed before (same window, features and sample size), else
     computed once and stored there with the version. Returns the profile and its record."""
-    from jobs.scoring import load_model
-
     name = cfg.settings.model.name
     info = reg.get_alias(name, "champion")
     spec = feature_spec(cfg)
@@ -408,6 +406,8 @@ def reference_profile(
                 str(stored.get("sha256")), what=f"{name} v{info.version} reference profile"
             )
             return profile_from_json(json.loads(text)), stored
+    from jobs.scoring import load_model  # LightGBM: only when the profile is computed
+
     champion = load_model(reg, name, "champion") if info is not None else None
     profile, total = _compute_reference(con, cfg, window, champion)
     record: dict[str, Any] = {

@@ -230,7 +230,7 @@ def write_drift(
     headline = {
         "verdict": result.status,
         "drifted features": f"{drifted} of {len(result.features)}",
-        "importance drifted": f"{result.weighted_share:.0%}",
+        "importance drifted": f"{result.weighted_share:.1%}",
         "score PSI": "n/a" if result.score is None else f"{result.score.psi:.3f}",
         "window": current.label(),
     }

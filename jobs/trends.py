@@ -81,7 +81,7 @@ def drift_weeks(
         share.append(round(r.weighted_share, 4))
         drifted.append(len(r.drifted))
     return {
-        "title": "Drift per week: share of the champion's importance drifted",
+        "title": "Drift per week (importance drifted)",
         "x": x,
         "lines": {"importance drifted": share},
         "drifted": drifted,
@@ -92,11 +92,11 @@ def performance_weeks(results: list[Any] | None) -> dict[str, Any]:
     first = results[0] if results else None
     weeks = list(first.weekly) if first else []
     return {
-        "title": "Average precision and card precision@k per week",
+        "title": "AP and card precision@k per week",
         "x": [f"{w.start:%m-%d}" for w in weeks],
         "lines": {
             "AP": [w.average_precision for w in weeks],
-            "card precision@k": [w.card_precision_at_k for w in weeks],
+            "card p@k": [w.card_precision_at_k for w in weeks],
         },
     }
 
@@ -112,7 +112,7 @@ def alert_days(con: duckdb.DuckDBPyConnection, clock: datetime) -> dict[str, Any
         [since.date()],
     ).fetchall()
     return {
-        "title": "Alerts per day and the share confirmed as fraud",
+        "title": "Alerts per day",
         "x": [f"{d:%m-%d}" for d, _, _ in rows],
         "lines": {"alerts": [int(n) for _, n, _ in rows]},
         "confirmed": [round(f / n, 4) if n else None for _, n, f in rows],
@@ -145,7 +145,7 @@ def refresh_index(
     trends.append(alerts)
     trends.append(
         {
-            "title": "Share of alerts confirmed as fraud (labels so far)",
+            "title": "Alerts confirmed as fraud (share)",
             "x": alerts["x"],
             "lines": {"confirmed": alerts["confirmed"]},
         }

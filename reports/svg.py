@@ -38,10 +38,12 @@ def _frame(width: int, height: int, title: str, body: list[str]) -> str:
     )
 
 
-def _legend(names: Sequence[str], x: float, y: float) -> list[str]:
+def _legend(
+    names: Sequence[str], x: float, y: float, colours: Sequence[str] = COLOURS
+) -> list[str]:
     out = []
     for i, name in enumerate(names):
-        c = COLOURS[i % len(COLOURS)]
+        c = colours[i % len(colours)]
         out.append(
             f'<rect x="{_n(x)}" y="{_n(y + 12 * i - 8)}" width="9" height="9" fill="{c}"/>'
             f'<text x="{_n(x + 13)}" y="{_n(y + 12 * i)}" font-size="10" {FONT}>{escape(name)}</text>'
@@ -88,7 +90,7 @@ def distribution(
             f'<text x="{_n(lx)}" y="{_n(ly)}" font-size="9" text-anchor="end" {FONT} '
             f'transform="rotate(-35 {_n(lx)} {_n(ly)})">{escape(label)}</text>'
         )
-    body += _legend(["reference", "current"], width - 80, top + 10)
+    body += _legend(["reference", "current"], width - 80, top + 10, (REF, CUR))
     return _frame(width, height, title, body)
 
 

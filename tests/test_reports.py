@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+import subprocess
+import sys
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +65,7 @@ def test_every_report_is_written_and_indexed(published: World) -> None:
 def test_report_contents(published: World) -> None:
     d = published.cfg.reports_dir
     drift = next((d / "drift").glob("*.html")).read_text()
-    assert re.search(r'id="verdict">(No dataset drift|Dataset drift detected)', drift)
+    assert re.search(r'id="verdict" data-status="(alarm|drift|ok)">', drift)
     assert "card_tx_count_1d" in drift and "<svg" in drift
     perf = next((d / "performance").glob("*.html")).read_text()
     for text in (
@@ -71,11 +73,20 @@ def test_report_contents(published: World) -> None:
         "Card precision@k",
         "Fraud amount caught",
         "Precision–recall",
+        "Tuning the alert policy",
+        "EUR",
         "<svg",
     ):
         assert text in perf
     card = (d / "models" / "fraud-v1.html").read_text()
-    for text in ("Training window", "fingerprint", "Share of gain", "min_rows", "num_leaves"):
+    for text in (
+        "Training window",
+        "fingerprint",
+        "Share of gain",
+        "min_rows",
+        "num_leaves",
+        "Features, ranked by importance",
+    ):
         assert text in card
 
 
@@ -128,3 +139,86 @@ def test_report_cli_json(world: World) -> None:
     perf = json.loads(result.stdout)
     assert perf["models"][0]["role"] == "champion"
     assert 0 < perf["models"][0]["average_precision"] <= 1
+
+
+def test_a_report_is_written_only_when_its_inputs_change(world: World) -> None:
+    first = run_batch(world.cfg, reports=True).counts["reports"]
+    assert {Path(p).parts[-2] for p in first["written"]} >= {"drift", "performance", "models"}
+    again = run_batch(world.cfg, reports=True).counts["reports"]
+    assert again["written"] == [] and set(again["unchanged"]) == {"drift", "performance"}
+    world.land_days(date(2026, 4, 6))  # a new day of transactions and chargebacks
+    third = run_batch(world.cfg, reports=True).counts["reports"]
+    kinds = [Path(p).parts[-2] for p in third["written"]]
+    assert "drift" in kinds and "performance" in kinds
+    manifest = json.loads((world.cfg.reports_dir / "index.json").read_text())["reports"]
+    assert [e["kind"] for e in manifest].count("drift") == 2
+
+
+def test_profiles_are_kept_as_rows_are_scored_and_the_reference_with_the_champion(
+    published: World,
+) -> None:
+    from jobs.registry_access import open_registry
+    from jobs.warehouse import warehouse
+    from registry import ArtifactIntegrityError
+
+    with warehouse(published.cfg.warehouse_path) as con:
+        per_day = con.execute(
+            "SELECT t.day, t.n, p.n FROM (SELECT event_time::DATE AS day, count(*) AS n "
+            "FROM transactions GROUP BY 1) t LEFT JOIN (SELECT day, sum(n) AS n "
+            "FROM feature_profiles WHERE column_name = 'amount' GROUP BY 1) p USING (day)"
+        ).fetchall()
+    assert per_day and all(n == profiled for _, n, profiled in per_day)
+    reg = open_registry(published.cfg)
+    record = reg.get_alias("fraud", "champion").extra["reference_profile"]
+    stored = reg.artifacts.path_for(record["sha256"])
+    assert json.loads(stored.read_text())["format"] == "fraudwatch-profile/1"
+    stored.write_text(stored.read_text().replace('"rows"', '"rowz"'))
+    from jobs.reporting import write_drift
+
+    with warehouse(published.cfg.warehouse_path) as con, pytest.raises(ArtifactIntegrityError):
+        write_drift(con, published.cfg, reg)
+
+
+def test_retention_keeps_the_latest_of_each_kind(published: World) -> None:
+    from jobs.registry_access import open_registry
+    from jobs.reporting import write_drift
+    from jobs.warehouse import warehouse
+    from reports.index import prune
+
+    d = published.cfg.reports_dir
+    with warehouse(published.cfg.warehouse_path) as con:
+        write_drift(con, published.cfg, open_registry(published.cfg))  # a second drift report
+    manifest = json.loads((d / "index.json").read_text())
+    drifts = sorted(
+        (e for e in manifest["reports"] if e["kind"] == "drift"), key=lambda e: e["created"]
+    )
+    assert len(drifts) == 2
+    old = drifts[0]["path"]
+    for e in manifest["reports"]:
+        if e["path"] in (old, next(x["path"] for x in manifest["reports"] if x["kind"] == "gate")):
+            e["created"] = "1999-01-01T00:00:00+00:00"  # long ago
+    (d / "index.json").write_text(json.dumps(manifest))
+    removed = prune(d, 30)
+    assert removed == [old] and not (d / old).exists()  # gate reports are never pruned
+    kinds = [e["kind"] for e in json.loads((d / "index.json").read_text())["reports"]]
+    assert kinds.count("drift") == 1 and kinds.count("performance") == 1 and "gate" in kinds
+    assert old not in (d / "index.html").read_text()
+
+
+def test_drift_report_imports_only_what_it_needs(published: World) -> None:
+    code = (
+        "import sys\n"
+        "from jobs.config import load_config\n"
+        "from jobs.registry_access import open_registry\n"
+        "from jobs.reporting import write_drift\n"
+        "from jobs.warehouse import configured_warehouse\n"
+        f"cfg = load_config({str(published.cfg.path)!r})\n"
+        "with configured_warehouse(cfg) as con:\n"
+        "    write_drift(con, cfg, open_registry(cfg))\n"
+        "heavy = ('sklearn', 'lightgbm', 'pandas', 'matplotlib', 'reports.compare', "
+        "'reports.performance')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
