@@ -453,3 +453,38 @@ def test_the_model_card_shows_tags_and_description_escaped(world: World) -> None
     reg.set_tag("fraud", 1, "ticket", "INC-8")  # a change rewrites the card
     write_model_cards(world.cfg, reg)
     assert "ticket = INC-8" in (world.cfg.reports_dir / "models" / "fraud-v1.html").read_text()
+
+
+HEAVY = {"lightgbm", "sklearn", "scipy", "polars", "matplotlib", "pandas", "duckdb"}
+LIGHT_COMMANDS = [
+    ["--help"],
+    ["registry", "list"],
+    ["registry", "history"],
+    ["rollback"],
+    ["registry", "show", "champion"],
+]
+
+
+@pytest.mark.parametrize("command", LIGHT_COMMANDS, ids=" ".join)
+def test_registry_commands_do_not_import_heavy_libraries(
+    command: list[str], tmp_path: Path
+) -> None:
+    """Start-up (benchmarks/startup.py times it): reading the registry needs none of these."""
+    config = tmp_path / "config.toml"
+    config.write_text('data_dir = "var"\n')
+    probe = (
+        "import sys, json\n"
+        "from jobs.cli import cli\n"
+        "try:\n"
+        f"    cli.main({['--config', str(config), *command]!r}, standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert {"click", "jobs"} <= loaded  # the probe saw the command run
+    assert not loaded & HEAVY
