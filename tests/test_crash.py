@@ -1,4 +1,6 @@
-"""Crash safety: `fraudwatch run` and `fraudwatch promote` killed with SIGKILL at random moments.
+"""Crash safety: `fraudwatch run`, `fraudwatch promote`, `fraudwatch ingest` while it sets
+files aside and `fraudwatch alerts retry --failed` while it re-queues, killed with SIGKILL at
+random moments.
 
 A handful of seeded trials run in CI; ``FRAUDWATCH_FULL=1`` runs 30 of each.
 After each kill the command is run again to completion, then the invariants
@@ -132,3 +134,121 @@ def test_promote_killed_mid_way_keeps_alias_and_history_in_agreement(
     for (_, prev_to), (nxt_from, _) in zip(chain, chain[1:], strict=False):
         assert nxt_from == prev_to
     assert alias in (1, v2.version)
+
+
+def _ledger_agrees(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+    """Every landing file in the ledger once; a set-aside file left nothing; an ingested
+    file's rows and quarantine are exactly what its ledger row says."""
+    q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    assert sorted(p for (p,) in q("SELECT path FROM ingested_files")) == sorted(files)
+    assert q(
+        "SELECT count(*) FROM ingested_files f WHERE rows_loaded <> "
+        "(SELECT count(*) FROM transactions t WHERE t.source_file = f.path) OR rows_quarantined <> "
+        "(SELECT count(*) FROM quarantine x WHERE x.source_file = f.path)"
+    ) == [(0,)]
+    assert q(
+        "SELECT count(*) FROM ingested_files WHERE status = 'set_aside' AND rows_loaded > 0"
+    ) == [(0,)]
+
+
+@pytest.mark.parametrize("seed", range(TRIALS))
+def test_ingest_killed_while_setting_files_aside(tmp_path, seed: int) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(seed)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (tmp_path / "config.toml").write_text(
+        'data_dir = "var"\n[source]\ntransactions = "landing/*"\n'
+    )
+    header = "transaction_id,event_time,card_id,merchant_id,amount\n"
+    names, good_rows = [], 0
+    for i in range(16):
+        name = f"f{i:02d}"
+        kind = rng.choice(["good", "good", "ragged", "empty", "fake"])
+        if kind == "empty":
+            (landing / f"{name}.csv").write_bytes(b"")
+            names.append(f"landing/{name}.csv")
+            continue
+        if kind == "fake":
+            (landing / f"{name}.parquet").write_text(header + "x,2026-03-01,c,m,1\n")
+            names.append(f"landing/{name}.parquet")
+            continue
+        with (landing / f"{name}.csv").open("w") as fh:
+            fh.write(header)
+            for r in range(40_000):
+                if kind == "ragged" and r % 997 == 0:
+                    fh.write(f"{name}-{r},2026-03-01 10:00:00,c{r % 50},m,1,extra\n")
+                else:
+                    good_rows += 1
+                    fh.write(f"{name}-{r},2026-03-01 10:00:00,c{r % 50},m{r % 7},{r}.5\n")
+        names.append(f"landing/{name}.csv")
+    cmd = cli("ingest", "--config", str(tmp_path / "config.toml"))
+    kill_at(cmd, rng.uniform(0.5, 5.0))
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert finished.returncode in (0, 1), finished.stderr[-2000:]
+    with duckdb.connect(str(tmp_path / "var" / "warehouse.duckdb"), read_only=True) as con:
+        _ledger_agrees(con, names)
+        assert con.execute("SELECT count(*) FROM transactions").fetchall() == [(good_rows,)]
+
+
+@pytest.mark.parametrize("seed", range(TRIALS))
+def test_alerts_retry_killed_during_the_requeue_loses_nothing(tmp_path, seed: int) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timedelta
+
+    import polars as pl
+
+    from jobs.alerting import create_alerts
+    from jobs.config import load_config
+    from jobs.warehouse import open_warehouse
+
+    rng = random.Random(seed)
+    (tmp_path / "config.toml").write_text(
+        'data_dir = "var"\n[source]\ntransactions = "landing/*"\n'
+        '[alerts]\nchannels = ["file"]\ndaily_budget = 1000\nmax_attempts = 1\n'
+    )
+    cfg = load_config(tmp_path / "config.toml")
+    n = 3000
+    t0 = datetime(2026, 3, 2, 10)
+    frame = pl.DataFrame(
+        {
+            "transaction_id": [f"a{i:05d}" for i in range(n)],
+            "event_time": [t0 + timedelta(days=i // 1000, seconds=i) for i in range(n)],
+            "card_id": [f"card{i:05d}" for i in range(n)],
+            "merchant_id": ["m"] * n,
+            "amount": [1.0] * n,
+            "score": [0.9] * n,
+            "model_name": ["fraud"] * n,
+            "model_version": [1] * n,
+            "reasons": ["[]"] * n,
+        }
+    )
+    con = open_warehouse(cfg.warehouse_path)
+    con.execute("BEGIN")
+    create_alerts(con, cfg, frame, "run-1")
+    con.execute("COMMIT")
+    con.close()
+    cfg.outbox_dir.write_text("a file where the outbox folder should be")  # the channel fails
+    send = subprocess.run(
+        cli("alerts", "send", "--config", str(cfg.path)), capture_output=True, text=True
+    )
+    assert send.returncode == 1 and "needs attention" in send.stderr
+    cfg.outbox_dir.unlink()  # the outage ends
+    cmd = cli("alerts", "retry", "--failed", "--config", str(cfg.path))
+    kill_at(cmd, rng.uniform(0.5, 4.0))
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        states = dict(con.execute("SELECT status, count(*) FROM alerts GROUP BY 1").fetchall())
+    assert sum(states.values()) == n and set(states) <= {"failed", "pending", "sent"}
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    with duckdb.connect(str(cfg.warehouse_path), read_only=True) as con:
+        assert con.execute("SELECT status, count(*) FROM alerts GROUP BY 1").fetchall() == [
+            ("sent", n)
+        ]
+    from email import policy
+    from email.parser import BytesParser
+
+    delivered = set()
+    for eml in cfg.outbox_dir.glob("*.eml"):
+        msg = BytesParser(policy=policy.default).parsebytes(eml.read_bytes())
+        text = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        delivered |= {w for w in text.split() if w.startswith("a0") and len(w) == 6}
+    assert delivered == {f"a{i:05d}" for i in range(n)}  # at least once each, none lost
