@@ -265,3 +265,64 @@ def test_gate_margin_and_first_model() -> None:
         first_model=True,
     )
     assert not weak.passed and "below the floor" in weak.reasons[0]
+
+
+def test_performance_from_warehouse_aggregates_matches_the_rows() -> None:
+    """The report's path (DuckDB reduces the window, reports.aggregated computes) gives the
+    row-by-row figures: exact per day, AP and ROC AUC within the 1/1000 score bins."""
+    import duckdb
+
+    from jobs.performance_data import aggregates
+    from reports.aggregated import performance_from_aggregates
+
+    f = scored(n=20_000, days=8, seed=5)
+    con = duckdb.connect()
+    con.register("f", f.to_arrow())
+    con.execute(
+        "CREATE TABLE transactions AS SELECT transaction_id, event_time, card_id, amount FROM f"
+    )
+    con.execute(
+        "CREATE TABLE scores AS SELECT transaction_id, 'fraud' AS model_name, 1 AS model_version, "
+        "'champion' AS role, score FROM f"
+    )
+    con.execute(
+        "CREATE TABLE labels AS SELECT transaction_id, is_fraud, event_time AS reported_at "
+        "FROM f WHERE is_fraud"
+    )
+    agg = aggregates(
+        con,
+        model_name="fraud",
+        where="s.role = 'champion'",
+        params=[],
+        start=datetime(2026, 3, 1),
+        end=datetime(2026, 4, 1),
+        threshold=0.5,
+        k=25,
+    )
+    assert agg is not None and agg.version == 1
+    fast = performance_from_aggregates(
+        agg.day_stats, agg.bins, agg.cards, agg.top, threshold=0.5, k=25
+    )
+    slow = compute_performance(f, threshold=0.5, k=25)
+    assert fast.average_precision == pytest.approx(slow.average_precision, abs=2e-3)
+    assert fast.roc_auc == pytest.approx(slow.roc_auc, abs=1e-3)
+    for name in (
+        "n",
+        "n_frauds",
+        "precision_at_threshold",
+        "recall_at_threshold",
+        "f1_at_threshold",
+        "precision_at_k",
+        "card_precision_at_k",
+        "amount_caught",
+        "amount_missed",
+        "alerts_per_day",
+    ):
+        assert getattr(fast, name) == pytest.approx(getattr(slow, name)), name
+    for a, b in zip(fast.daily, slow.daily, strict=True):
+        assert (a.day, a.n, a.frauds, a.alerts) == (b.day, b.n, b.frauds, b.alerts)
+        assert a.card_precision_at_k == pytest.approx(b.card_precision_at_k)
+    current = [s for s in fast.sweep if s.current]
+    assert len(current) == 1 and current[0].threshold == 0.5 and current[0].budget == 25
+    assert [w.start.weekday() for w in fast.weekly] == [0] * len(fast.weekly)
+    assert sum(w.n for w in fast.weekly) == fast.n
