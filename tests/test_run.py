@@ -10,6 +10,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 from click.testing import CliRunner
 from conftest import World
@@ -311,3 +312,47 @@ def test_analysts_read_while_a_long_run_goes_on_and_a_second_run_fails_fast(
     assert listed is not None and listed.returncode == 0, listed and listed.stderr
     assert "pending" in listed.stdout or "sent" in listed.stdout
     assert q(world, "SELECT status FROM runs WHERE job = 'run'") == [("ok",)]
+
+
+def test_a_run_with_a_broken_and_a_changed_landing_file_scores_the_rest_and_needs_attention(
+    world: World,
+) -> None:
+    """An unreadable file (named first) does not stop the batch: the day after it and the
+    labels are ingested and scored; it and a file changed since its ingestion are named in
+    the summary and the ledger, and the run exits 1."""
+    tx = world.root / "landing" / "transactions"
+    (tx / "0000-broken.parquet").write_text("transaction_id,event_time\nx,2026-04-06\n")
+    first = sorted(tx.glob("2026-*.parquet"))[0]
+    frame = pl.read_parquet(first)
+    changed = frame.with_columns(pl.col("amount") * 2).head(5)
+    pl.concat([changed, frame.slice(5)]).write_parquet(first)  # five amounts rewritten
+    world.land_days(date(2026, 4, 6), days=1)
+    result = CliRunner().invoke(
+        cli, ["run", "--no-reports", "--json", "--config", str(world.cfg.path)]
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "needs_attention"
+    problems = summary["counts"]["ingest"]["problems"]
+    assert summary["error"] == "; ".join(problems)
+    assert problems[0].startswith("landing/transactions/0000-broken.parquet set aside")
+    assert problems[1].startswith(
+        f"landing/transactions/{first.name} changed after it was ingested: 0 row(s) loaded, "
+    )
+    assert q(world, "SELECT status FROM runs WHERE job = 'run'") == [("needs_attention",)]
+    # the new day arrived and was scored: nothing after the broken file was held back
+    new = q(world, "SELECT count(*) FROM transactions WHERE event_time >= '2026-04-06'")[0][0]
+    assert new > 0
+    assert q(
+        world, "SELECT count(*) FROM transactions t ANTI JOIN scores s USING (transaction_id)"
+    ) == [(0,)]
+    assert q(
+        world,
+        "SELECT count(*) FROM quarantine WHERE reason = 'changed_after_ingest' AND field = 'amount'",
+    ) == [(5,)]
+    assert q(
+        world, "SELECT path, status FROM ingested_files WHERE status <> 'ingested' ORDER BY 1"
+    ) == [
+        ("landing/transactions/0000-broken.parquet", "set_aside"),
+        (f"landing/transactions/{first.name}", "changed"),
+    ]
