@@ -163,11 +163,16 @@ def ensure_day_profiles(
     *,
     model_name: str,
     model_version: int | None,
-) -> list[date]:
+) -> dict[date, Profile]:
     """Profile the days whose transactions are not all profiled yet (scored before profiles
-    existed, or profiled under other feature definitions). Returns the days (re)profiled."""
+    existed, or profiled under other feature definitions) and store them. Returns the days
+    (re)profiled; on a read-only connection (a run's reports) they are not stored, and the
+    caller merges the returned profiles itself (:func:`window_profile` ``fresh``)."""
     if not days:
-        return []
+        return {}
+    read_only = con.execute("SELECT current_setting('access_mode')").fetchall()[0][0] == (
+        "read_only"
+    )
     spec = feature_spec(cfg)
     names = list(spec.names)
     lo, hi = min(days), max(days) + timedelta(days=1)
@@ -191,6 +196,7 @@ def ensure_day_profiles(
         if counts.get(d, 0)
         and any(profiled.get(d, {}).get(name, -1) != counts[d] for name in names)
     ]
+    done: dict[date, Profile] = {}
     for day in redo:
         start, end = _day_bounds(day)
         con.execute("DROP TABLE IF EXISTS temp.fw_profile_day")
@@ -218,6 +224,10 @@ def ensure_day_profiles(
         columns: dict[str, Sketch] = dict(merged.columns)
         if scores is not None and scores.size:
             columns[SCORE] = numeric_sketch(scores, COMPACT_POINTS)
+        done[day] = Profile(columns, merged.rows)
+        if read_only:
+            logs.event(log, "day profiled, not stored (read-only)", day=str(day))
+            continue
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(
@@ -237,7 +247,7 @@ def ensure_day_profiles(
             con.execute("ROLLBACK")
             raise
         logs.event(log, "day profiled", day=str(day), rows=merged.rows)
-    return redo
+    return done
 
 
 def window_profile(
@@ -247,9 +257,12 @@ def window_profile(
     *,
     model_name: str,
     model_version: int | None,
+    fresh: dict[date, Profile] | None = None,
 ) -> tuple[Profile, int]:
     """The merged profile of the days ``start <= day < end`` (the features, and the score of
-    ``model_version``), and how many days it holds."""
+    ``model_version``), and how many days it holds; ``fresh`` day profiles replace the
+    stored ones of their days."""
+    fresh = {d: p for d, p in (fresh or {}).items() if start <= d < end}
     rows = con.execute(
         "SELECT day, column_name, sketch FROM feature_profiles WHERE day >= ? AND day < ? "
         "AND (model_version IS NULL OR (column_name = ? AND model_name = ? AND model_version = ?))",
@@ -257,7 +270,13 @@ def window_profile(
     ).fetchall()
     by_column: dict[str, list[Sketch]] = {}
     days = set()
+    for day, profile in fresh.items():
+        days.add(day)
+        for column, sketch in profile.columns.items():
+            by_column.setdefault(column, []).append(sketch)
     for day, column, text in rows:
+        if day in fresh:
+            continue
         days.add(day)
         by_column.setdefault(column, []).append(
             sketch_from_json(json.loads(text), f"feature_profiles {day} {column}")

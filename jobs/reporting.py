@@ -172,13 +172,16 @@ def drift_report(
     plan = plan or drift_plan(con, cfg, reg, start=start, end=end)
     name = cfg.settings.model.name
     version = plan.champion.version if plan.champion else None
-    ensure_day_profiles(con, cfg, _days(plan.current), model_name=name, model_version=version)
+    fresh = ensure_day_profiles(
+        con, cfg, _days(plan.current), model_name=name, model_version=version
+    )
     cur, _ = window_profile(
         con,
         plan.current.start.date(),
         plan.current.end.date(),
         model_name=name,
         model_version=version,
+        fresh=fresh,
     )
     if cur.rows == 0:
         raise NotEnoughData(f"no transactions in the current window ({plan.current.label()})")

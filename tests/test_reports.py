@@ -222,3 +222,38 @@ def test_drift_report_imports_only_what_it_needs(published: World) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_days_scored_before_profiles_existed_are_profiled_once(published: World) -> None:
+    from contextlib import closing
+
+    from jobs.registry_access import open_registry
+    from jobs.reporting import write_drift
+    from jobs.warehouse import open_configured, warehouse
+
+    cfg, reg = published.cfg, open_registry(published.cfg)
+    count = (
+        "SELECT count(*) FROM feature_profiles WHERE day = DATE '2026-04-05' "
+        "AND column_name = 'amount'"
+    )
+    with warehouse(cfg.warehouse_path) as con:
+        con.execute("DELETE FROM feature_profiles WHERE day = DATE '2026-04-05'")
+    with closing(open_configured(cfg, read_only=True)) as con:  # a run's reports: read-only
+        before, _ = write_drift(con, cfg, reg)
+        assert con.execute(count).fetchall() == [(0,)]  # computed, not stored
+    with warehouse(cfg.warehouse_path) as con:
+        after, _ = write_drift(con, cfg, reg)
+        assert con.execute(count).fetchall() == [(1,)]  # stored once
+        assert (
+            con.execute(
+                "SELECT sum(n) FROM feature_profiles WHERE day = DATE '2026-04-05' "
+                "AND column_name = 'amount'"
+            ).fetchall()
+            == con.execute(
+                "SELECT count(*) FROM transactions WHERE event_time::DATE = DATE '2026-04-05'"
+            ).fetchall()
+        )
+    assert before.n_current == after.n_current
+    assert [f.name for f in before.features] == [f.name for f in after.features]
+    for a, b in zip(before.features, after.features, strict=True):
+        assert a.psi == pytest.approx(b.psi) and a.reasons == b.reasons
