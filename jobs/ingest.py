@@ -92,7 +92,7 @@ class IngestResult:
 
     @property
     def set_aside(self) -> list[FileResult]:
-        return self._with("set_aside", "unreadable_change")
+        return self._with("set_aside", "unreadable_change", "unreadable_now")
 
     @property
     def still_set_aside(self) -> list[FileResult]:
@@ -180,6 +180,9 @@ def _set_aside(
     """Record a file that cannot be read: set aside (nothing loaded), or, for a new version
     of an ingested file, a note on its ledger row (the earlier version's rows stay)."""
     why = str(exc).removeprefix(f"{exc.path}: ")
+    if not f.path.exists():  # moved away while it was being read: nothing to set aside
+        logs.event(log, "landing file vanished while read", 30, path=f.name, why=why)
+        return FileResult(f.name, feed, "vanished")
     if f.changed:
         note = f"a new version (sha256 {f.digest[:12]}…) cannot be read: {why}"
         con.execute(

@@ -37,7 +37,8 @@ class FileResult:
     (``--reingest``: the file's rows replaced); ``set_aside`` (unreadable: nothing loaded,
     ``note`` says why); ``still_set_aside`` (set aside earlier, unchanged since);
     ``unreadable_change`` (a new version of an ingested file that cannot be read: the rows
-    of the earlier version stay)."""
+    of the earlier version stay); ``unreadable_now`` (cannot even be opened);
+    ``vanished`` (gone since the folder was listed)."""
 
     path: str
     feed: str
@@ -141,10 +142,18 @@ def find(cfg: Config, feed: str) -> Found:
 def look_up(
     con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: str
 ) -> Landing | FileResult:
-    """The file to read, or the ledger's verdict on it (skipped, still set aside)."""
+    """The file to read, or the verdict on it: skipped or still set aside (the ledger),
+    ``vanished`` (moved away since the folder was listed: nothing to do), or
+    ``unreadable_now`` (no permission to read it: reported every run, recorded nowhere,
+    so it is read once it can be)."""
     name = recorded_path(cfg, path)
-    size = path.stat().st_size
-    digest = sha256_of(path)
+    try:
+        size = path.stat().st_size
+        digest = sha256_of(path)
+    except FileNotFoundError:
+        return FileResult(name, feed, "vanished")
+    except OSError as exc:
+        return FileResult(name, feed, "unreadable_now", note=f"cannot be opened: {exc.strerror}")
     known = con.execute(
         "SELECT sha256, status, note FROM ingested_files WHERE path = ? AND feed = ?",
         [name, feed],
