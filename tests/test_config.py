@@ -43,11 +43,13 @@ def test_config_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[alerts]\nthreshhold = 0.3\n", "unknown key 'alerts.threshhold'"),
+        ("[alerts]\nthreshhold = 0.3\n", "key 'alerts.threshhold' (did you mean 'threshold'?)"),
+        ("[schedul]\nrun = ''\n", "unknown key 'schedul' (did you mean 'schedule'?)"),
+        ("[alerts]\nzzz = 1\n", "unknown key 'alerts.zzz'\n"),
         ("[alerts]\nthreshold = 'high'\n", "key 'alerts.threshold'"),
         ("[alerts]\nthreshold = 1.5\n", "key 'alerts.threshold'"),
         ("[alerts]\nchannels = ['pager']\n", "key 'alerts.channels[0]'"),
-        ("[alerts]\nchannels = ['email']\n", "alerts.email.recipients is required"),
+        ("[alerts]\nchannels = ['email']\n", "key 'alerts.email.recipients' is required"),
         ("[schedule]\nrun = 'every minute'\n", "not a 5-field cron expression"),
         ("[source.numeric_columns]\namount = 'x'\n", "canonical column"),
         ("[source.numeric_columns]\n'Bad Name;drop' = 'x'\n", "not a valid column name"),
@@ -61,8 +63,9 @@ def test_invalid_config_names_key_and_file(tmp_path: Path, text: str, expected: 
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert expected in str(info.value)
+    assert expected in str(info.value) + "\n"
     assert str(path) in str(info.value)
+    assert "(top level)" not in str(info.value)
 
 
 def test_missing_file(tmp_path: Path) -> None:
