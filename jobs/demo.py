@@ -154,7 +154,7 @@ def run_demo(
     from jobs.batch import run_batch
     from jobs.errors import PromotionRefused
     from jobs.ingest import ingest
-    from jobs.promotion import promote
+    from jobs.promotion import metric_win, promote
     from jobs.registry_access import open_registry
     from jobs.simulate import SimulationOptions, simulate
     from jobs.training import train_version
@@ -190,7 +190,7 @@ def run_demo(
     v1 = train_version(cfg, start=plan.day(plan.v1_window[0]), end=plan.day(plan.v1_window[1]))
     say(f"   trained version {v1.version}: {_metrics(v1.to_dict())}")
     out1 = promote(cfg, v1.version, reason="first model", actor="demo")
-    say(f"   promoted version {v1.version} to champion ({out1.verdict.reasons[0]})")
+    say(f"   promoted version {v1.version} to champion ({metric_win(out1.verdict)})")
     result.versions["v1"] = v1.to_dict()
     result.steps.append("v1 promoted")
 
