@@ -113,3 +113,44 @@ def test_train_cli_json(world: World) -> None:
     assert versions[1]["aliases"] == ["champion"] and versions[0]["aliases"] == ["challenger"]
     frame = pl.DataFrame(versions)
     assert frame.height == 2
+
+
+def test_auto_retrain_promotes_a_better_model_and_refuses_a_broken_one(world: World) -> None:
+    """The scheduled retrain (`train --auto`) on healthy data beats a weak champion and is
+    promoted; trained again on a feed that lost distance_km, it is refused for that reason."""
+    from jobs.config import load_config
+    from jobs.promotion import promote
+
+    base = world.cfg.path.read_text()
+    weak = base.replace(
+        "[model]\n", "[model]\nparams = { num_leaves = 2, min_data_in_leaf = 400 }\n"
+    )
+    weak = weak.replace("num_boost_round = 60", "num_boost_round = 2")
+    world.cfg.path.write_text(weak)
+    stump = train_version(load_config(world.cfg.path), start=date(2026, 3, 2), end=date(2026, 3, 9))
+    promote(load_config(world.cfg.path), stump.version, force=True, reason="a weak champion")
+
+    auto = base.replace("holdout_days = 0", "holdout_days = 7").replace(
+        "[promotion]\n", "[promotion]\nauto = true\n"
+    )
+    world.cfg.path.write_text(auto)
+    args = ["train", "--auto", "--json", "--config", str(world.cfg.path)]
+    better = CliRunner().invoke(cli, args)
+    assert better.exit_code == 0, better.output
+    data = json.loads(better.stdout)
+    assert data["data_quality"]["status"] == "passed", data["data_quality"]
+    assert data["promoted"] is True, data["gate"]
+    reg = open_registry(world.cfg)
+    assert reg.get_alias("fraud", "champion").version == data["version"]  # type: ignore[union-attr]
+
+    with warehouse(world.cfg.warehouse_path) as con:
+        con.execute(
+            "UPDATE transactions SET distance_km = NULL WHERE hash(transaction_id) % 10 < 7"
+        )
+    broken = CliRunner().invoke(cli, args)
+    assert broken.exit_code == 0, broken.output
+    refused = json.loads(broken.stdout)
+    assert refused["data_quality"]["status"] == "failed"
+    assert refused["promoted"] is False
+    assert any("distance_km" in r for r in refused["gate"]["reasons"]), refused["gate"]
+    assert reg.get_alias("fraud", "champion").version == data["version"]  # type: ignore[union-attr]
