@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DatabaseError
 
 from registry.db import busy
 from registry.errors import RegistryError
@@ -49,9 +50,14 @@ def _check_known(revision: str | None, where: str) -> None:
 def upgrade(engine: Engine) -> str:
     """Bring the database to :data:`HEAD`; return the revision it was at (None: new)."""
     where = engine.url.render_as_string(hide_password=True)
-    with busy(where), engine.connect() as conn:
-        before = current_revision(conn)
-        conn.rollback()
+    try:
+        with busy(where), engine.connect() as conn:
+            before = current_revision(conn)
+            conn.rollback()
+    except DatabaseError as exc:  # not a database at all, or one we may not read
+        raise RegistryError(
+            f"the registry database {where} cannot be opened: {exc.orig}; nothing was changed"
+        ) from None
     _check_known(before, where)
     if before == HEAD:
         return before

@@ -488,3 +488,15 @@ def test_registry_commands_do_not_import_heavy_libraries(
     loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert {"click", "jobs"} <= loaded  # the probe saw the command run
     assert not loaded & HEAVY
+
+
+def test_a_corrupt_registry_is_a_clear_error_with_a_json_result(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('data_dir = "var"\n')
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "registry.db").write_bytes(b"not a database, " * 512)
+    result = invoke("--config", str(config), "registry", "list", "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["error_type"] == "RegistryError" and "cannot be opened" in data["error"]
+    assert "registry.db" in data["error"] and "Traceback" not in result.output

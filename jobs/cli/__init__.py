@@ -203,6 +203,12 @@ def handle_errors(f: F) -> F:
             if as_json:
                 echo_json(error_object(exc, exc.exit_code))
             raise
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # a defect: scripts still get a result object, then the trace
+            if as_json:
+                echo_json(error_object(exc, 1))
+            raise
 
     return wrapper  # type: ignore[return-value]
 
