@@ -109,34 +109,19 @@ def write_transactions(
     return paths
 
 
-def build_warehouse(
-    root: Path,
+def _insert_transactions(
+    con: duckdb.DuckDBPyConnection,
+    lo: int,
+    hi: int,
     *,
     history_rows: int,
     new_rows: int,
-    days: int = 30,
-    cards: int = 500_000,
-    merchants: int = 50_000,
-    memory_limit: str | None = None,
-) -> object:
-    """A deployment folder with a warehouse of ``history_rows`` over ``days`` days, then
-    ``new_rows`` on the next day, generated in DuckDB (no Python row objects). Returns the Config."""
-    from jobs.config import load_config
-    from jobs.warehouse import open_warehouse
-
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "config.toml").write_text(
-        'data_dir = "var"\n[source]\ntransactions = "landing/*.parquet"\n'
-        '[source.numeric_columns]\ndistance_km = "distance_km"\n'
-        '[source.categorical_columns]\nchannel = "channel"\n'
-        "[training.quality]\nmin_rows = 100\nmin_frauds = 10\n"
-        "[model]\nnum_boost_round = 300\nearly_stopping_rounds = 300\n"
-        "[model.params]\nnum_leaves = 63\nmin_data_in_leaf = 20\n"
-        + (f'[warehouse]\nmemory_limit = "{memory_limit}"\n' if memory_limit else "")
-    )
-    cfg = load_config(root / "config.toml")
-    con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
-    total = history_rows + new_rows
+    days: int,
+    cards: int,
+    merchants: int,
+) -> None:
+    """Rows ``lo <= i < hi`` of the synthetic stream: the history over ``days`` days, then
+    ``new_rows`` on the next day (ingested now; the history a day ago)."""
     con.execute(
         f"""
         INSERT INTO transactions (transaction_id, event_time, card_id, merchant_id, amount,
@@ -154,9 +139,46 @@ def build_warehouse(
                CASE WHEN i < {history_rows} THEN now() - INTERVAL 1 DAY ELSE now() END,
                (hash(i * 5) % 5000) / 10.0,
                CASE hash(i * 11) % 10 WHEN 0 THEN 'online' WHEN 1 THEN 'atm' ELSE 'pos' END
-        FROM range({total}) t(i)
+        FROM range({lo}, {hi}) t(i)
         """
     )
+
+
+def build_warehouse(
+    root: Path,
+    *,
+    history_rows: int,
+    new_rows: int,
+    days: int = 30,
+    cards: int = 500_000,
+    merchants: int = 50_000,
+    memory_limit: str | None = None,
+    defer_new: bool = False,
+) -> object:
+    """A deployment folder with a warehouse of ``history_rows`` over ``days`` days, then
+    ``new_rows`` on the next day, generated in DuckDB (no Python row objects). Returns the Config.
+
+    ``defer_new`` leaves the new rows out: :func:`add_new_rows` lands them later (after the
+    history has been scored and reported on, as yesterday's run would have left it)."""
+    from jobs.config import load_config
+    from jobs.warehouse import open_warehouse
+
+    (root / "landing").mkdir(parents=True, exist_ok=True)  # empty: rows go in by SQL
+    (root / "config.toml").write_text(
+        'data_dir = "var"\n[source]\ntransactions = "landing/*.parquet"\n'
+        '[source.numeric_columns]\ndistance_km = "distance_km"\n'
+        '[source.categorical_columns]\nchannel = "channel"\n'
+        "[training.quality]\nmin_rows = 100\nmin_frauds = 10\n"
+        "[model]\nnum_boost_round = 300\nearly_stopping_rounds = 300\n"
+        "[model.params]\nnum_leaves = 63\nmin_data_in_leaf = 20\n"
+        + (f'[warehouse]\nmemory_limit = "{memory_limit}"\n' if memory_limit else "")
+    )
+    cfg = load_config(root / "config.toml")
+    con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
+    shape = dict(
+        history_rows=history_rows, new_rows=new_rows, days=days, cards=cards, merchants=merchants
+    )
+    _insert_transactions(con, 0, history_rows if defer_new else history_rows + new_rows, **shape)
     # a few fraud labels, reported a day later, so merchant fraud rates are not all zero
     con.execute(
         "INSERT INTO labels SELECT transaction_id, true, event_time + INTERVAL 1 DAY, 'bench', 0, now() "
@@ -165,3 +187,36 @@ def build_warehouse(
     con.execute("CHECKPOINT")
     con.close()
     return cfg
+
+
+def add_new_rows(
+    cfg: object,
+    *,
+    history_rows: int,
+    new_rows: int,
+    days: int = 30,
+    cards: int = 500_000,
+    merchants: int = 50_000,
+) -> None:
+    """Land the new day's rows of a warehouse built with ``defer_new``."""
+    from jobs.warehouse import open_configured
+
+    con = open_configured(cfg)  # type: ignore[arg-type]
+    _insert_transactions(
+        con,
+        history_rows,
+        history_rows + new_rows,
+        history_rows=history_rows,
+        new_rows=new_rows,
+        days=days,
+        cards=cards,
+        merchants=merchants,
+    )
+    # and the day's chargebacks for earlier transactions: the performance report's inputs move
+    con.execute(
+        "INSERT INTO labels SELECT transaction_id, true, TIMESTAMP '2026-01-01' + "
+        f"INTERVAL {days} DAY + INTERVAL 12 HOUR, 'bench-new', 0, now() FROM transactions "
+        f"WHERE hash(transaction_id) % 997 = 1 AND event_time < TIMESTAMP '2026-01-01' + INTERVAL {days} DAY"
+    )
+    con.execute("CHECKPOINT")
+    con.close()
