@@ -74,12 +74,19 @@ class RunRecord:
         }
 
 
+# runs of this process still going (the scheduler runs jobs side by side in threads):
+# another writing process cannot exist (the writer lock), so every other 'running' row is dead
+_live: set[str] = set()
+
+
 def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
     """Mark runs left ``running`` by a dead process as ``interrupted``; return how many."""
     rows = con.execute(
         "UPDATE runs SET status = 'interrupted', "
         "error = coalesce(error, 'the process stopped before the run finished') "
-        "WHERE status = 'running' RETURNING run_id"
+        "WHERE status = 'running' AND run_id NOT IN (SELECT unnest(?::VARCHAR[])) "
+        "RETURNING run_id",
+        [sorted(_live)],
     ).fetchall()
     for (run_id,) in rows:
         logs.event(log, "earlier run was interrupted", run_id=run_id)
@@ -97,6 +104,7 @@ def start_run(
         "VALUES (?, ?, ?, 'running', ?, ?)",
         [rec.run_id, job, rec.started_at, json.dumps(rec.counts), json.dumps(rec.policy)],
     )
+    _live.add(rec.run_id)
     logs.event(log, "run started", run_id=rec.run_id, job=job, pid=os.getpid())
     return rec
 
@@ -146,6 +154,7 @@ def recorded_run(
 
 def finish_run(con: duckdb.DuckDBPyConnection, rec: RunRecord) -> None:
     """Write the run's final status, counts and error."""
+    _live.discard(rec.run_id)
     rec.finished_at = utcnow()
     try:
         con.execute("ROLLBACK")  # in case a stage left a transaction open

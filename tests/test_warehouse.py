@@ -120,3 +120,26 @@ def test_a_full_disk_is_a_clear_error_and_changes_nothing(tmp_path: Path, small_
         assert con.execute("SELECT path FROM ingested_files").fetchall() == [("landing/a.csv",)]
     (landing / "b.csv").unlink()  # space is freed (the big file goes): all is well again
     assert _cli(cfg, "ingest").exit_code == 0
+
+
+def test_a_job_started_beside_a_running_one_in_the_same_process_leaves_it_running(
+    tmp_path: Path,
+) -> None:
+    """The scheduler runs jobs side by side in one process: a second job's start must not
+    mark the first one interrupted; a run left by a dead process still is."""
+    from jobs.runs import finish_run, start_run
+
+    con = open_warehouse(tmp_path / "w.duckdb")
+    con.execute(
+        "INSERT INTO runs (run_id, job, started_at, status) VALUES "
+        "('dead', 'run', now()::TIMESTAMP, 'running')"
+    )
+    first = start_run(con, "run")
+    second = start_run(con, "reports")
+    status = dict(con.execute("SELECT run_id, status FROM runs").fetchall())
+    assert status == {"dead": "interrupted", first.run_id: "running", second.run_id: "running"}
+    for rec in (second, first):
+        rec.succeed()
+        finish_run(con, rec)
+    assert con.execute("SELECT count(*) FROM runs WHERE status = 'ok'").fetchall() == [(2,)]
+    con.close()
