@@ -45,7 +45,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from reports.profile import (
     CategoricalSketch,
@@ -205,12 +204,26 @@ def ks_points(
     grid = np.union1d(u, v)
     d = float(np.max(np.abs(_cdf(u, uw, grid) - _cdf(v, vw, grid)))) if grid.size else 0.0
     en = n * m / (n + m)
-    p = (
-        float(stats.kstwo.sf(d, np.round(en)))
-        if en < 10_000
-        else float(stats.kstwobign.sf(d * np.sqrt(en)))
-    )
-    return d, p
+    if en < 10_000:
+        from scipy import stats  # slow to import: only for small samples
+
+        return d, float(stats.kstwo.sf(d, np.round(en)))
+    from scipy.special import kolmogorov  # = scipy.stats.kstwobign.sf
+
+    return d, float(kolmogorov(d * np.sqrt(en)))
+
+
+def jensenshannon(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen–Shannon distance with natural logs: ``scipy.spatial.distance.jensenshannon``'s
+    default and Evidently's (tested equal), without importing scipy.spatial."""
+    p = p / p.sum() if p.sum() else p
+    q = q / q.sum() if q.sum() else q
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log(p / m), 0.0).sum()
+        kl_q = np.where(q > 0, q * np.log(q / m), 0.0).sum()
+    value = float(np.sqrt(max(0.0, (kl_p + kl_q) / 2)))
+    return value if np.isfinite(value) else 0.0
 
 
 def _quantile_edges(values: np.ndarray, weights: np.ndarray, bins: int) -> np.ndarray:
@@ -351,14 +364,14 @@ def categorical_drift(
         if table.shape[1] < 2 or table.sum(axis=1).min() == 0:
             stat, p = 0.0, 1.0
         else:
+            from scipy import stats  # slow to import: only for this test
+
             res = stats.chi2_contingency(table)
             stat, p = float(res.statistic), float(res.pvalue)
         test, thr, test_drifted = "chi2", policy.chi2_threshold, p < policy.chi2_threshold
         p_value = p
     else:
-        from scipy.spatial.distance import jensenshannon
-
-        stat = float(jensenshannon(ref_share, cur_share))  # natural log, as Evidently's
+        stat = jensenshannon(ref_share, cur_share)  # natural log, as Evidently's
         if not np.isfinite(stat):
             stat = 0.0
         test, thr = "jensenshannon", policy.jensenshannon_threshold
