@@ -39,13 +39,17 @@ def drift(config_path: str | None, start: date | None, end: date | None, as_json
     if as_json:
         echo_json({**result.to_dict(), "report": str(path)})
         return
-    verdict = "DRIFT" if result.dataset_drift else "no drift"
+    verdict = {"alarm": "DRIFT ALARM", "drift": "some features drifted", "ok": "no drift"}
     click.echo(
-        f"{verdict}: {len(result.drifted)} of {len(result.features)} features drifted "
-        f"({result.share_drifted:.0%})"
+        f"{verdict[result.status]}: {len(result.drifted)} of {len(result.features)} features "
+        f"drifted ({result.share_drifted:.0%}), {result.weighted_share:.0%} of the champion's "
+        "importance"
     )
-    for name in result.drifted:
-        click.echo(f"  - {name}")
+    for alarm in result.alarms:
+        click.echo(f"  ! {alarm}")
+    for f in result.features:
+        if f.drifted:
+            click.echo(f"  - {f.name}: {', '.join(f.reasons)}")
     click.echo(f"report: {path}")
 
 
