@@ -131,7 +131,16 @@ def test_report_cli_json(world: World) -> None:
     result = CliRunner().invoke(cli, ["report", "drift", "--config", str(world.cfg.path), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert {"dataset_drift", "share_drifted", "features", "report"} <= set(data)
+    assert {"status", "alarms", "dataset_drift", "share_drifted", "features", "report"} <= set(data)
+    text = CliRunner().invoke(cli, ["report", "drift", "--config", str(world.cfg.path)])
+    assert text.exit_code == 0, text.output
+    first = text.stdout.splitlines()[0]
+    verdict = {"alarm": "DRIFT ALARM", "drift": "some features drifted", "ok": "no drift"}
+    assert (
+        first.startswith(verdict[data["status"]] + ":") and "of the champion's importance" in first
+    )
+    for alarm in data["alarms"]:
+        assert f"  ! {alarm}" in text.stdout
     result = CliRunner().invoke(
         cli, ["report", "performance", "--config", str(world.cfg.path), "--json"]
     )
