@@ -254,8 +254,14 @@ def fit(
         x_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True
     )
     valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
+    rounds_run = [0]
+
+    def count_rounds(env: Any) -> None:
+        rounds_run[0] = env.iteration + 1
+
     callbacks: list[Any] = [
-        lgb.early_stopping(s.model.early_stopping_rounds, first_metric_only=True, verbose=False)
+        count_rounds,
+        lgb.early_stopping(s.model.early_stopping_rounds, first_metric_only=True, verbose=False),
     ]
     with logs.progress("training", None):
         booster = lgb.train(
@@ -266,7 +272,7 @@ def fit(
             valid_names=["validation"],
             callbacks=callbacks,
         )
-    rounds = booster.current_iteration()
+    rounds = rounds_run[0]
     if booster.best_iteration > 0:
         # keep only the trees early stopping chose, so scoring needs no extra argument
         booster = lgb.Booster(

@@ -56,7 +56,9 @@ def test_lineage_is_complete_and_version_is_the_challenger(world: World) -> None
     stopping = lin.extra["early_stopping"]
     assert stopping["metric"] == "average_precision" and lin.params["metric"] == stopping["metric"]
     assert lin.extra["trees"] == stopping["trees"] == lin.metrics["best_iteration"] >= 1
-    assert stopping["rounds_run"] >= stopping["trees"]
+    # 60 rounds (the test config) and a patience of 100: it ran them all, kept the best
+    assert stopping["rounds_run"] == 60 and not stopping["stopped_early"]
+    assert 1 <= stopping["trees"] <= 60
     # the world starts on 2026-03-02: rows of its first 37 days have windows not yet full
     assert any("not yet full" in w for w in lin.data_quality["warnings"])
     assert lin.data_quality["profile"]["amount"] == {"missing_rate": 0.0, "constant": False}
@@ -154,3 +156,23 @@ def test_auto_retrain_promotes_a_better_model_and_refuses_a_broken_one(world: Wo
     assert refused["promoted"] is False
     assert any("distance_km" in r for r in refused["gate"]["reasons"]), refused["gate"]
     assert reg.get_alias("fraud", "champion").version == data["version"]  # type: ignore[union-attr]
+
+
+def test_early_stopping_keeps_the_best_trees_and_says_how_long_it_ran(world: World) -> None:
+    from jobs.config import load_config
+
+    text = world.cfg.path.read_text().replace(
+        "num_boost_round = 60", "num_boost_round = 400\nearly_stopping_rounds = 5"
+    )
+    world.cfg.path.write_text(text)
+    result = train_version(
+        load_config(world.cfg.path), start=date(2026, 3, 2), end=date(2026, 3, 23)
+    )
+    lin = open_registry(world.cfg).get_version("fraud", result.version).lineage
+    stopping = lin.extra["early_stopping"]
+    assert stopping["stopped_early"] and stopping["patience"] == 5
+    assert stopping["rounds_run"] == stopping["trees"] + 5 < 400
+    assert (
+        open_registry(world.cfg).load_booster("fraud", result.version).num_trees()
+        == lin.extra["trees"]
+    )
