@@ -311,3 +311,43 @@ def test_a_ready_marker_holds_files_until_their_folder_is_complete(
     (tx / "_SUCCESS").write_text("")
     done = json.loads(fw(cfg, "ingest", "--json").stdout)
     assert done["rows_loaded"] == 1 and not done["files_set_aside"]
+
+
+def test_an_ingested_file_replaced_by_an_unreadable_version_keeps_its_rows_and_says_so(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    cfg = write_config(PLAIN)
+    tx, _ = folders(tmp_path)
+    (tx / "a.csv").write_text(HEADER + "t1,2026-03-01 10:00:00,c1,m1,1\n")
+    assert fw(cfg, "ingest").exit_code == 0
+    (tx / "a.csv").write_bytes(b"")  # truncated by an upstream that rewrites in place
+    for _ in range(2):  # said on every run until the file is right again
+        result = fw(cfg, "ingest")
+        assert result.exit_code == 1
+        assert "a new version" in result.output and "its earlier rows stay" in result.output
+    assert rows(cfg, "SELECT transaction_id FROM transactions") == [("t1",)]
+    [(status, note)] = rows(cfg, "SELECT status, note FROM ingested_files")
+    assert status == "ingested" and "cannot be read: is empty (0 bytes)" in note
+    (tx / "a.csv").write_text(HEADER + "t1,2026-03-01 10:00:00,c1,m1,1\nt2,2026-03-01,c2,m2,2\n")
+    assert fw(cfg, "ingest").exit_code == 1  # a change after ingestion: reported once
+    assert rows(cfg, "SELECT transaction_id FROM transactions ORDER BY 1") == [("t1",), ("t2",)]
+    assert fw(cfg, "ingest").exit_code == 0
+
+
+def test_reingest_replaces_a_labels_files_labels(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    cfg = write_config(PLAIN)
+    tx, labels = folders(tmp_path)
+    (tx / "a.csv").write_text(HEADER + "t1,2026-03-01 10:00:00,c1,m1,1\n")
+    (labels / "cb.csv").write_text("transaction_id,is_fraud,reported_at\nt1,1,2026-03-09\n")
+    assert fw(cfg, "ingest").exit_code == 0
+    (labels / "cb.csv").write_text("transaction_id,is_fraud,reported_at\nt1,0,2026-03-10\n")
+    assert fw(cfg, "ingest").exit_code == 1  # changed: the new label is loaded beside the old
+    assert rows(cfg, "SELECT is_fraud FROM labels ORDER BY reported_at") == [(True,), (False,)]
+    result = fw(cfg, "ingest", "--reingest", str(labels / "cb.csv"))
+    assert result.exit_code == 0, result.output
+    assert rows(cfg, "SELECT is_fraud, reported_at FROM labels") == [(False, datetime(2026, 3, 10))]
+    assert rows(cfg, "SELECT status FROM ingested_files WHERE feed = 'labels'") == [("reingested",)]
+    missing = fw(cfg, "ingest", "--reingest", str(tmp_path / "landing" / "nope.csv"))
+    assert missing.exit_code == 2 and "no such file" in missing.output
