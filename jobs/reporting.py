@@ -66,6 +66,11 @@ class Window:
         last = self.end - timedelta(microseconds=1)
         return f"{self.start:%Y-%m-%d} .. {last:%Y-%m-%d}"
 
+    def key(self) -> str:
+        """The window in a file name: a report of the same window replaces the last one."""
+        last = self.end - timedelta(microseconds=1)
+        return f"{self.start:%Y-%m-%d}-to-{last:%Y-%m-%d}"
+
 
 def drift_policy(cfg: Config) -> DriftPolicy:
     d = cfg.settings.reports.drift
@@ -240,7 +245,7 @@ def write_drift(
     path = publish(
         cfg.reports_dir,
         "drift",
-        f"{_stamp()}-drift",
+        f"drift-{current.key()}",  # one report per window: a re-run of the day replaces it
         html,
         headline,
         f"Drift {current.label()}",
@@ -394,7 +399,7 @@ def write_performance(
     path = publish(
         cfg.reports_dir,
         "performance",
-        f"{_stamp()}-performance",
+        f"performance-{window.key()}",
         html,
         headline,
         f"Performance {window.label()}",

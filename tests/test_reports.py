@@ -195,8 +195,8 @@ def test_retention_keeps_the_latest_of_each_kind(published: World) -> None:
     from reports.index import prune
 
     d = published.cfg.reports_dir
-    with warehouse(published.cfg.warehouse_path) as con:
-        write_drift(con, published.cfg, open_registry(published.cfg))  # a second drift report
+    with warehouse(published.cfg.warehouse_path) as con:  # a second drift report
+        write_drift(con, published.cfg, open_registry(published.cfg), start=date(2026, 4, 1))
     manifest = json.loads((d / "index.json").read_text())
     drifts = sorted(
         (e for e in manifest["reports"] if e["kind"] == "drift"), key=lambda e: e["created"]
