@@ -32,7 +32,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from jobs import logs
 from jobs.config import Config
 from jobs.errors import NotEnoughData
-from jobs.features import compute_features, feature_spec
+from jobs.features import FEATURE_VERSION, compute_features, feature_spec
 from jobs.model_inputs import build_vocab, encode, medians
 from jobs.quality import FeatureProfile, QualityReport, check_training_frame, reference_profile
 
@@ -369,6 +369,7 @@ def train_version(
     ):
         window = resolve_window(con, cfg, start, end)
         data = load_training_data(con, cfg, window)
+        spec = feature_spec(cfg)
         reg = open_registry(cfg)
         champion = reg.get_alias(s.model.name, "champion")
         reference = reference_profile(champion.lineage.data_quality) if champion else None
@@ -393,6 +394,9 @@ def train_version(
                 "importance_gain": trained.importance,
                 "label_coverage": data.label_coverage,
                 "trees": trained.booster.num_trees(),
+                "feature_version": FEATURE_VERSION,
+                "label_delay_days": s.source.label_delay_days,
+                "feature_descriptions": {n: spec.descriptions.get(n, n) for n in data.features},
                 "early_stopping": trained.early_stopping,
             },
         )

@@ -62,6 +62,12 @@ def test_lineage_is_complete_and_version_is_the_challenger(world: World) -> None
     # the world starts on 2026-03-02: rows of its first 37 days have windows not yet full
     assert any("not yet full" in w for w in lin.data_quality["warnings"])
     assert lin.data_quality["profile"]["amount"] == {"missing_rate": 0.0, "constant": False}
+    # what each feature meant for this version: the merchant risk's window ends the delay back
+    assert lin.extra["feature_version"] == 2 and lin.extra["label_delay_days"] == 7
+    assert (
+        lin.extra["feature_descriptions"]["merchant_fraud_rate_7d"]
+        == "merchant's fraud rate over 7 day(s) ending 7 day(s) ago"
+    )
 
 
 def test_failed_quality_registers_with_reasons(world: World) -> None:
