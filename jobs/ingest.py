@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +50,25 @@ from jobs import logs
 from jobs.config import Config
 from jobs.errors import InputFileError
 from jobs.ingest_checks import check_labels, check_transactions, clean_group, typed_transactions
-from jobs.ingest_load import load_labels, load_transactions
+from jobs.ingest_load import (
+    load_labels,
+    load_transactions,
+    quarantine_and_record,
+    record,
+    set_aside,
+)
 from jobs.ingest_read import drop_staged, stage
 from jobs.ingest_revise import revise_labels, revise_transactions
-from jobs.ingest_sql import lit, parquet_rows, quarantine_insert
-from jobs.landing import SET_ASIDE, FileResult, Landing, find, landing_for, look_up
+from jobs.ingest_sql import lit, parquet_rows
+from jobs.landing import (
+    LOADED,
+    FileResult,
+    IngestResult,
+    Landing,
+    find,
+    landing_for,
+    look_up,
+)
 from jobs.runs import utcnow
 from jobs.warehouse import is_disk_full, transaction
 
@@ -63,78 +77,7 @@ log = logs.get("ingest")
 # clean transactions files are checked and inserted together, up to this many and this size
 GROUP_FILES = 16
 GROUP_BYTES = 16 * 2**20
-LOADED = ("ingested", "changed", "reingested")
 _TEMP = ("fw_checked", "fw_prior", "fw_cmp", "fw_dropped")
-
-
-@dataclass
-class IngestResult:
-    files: list[FileResult] = field(default_factory=list)
-    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
-    waiting: list[str] = field(default_factory=list)  # no ready marker in their folder yet
-    orphan_labels: int = 0  # labels loaded for transactions the warehouse does not have
-    orphan_examples: list[str] = field(default_factory=list)
-
-    def _with(self, *status: str) -> list[FileResult]:
-        return [f for f in self.files if f.status in status]
-
-    @property
-    def files_ingested(self) -> int:
-        return len(self._with("ingested"))
-
-    @property
-    def files_skipped(self) -> int:
-        return len(self._with("skipped"))
-
-    @property
-    def changed_files(self) -> list[str]:
-        return [f.path for f in self._with("changed")]
-
-    @property
-    def set_aside(self) -> list[FileResult]:
-        return self._with("set_aside", "unreadable_change", "unreadable_now")
-
-    @property
-    def still_set_aside(self) -> list[FileResult]:
-        return self._with("still_set_aside")
-
-    @property
-    def rows_loaded(self) -> int:
-        return sum(f.rows_loaded for f in self.files if f.feed == "transactions")
-
-    @property
-    def labels_loaded(self) -> int:
-        """Labels from the labels feed and inline labels of transactions files alike."""
-        return sum(f.labels_loaded for f in self.files)
-
-    @property
-    def rows_quarantined(self) -> int:
-        return sum(f.rows_quarantined for f in self.files)
-
-    @property
-    def problems(self) -> list[str]:
-        """What needs a person: files set aside or changed after ingestion, this time."""
-        out = [f"{f.path} set aside, nothing of it loaded: {f.note}" for f in self.set_aside]
-        out += [f"{f.path} {f.note}" for f in self._with("changed")]
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "files_ingested": self.files_ingested,
-            "files_skipped": self.files_skipped,
-            "changed_files": self.changed_files,
-            "rows_loaded": self.rows_loaded,
-            "labels_loaded": self.labels_loaded,
-            "rows_quarantined": self.rows_quarantined,
-            "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
-            "files_set_aside": [{"path": f.path, "why": f.note} for f in self.set_aside],
-            "files_still_set_aside": [f.path for f in self.still_set_aside],
-            "files_waiting": self.waiting,
-            "changes": [f.to_dict() for f in self._with("changed", "reingested")],
-            "orphan_labels": self.orphan_labels,
-            "orphan_examples": self.orphan_examples,
-            "problems": self.problems,
-        }
 
 
 @dataclass(frozen=True)
@@ -159,47 +102,6 @@ def _memory_limit(con: duckdb.DuckDBPyConnection, cfg: Config) -> Iterator[None]
         yield
     finally:
         con.execute(f"SET memory_limit = {lit(w.memory_limit)}")
-
-
-def _record(
-    con: duckdb.DuckDBPyConnection, f: Landing, feed: str, read: int, loaded: int, labels: int
-) -> FileResult:
-    con.execute(
-        "INSERT OR REPLACE INTO ingested_files (path, feed, size_bytes, sha256, rows_read, "
-        "rows_loaded, rows_quarantined, ingested_at, status, note, previous_sha256) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ingested', NULL, ?)",
-        [f.name, feed, f.size, f.digest, read, loaded, read - loaded, utcnow(),
-         f.prior.sha256 if f.prior else None],
-    )  # fmt: skip
-    return FileResult(f.name, feed, "ingested", read, loaded, read - loaded, labels)
-
-
-def _set_aside(
-    con: duckdb.DuckDBPyConnection, f: Landing, feed: str, exc: InputFileError
-) -> FileResult:
-    """Record a file that cannot be read: set aside (nothing loaded), or, for a new version
-    of an ingested file, a note on its ledger row (the earlier version's rows stay)."""
-    why = str(exc).removeprefix(f"{exc.path}: ")
-    if not f.path.exists():  # moved away while it was being read: nothing to set aside
-        logs.event(log, "landing file vanished while read", 30, path=f.name, why=why)
-        return FileResult(f.name, feed, "vanished")
-    if f.changed:
-        note = f"a new version (sha256 {f.digest[:12]}…) cannot be read: {why}"
-        con.execute(
-            "UPDATE ingested_files SET note = ? WHERE path = ? AND feed = ?", [note, f.name, feed]
-        )
-        res = FileResult(f.name, feed, "unreadable_change", note=note + "; its earlier rows stay")
-    else:
-        con.execute(
-            "INSERT OR REPLACE INTO ingested_files (path, feed, size_bytes, sha256, rows_read, "
-            "rows_loaded, rows_quarantined, ingested_at, status, note, previous_sha256) "
-            "VALUES (?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?)",
-            [f.name, feed, f.size, f.digest, utcnow(), SET_ASIDE, why,
-             f.prior.sha256 if f.prior else None],
-        )  # fmt: skip
-        res = FileResult(f.name, feed, SET_ASIDE, note=why)
-    logs.event(log, "landing file set aside", 40, path=f.name, feed=feed, why=why)
-    return res
 
 
 def _unreadable(f: Landing, exc: duckdb.Error) -> InputFileError:
@@ -265,7 +167,7 @@ def _load_clean(
     with transaction(con):
         labels = load_transactions(con, cfg, rows, [s.landing.name for s in group])
         return [
-            _record(con, s.landing, "transactions", n, n, k)
+            record(con, s.landing, "transactions", n, n, k)
             for s, n, k in zip(group, counts, labels, strict=True)
         ]
 
@@ -277,30 +179,11 @@ def _load_checked(con: duckdb.DuckDBPyConnection, cfg: Config, s: _Staged) -> Fi
             check_transactions(con, s.typed, s.problem)
             good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
             [labels] = load_transactions(con, cfg, good, [s.landing.name])
-            return _quarantine_and_record(con, s.landing, "transactions", s.types, s.view, labels)
+            return quarantine_and_record(con, s.landing, "transactions", s.types, s.view, labels)
     except duckdb.Error as exc:
-        return _set_aside(con, s.landing, "transactions", _unreadable(s.landing, exc))
+        return set_aside(con, s.landing, "transactions", _unreadable(s.landing, exc))
     finally:
         con.execute("DROP TABLE IF EXISTS temp.fw_checked")
-
-
-def _quarantine_and_record(
-    con: duckdb.DuckDBPyConnection,
-    f: Landing,
-    feed: str,
-    types: dict[str, str],
-    view: str,
-    labels: int,
-) -> FileResult:
-    read, loaded = (
-        int(v)
-        for v in con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM fw_checked"
-        ).fetchall()[0]
-    )
-    if read > loaded:  # raw values are read back from the file for the bad rows only
-        con.execute(quarantine_insert(Path(f.name), feed, list(types), view), [utcnow()])
-    return _record(con, f, feed, read, loaded, labels)
 
 
 def _ingest_group(
@@ -332,7 +215,7 @@ def _revise(
     except duckdb.Error as exc:
         if replace:
             raise _unreadable(s.landing, exc) from None
-        res = _set_aside(con, s.landing, "transactions", _unreadable(s.landing, exc))
+        res = set_aside(con, s.landing, "transactions", _unreadable(s.landing, exc))
     finally:
         for table in _TEMP:
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
@@ -352,13 +235,13 @@ def _ingest_labels(
             else:
                 check_labels(con, cfg, f.path, types)
                 load_labels(con, Path(f.name))
-                res = _quarantine_and_record(con, f, "labels", types, "fw_raw", 0)
+                res = quarantine_and_record(con, f, "labels", types, "fw_raw", 0)
                 res = FileResult(**{**res.__dict__, "labels_loaded": res.rows_loaded})
     except (InputFileError, duckdb.Error) as exc:
         err = exc if isinstance(exc, InputFileError) else _unreadable(f, exc)
         if replace:
             raise err from None
-        res = _set_aside(con, f, "labels", err)
+        res = set_aside(con, f, "labels", err)
     finally:
         drop_staged(con, "fw_raw")
         con.execute("DROP TABLE IF EXISTS temp.fw_checked")
@@ -392,7 +275,7 @@ def _transactions(
         try:
             staged = _stage(con, cfg, got, "fw_raw_rev" if got.changed else f"fw_raw_{len(group)}")
         except InputFileError as exc:
-            result.files.append(_set_aside(con, got, "transactions", exc))
+            result.files.append(set_aside(con, got, "transactions", exc))
             bar.update(1)
             continue
         if got.changed:
@@ -458,11 +341,21 @@ def _summarise(con: duckdb.DuckDBPyConnection, result: IngestResult, started: An
     result.quarantined_by_reason = {r: int(n) for r, n in rows}
     feeds = [f.path for f in result.files if f.status in LOADED and f.feed == "labels"]
     if feeds:
+        # the hash table is built on the new labels' ids, and the range filter lets DuckDB
+        # skip row groups of transactions whose ids are all outside theirs (zonemaps)
         n, examples = con.execute(
-            "SELECT count(*), list(transaction_id ORDER BY source_file, source_row)[1:3] "
-            "FROM labels l WHERE source_file IN (SELECT unnest(?::VARCHAR[])) "
-            "AND ingested_at >= ? AND NOT EXISTS "
-            "(SELECT 1 FROM transactions t WHERE t.transaction_id = l.transaction_id)",
+            """
+            WITH mine AS (
+                SELECT transaction_id, source_file, source_row FROM labels
+                WHERE source_file IN (SELECT unnest(?::VARCHAR[])) AND ingested_at >= ?),
+            known AS (
+                SELECT DISTINCT t.transaction_id FROM transactions t
+                SEMI JOIN mine USING (transaction_id)
+                WHERE t.transaction_id BETWEEN (SELECT min(transaction_id) FROM mine)
+                                           AND (SELECT max(transaction_id) FROM mine))
+            SELECT count(*), list(transaction_id ORDER BY source_file, source_row)[1:3]
+            FROM mine ANTI JOIN known USING (transaction_id)
+            """,
             [feeds, started],
         ).fetchall()[0]
         result.orphan_labels, result.orphan_examples = int(n), list(examples or [])

@@ -1,4 +1,5 @@
-"""Loading checked rows into the warehouse: the inserts, and the ``ingested_at`` they stamp.
+"""Loading checked rows into the warehouse: the inserts, the ``ingested_at`` they stamp, and
+the ledger rows (``ingested_files``) written with them.
 
 :mod:`jobs.ingest` decides what is loaded (whole files, in groups, in one
 transaction); these statements write it. ``ingested_at`` only ever increases,
@@ -12,10 +13,15 @@ from pathlib import Path
 
 import duckdb
 
+from jobs import logs
 from jobs.config import Config
+from jobs.errors import InputFileError
 from jobs.ingest_checks import REQUIRED
-from jobs.ingest_sql import lit, q
+from jobs.ingest_sql import lit, q, quarantine_insert
+from jobs.landing import SET_ASIDE, FileResult, Landing
 from jobs.runs import utcnow
+
+log = logs.get("ingest")
 
 
 def load_transactions(
@@ -68,3 +74,63 @@ def load_labels(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         "FROM fw_checked WHERE reason IS NULL",
         [str(path), utcnow()],
     )
+
+
+def record(
+    con: duckdb.DuckDBPyConnection, f: Landing, feed: str, read: int, loaded: int, labels: int
+) -> FileResult:
+    con.execute(
+        "INSERT OR REPLACE INTO ingested_files (path, feed, size_bytes, sha256, rows_read, "
+        "rows_loaded, rows_quarantined, ingested_at, status, note, previous_sha256) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ingested', NULL, ?)",
+        [f.name, feed, f.size, f.digest, read, loaded, read - loaded, utcnow(),
+         f.prior.sha256 if f.prior else None],
+    )  # fmt: skip
+    return FileResult(f.name, feed, "ingested", read, loaded, read - loaded, labels)
+
+
+def set_aside(
+    con: duckdb.DuckDBPyConnection, f: Landing, feed: str, exc: InputFileError
+) -> FileResult:
+    """Record a file that cannot be read: set aside (nothing loaded), or, for a new version
+    of an ingested file, a note on its ledger row (the earlier version's rows stay)."""
+    why = str(exc).removeprefix(f"{exc.path}: ")
+    if not f.path.exists():  # moved away while it was being read: nothing to set aside
+        logs.event(log, "landing file vanished while read", 30, path=f.name, why=why)
+        return FileResult(f.name, feed, "vanished")
+    if f.changed:
+        note = f"a new version (sha256 {f.digest[:12]}…) cannot be read: {why}"
+        con.execute(
+            "UPDATE ingested_files SET note = ? WHERE path = ? AND feed = ?", [note, f.name, feed]
+        )
+        res = FileResult(f.name, feed, "unreadable_change", note=note + "; its earlier rows stay")
+    else:
+        con.execute(
+            "INSERT OR REPLACE INTO ingested_files (path, feed, size_bytes, sha256, rows_read, "
+            "rows_loaded, rows_quarantined, ingested_at, status, note, previous_sha256) "
+            "VALUES (?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?)",
+            [f.name, feed, f.size, f.digest, utcnow(), SET_ASIDE, why,
+             f.prior.sha256 if f.prior else None],
+        )  # fmt: skip
+        res = FileResult(f.name, feed, SET_ASIDE, note=why)
+    logs.event(log, "landing file set aside", 40, path=f.name, feed=feed, why=why)
+    return res
+
+
+def quarantine_and_record(
+    con: duckdb.DuckDBPyConnection,
+    f: Landing,
+    feed: str,
+    types: dict[str, str],
+    view: str,
+    labels: int,
+) -> FileResult:
+    read, loaded = (
+        int(v)
+        for v in con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM fw_checked"
+        ).fetchall()[0]
+    )
+    if read > loaded:  # raw values are read back from the file for the bad rows only
+        con.execute(quarantine_insert(Path(f.name), feed, list(types), view), [utcnow()])
+    return record(con, f, feed, read, loaded, labels)

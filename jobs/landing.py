@@ -185,3 +185,76 @@ def landing_for(cfg: Config, con: duckdb.DuckDBPyConnection, path: Path) -> tupl
         )
     feed, sha, status = known[0]
     return Landing(path, name, path.stat().st_size, sha256_of(path), Prior(sha, status)), feed
+
+
+LOADED = ("ingested", "changed", "reingested")
+
+
+@dataclass
+class IngestResult:
+    files: list[FileResult] = field(default_factory=list)
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)  # no ready marker in their folder yet
+    orphan_labels: int = 0  # labels loaded for transactions the warehouse does not have
+    orphan_examples: list[str] = field(default_factory=list)
+
+    def _with(self, *status: str) -> list[FileResult]:
+        return [f for f in self.files if f.status in status]
+
+    @property
+    def files_ingested(self) -> int:
+        return len(self._with("ingested"))
+
+    @property
+    def files_skipped(self) -> int:
+        return len(self._with("skipped"))
+
+    @property
+    def changed_files(self) -> list[str]:
+        return [f.path for f in self._with("changed")]
+
+    @property
+    def set_aside(self) -> list[FileResult]:
+        return self._with("set_aside", "unreadable_change", "unreadable_now")
+
+    @property
+    def still_set_aside(self) -> list[FileResult]:
+        return self._with("still_set_aside")
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files if f.feed == "transactions")
+
+    @property
+    def labels_loaded(self) -> int:
+        """Labels from the labels feed and inline labels of transactions files alike."""
+        return sum(f.labels_loaded for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def problems(self) -> list[str]:
+        """What needs a person: files set aside or changed after ingestion, this time."""
+        out = [f"{f.path} set aside, nothing of it loaded: {f.note}" for f in self.set_aside]
+        out += [f"{f.path} {f.note}" for f in self._with("changed")]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files_ingested": self.files_ingested,
+            "files_skipped": self.files_skipped,
+            "changed_files": self.changed_files,
+            "rows_loaded": self.rows_loaded,
+            "labels_loaded": self.labels_loaded,
+            "rows_quarantined": self.rows_quarantined,
+            "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+            "files_set_aside": [{"path": f.path, "why": f.note} for f in self.set_aside],
+            "files_still_set_aside": [f.path for f in self.still_set_aside],
+            "files_waiting": self.waiting,
+            "changes": [f.to_dict() for f in self._with("changed", "reingested")],
+            "orphan_labels": self.orphan_labels,
+            "orphan_examples": self.orphan_examples,
+            "problems": self.problems,
+        }

@@ -22,11 +22,6 @@ back, so the warehouse stays as it was.
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import os
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +29,15 @@ from pathlib import Path
 import duckdb
 
 from jobs.config import Config
-from jobs.errors import FraudwatchError, WarehouseLocked
+from jobs.errors import FraudwatchError
+from jobs.warehouse_access import (  # noqa: F401 (is_disk_full and disk_full: for the jobs)
+    connect,
+    disk_full,
+    is_disk_full,
+    make_folder,
+    storage_errors,
+    writer_lock,
+)
 
 SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS transactions (
@@ -237,102 +240,6 @@ def ensure_extra_columns(con: duckdb.DuckDBPyConnection, extra: dict[str, str]) 
             con.execute(f'ALTER TABLE transactions ADD COLUMN "{name}" {sqltype}')
 
 
-def _is_lock_error(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "lock" in text and ("conflicting" in text or "could not set lock" in text)
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
-
-
-def disk_full(where: Path) -> FraudwatchError:
-    return FraudwatchError(
-        f"no space left on the disk holding {where}: free some space (DuckDB also spills to "
-        f"{where}.tmp/ while it works) and run the command again; what it was writing was "
-        "rolled back, so the warehouse is as it was before"
-    )
-
-
-def _make_folder(folder: Path) -> None:
-    """``data_dir`` and its parents, or a clear error naming the part that is a file."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (NotADirectoryError, FileExistsError):
-        blocker = next(
-            (p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder
-        )
-        raise FraudwatchError(
-            f"data_dir {folder} cannot be created: {blocker} is a file, not a folder; set "
-            "data_dir in the config to a folder (nothing was changed)"
-        ) from None
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full(folder) from None
-        raise FraudwatchError(f"data_dir {folder} cannot be created: {exc.strerror}") from None
-
-
-_held: dict[str, tuple[int, int]] = {}  # lock path -> (fd, holders in this process)
-_held_guard = threading.Lock()
-
-
-@contextmanager
-def writer_lock(path: Path) -> Iterator[None]:
-    """The writer lock of the warehouse at ``path`` for the block: a second writing process
-    fails fast with :class:`WarehouseLocked`. Re-entrant within a process (a run's stages,
-    the scheduler's jobs), released when the process dies."""
-    lock = str(path) + ".writer.lock"
-    _make_folder(path.parent)
-    with _held_guard:
-        fd, n = _held.get(lock, (-1, 0))
-        if not n:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise WarehouseLocked(
-                    f"the warehouse {path} is in use by another fraudwatch process (one "
-                    "writing job at a time); nothing was changed, try again when it has "
-                    "finished"
-                ) from None
-        _held[lock] = (fd, n + 1)
-    try:
-        yield
-    finally:
-        with _held_guard:
-            fd, n = _held[lock]
-            if n == 1:
-                del _held[lock]
-                os.close(fd)  # releases the flock
-            else:
-                _held[lock] = (fd, n - 1)
-
-
-def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
-    """``duckdb.connect``, retried while another process holds the file, up to ``wait`` s."""
-    deadline = time.monotonic() + wait
-    pause = 0.05
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc):
-                if is_disk_full(exc):
-                    raise disk_full(path) from None
-                raise FraudwatchError(f"cannot open the warehouse {path}: {exc}") from None
-            if time.monotonic() >= deadline:
-                waited = f" for {wait:g} s" if wait else ""
-                raise WarehouseLocked(
-                    f"the warehouse {path} is held by another process (a fraudwatch job "
-                    "writing, or a session that has it open; DuckDB lets a writer lock out "
-                    f"everyone else); waited{waited}, nothing was changed: try again when "
-                    "it has finished"
-                ) from None
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
-
-
 def open_warehouse(
     path: Path,
     *,
@@ -345,8 +252,8 @@ def open_warehouse(
     """Open (and on first use create and migrate) the warehouse at ``path``."""
     if read_only and not path.exists():
         raise FraudwatchError(f"no warehouse at {path} yet: run `fraudwatch ingest` first")
-    _make_folder(path.parent)
-    con = _connect(path, read_only, lock_wait)
+    make_folder(path.parent)
+    con = connect(path, read_only, lock_wait)
     con.execute("SET TimeZone = 'UTC'")  # naive timestamps in the warehouse are UTC
     con.execute("SET preserve_insertion_order = false")  # every read orders explicitly
     if memory_limit:
@@ -360,17 +267,6 @@ def open_warehouse(
             con.close()
             raise
     return con
-
-
-@contextmanager
-def storage_errors(where: Path) -> Iterator[None]:
-    """A full disk met inside the block, as a clear error."""
-    try:
-        yield
-    except (duckdb.Error, OSError) as exc:
-        if is_disk_full(exc):
-            raise disk_full(where) from None
-        raise
 
 
 @contextmanager
