@@ -256,157 +256,14 @@ def write_drift(
     return result, path
 
 
-# -- performance ----------------------------------------------------------------------------
-def performance_window(
-    con: duckdb.DuckDBPyConnection, cfg: Config, start: date | None, end: date | None
-) -> Window:
-    """Whole days whose labels have matured: up to the day ``label_delay_days`` before the
-    clock's, over the last ``performance_days`` days (or the days asked for)."""
-    s = cfg.settings
-    matured = datetime.combine(
-        (data_clock(con) - timedelta(days=s.source.label_delay_days)).date(), time()
-    )
-    return Window(
-        _day(start) or matured - timedelta(days=s.reports.performance_days),
-        min(_day(end) or matured, matured),
-    )
-
-
-def _roles(cfg: Config, reg: Registry) -> list[tuple[str, str, list[Any]]]:
-    challenger = reg.get_alias(cfg.settings.model.name, "challenger")
-    roles: list[tuple[str, str, list[Any]]] = [("champion", "s.role = 'champion'", [])]
-    if challenger is not None:
-        roles.append(
-            ("challenger", "s.role = 'challenger' AND s.model_version = ?", [challenger.version])
-        )
-    return roles
-
-
-def performance_inputs(
-    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, window: Window
-) -> str:
-    s = cfg.settings
-    scores = con.execute(
-        "SELECT s.role, s.model_version, count(*), max(s.scored_at) FROM scores s "
-        "JOIN (SELECT transaction_id FROM transactions WHERE event_time >= ? AND event_time < ?) "
-        "t USING (transaction_id) WHERE s.model_name = ? GROUP BY ALL ORDER BY ALL",
-        [window.start, window.end, s.model.name],
-    ).fetchall()
-    labels = con.execute("SELECT count(*), max(ingested_at) FROM labels").fetchall()
-    return fingerprint(
-        {
-            "window": [window.start, window.end],
-            "roles": _roles(cfg, reg),
-            "scores": scores,
-            "labels": labels,
-            "policy": [s.alerts.threshold, s.alerts.daily_budget, s.reports.currency],
-        }
-    )
-
-
-def performance_report(
-    con: duckdb.DuckDBPyConnection,
-    cfg: Config,
-    reg: Registry,
-    *,
-    start: date | None = None,
-    end: date | None = None,
-) -> tuple[list[PerformanceResult], Window]:
-    from jobs.performance_data import aggregates
-    from reports.aggregated import performance_from_aggregates
-
-    s = cfg.settings
-    window = performance_window(con, cfg, start, end)
-    results = []
-    for role, where, params in _roles(cfg, reg):
-        agg = aggregates(
-            con,
-            model_name=s.model.name,
-            where=where,
-            params=params,
-            start=window.start,
-            end=window.end,
-            threshold=s.alerts.threshold,
-            k=s.alerts.daily_budget,
-        )
-        if agg is None:
-            continue
-        results.append(
-            performance_from_aggregates(
-                agg.day_stats,
-                agg.bins,
-                agg.cards,
-                agg.top,
-                threshold=s.alerts.threshold,
-                k=s.alerts.daily_budget,
-                model_name=s.model.name,
-                model_version=agg.version,
-                role=role,
-                start=window.start,
-                end=window.end,
-            )
-        )
-    if not results:
-        raise NotEnoughData(
-            f"no scored transactions with matured labels in {window.label()}: labels mature "
-            f"{s.source.label_delay_days} days after the event"
-        )
-    return results, window
-
-
-def delivery_backlog(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Alerts a channel has not accepted yet (pending) or gave up on (failed), per channel."""
-    rows = con.execute(
-        "SELECT channel, count(*) FILTER (WHERE status = 'pending'), "
-        "count(*) FILTER (WHERE status = 'failed') FROM alerts GROUP BY channel ORDER BY channel"
-    ).fetchall()
-    pending = ", ".join(f"{c} {p}" for c, p, _ in rows if p) or "none"
-    failed = ", ".join(f"{c} {f}" for c, _, f in rows if f) or "none"
-    return {"alerts pending delivery": pending, "alerts failed": failed}
-
-
+# -- performance (jobs.performance_report, imported only when needed) ------------------------
 def write_performance(
-    con: duckdb.DuckDBPyConnection,
-    cfg: Config,
-    reg: Registry,
-    *,
-    inputs: str = "",
-    **kw: Any,
+    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, **kw: Any
 ) -> tuple[list[PerformanceResult], Path]:
-    from reports.performance_html import render_performance
+    """The performance report (:func:`jobs.performance_report.write_performance`)."""
+    from jobs.performance_report import write_performance as write
 
-    results, window = performance_report(con, cfg, reg, **kw)
-    undelivered = delivery_backlog(con)
-    meta = {"window": window.label(), "model": cfg.settings.model.name, **undelivered}
-    html = render_performance(
-        results,
-        title=f"Performance — {window.label()}",
-        meta=meta,
-        currency=cfg.settings.reports.currency,
-    )
-    first = results[0]
-    headline = {
-        "model": f"v{first.model_version} ({first.role})",
-        "average precision": "n/a"
-        if first.average_precision is None
-        else f"{first.average_precision:.3f}",
-        "card precision@k": "n/a"
-        if first.card_precision_at_k is None
-        else f"{first.card_precision_at_k:.3f}",
-        "window": window.label(),
-        **undelivered,
-    }
-    path = publish(
-        cfg.reports_dir,
-        "performance",
-        f"performance-{window.key()}",
-        html,
-        headline,
-        f"Performance {window.label()}",
-        inputs=inputs,
-        status="ok",
-    )
-    return results, path
+    return write(con, cfg, reg, **kw)
 
 
 # -- model cards and gate reports ---------------------------------------------------------------
@@ -525,6 +382,7 @@ def write_reports_with(
 ) -> dict[str, Any]:
     """Drift, performance and model cards, each only when its inputs changed since its latest
     report (or ``force``); a report without enough data is skipped with why."""
+    from jobs.performance_report import performance_inputs, performance_window
     from jobs.trends import refresh_index
 
     out: dict[str, Any] = {"written": [], "skipped": {}, "unchanged": {}}

@@ -46,6 +46,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from reports.drift_stats import (
+    jensenshannon,
+    ks_points,
+    population_stability,
+    quantile_edges,
+    shares,
+    wasserstein_points,
+)
 from reports.profile import (
     CategoricalSketch,
     NumericSketch,
@@ -54,7 +62,6 @@ from reports.profile import (
     profile_frame,
 )
 
-EPS = 1e-4
 MAX_CATEGORY_BINS = 20
 ALARM_KINDS = ("missing", "constant", "new values")
 
@@ -163,81 +170,8 @@ def _feature_dict(f: FeatureDrift) -> dict[str, Any]:
     return d
 
 
-def _psi(ref: np.ndarray, cur: np.ndarray) -> float:
-    r = np.maximum(ref, EPS)
-    c = np.maximum(cur, EPS)
-    return float(np.sum((c - r) * np.log(c / r)))
-
-
-def _shares(counts: np.ndarray) -> np.ndarray:
-    total = counts.sum()
-    return counts / total if total else np.zeros_like(counts, dtype=float)
-
-
 def _fmt(x: float) -> str:
     return f"{x:.4g}"
-
-
-def _cdf(values: np.ndarray, weights: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """The weighted empirical CDF at ``grid`` (right-continuous)."""
-    cum = np.r_[0.0, np.cumsum(weights)]
-    return cum[np.searchsorted(values, grid, side="right")] / cum[-1]
-
-
-def wasserstein_points(u: np.ndarray, uw: np.ndarray, v: np.ndarray, vw: np.ndarray) -> float:
-    """W1 between two weighted samples (values sorted): the integral of |F - G|.
-
-    Equal to ``scipy.stats.wasserstein_distance`` with the same weights (tested).
-    """
-    grid = np.union1d(u, v)
-    if grid.size < 2:
-        return 0.0
-    diff = np.abs(_cdf(u, uw, grid[:-1]) - _cdf(v, vw, grid[:-1]))
-    return float(np.sum(diff * np.diff(grid)))
-
-
-def ks_points(
-    u: np.ndarray, uw: np.ndarray, v: np.ndarray, vw: np.ndarray, n: int, m: int
-) -> tuple[float, float]:
-    """KS statistic between two weighted samples and its asymptotic p-value for ``n`` and
-    ``m`` rows (scipy's ``ks_2samp(method='asymp')`` on the same rows)."""
-    grid = np.union1d(u, v)
-    d = float(np.max(np.abs(_cdf(u, uw, grid) - _cdf(v, vw, grid)))) if grid.size else 0.0
-    en = n * m / (n + m)
-    if en < 10_000:
-        from scipy import stats  # slow to import: only for small samples
-
-        return d, float(stats.kstwo.sf(d, np.round(en)))
-    from scipy.special import kolmogorov  # = scipy.stats.kstwobign.sf
-
-    return d, float(kolmogorov(d * np.sqrt(en)))
-
-
-def jensenshannon(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen–Shannon distance with natural logs: ``scipy.spatial.distance.jensenshannon``'s
-    default and Evidently's (tested equal), without importing scipy.spatial."""
-    p = p / p.sum() if p.sum() else p
-    q = q / q.sum() if q.sum() else q
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl_p = np.where(p > 0, p * np.log(p / m), 0.0).sum()
-        kl_q = np.where(q > 0, q * np.log(q / m), 0.0).sum()
-    value = float(np.sqrt(max(0.0, (kl_p + kl_q) / 2)))
-    return value if np.isfinite(value) else 0.0
-
-
-def _quantile_edges(values: np.ndarray, weights: np.ndarray, bins: int) -> np.ndarray:
-    """The reference's inner quantile edges, interpolated by position as ``np.quantile``
-    does on the rows the points stand for; duplicates merged."""
-    cum = np.cumsum(weights)
-    total = cum[-1]
-    pos = np.linspace(0, 1, bins + 1)[1:-1] * (total - 1)
-
-    def at(k: np.ndarray) -> np.ndarray:
-        return values[np.minimum(np.searchsorted(cum, k, side="right"), values.size - 1)]
-
-    lo = np.floor(pos)
-    return np.unique(at(lo) + (pos - lo) * (at(np.ceil(pos)) - at(lo)))
 
 
 def _reasons(
@@ -271,7 +205,7 @@ def numeric_drift(
     cv, cw = np.asarray(cur.values), np.asarray(cur.weights)
     ref_missing = ref.missing / ref.n if ref.n else 0.0
     cur_missing = cur.missing / cur.n if cur.n else 0.0
-    edges = _quantile_edges(rv, rw, policy.bins) if rv.size else np.array([], dtype=float)
+    edges = quantile_edges(rv, rw, policy.bins) if rv.size else np.array([], dtype=float)
     ref_counts = np.bincount(
         np.searchsorted(edges, rv, side="right"), weights=rw, minlength=edges.size + 1
     )
@@ -291,8 +225,8 @@ def numeric_drift(
     ref_counts = np.append(ref_counts, ref.missing).astype(float)  # missing: its own bin
     cur_counts = np.append(cur_counts, cur.missing).astype(float)
     labels.append("missing")
-    ref_share, cur_share = _shares(ref_counts), _shares(cur_counts)
-    psi = _psi(ref_share, cur_share)
+    ref_share, cur_share = shares(ref_counts), shares(cur_counts)
+    psi = population_stability(ref_share, cur_share)
     stat: float
     p: float | None = None
     if rv.size == 0 or cv.size == 0:
@@ -350,8 +284,8 @@ def categorical_drift(
         [cur.counts.get(k, 0) for k in top] + [cur.n - cur.missing - cur_known, cur.missing],
         dtype=float,
     )
-    ref_share, cur_share = _shares(ref_counts), _shares(cur_counts)
-    psi = _psi(ref_share, cur_share)
+    ref_share, cur_share = shares(ref_counts), shares(cur_counts)
+    psi = population_stability(ref_share, cur_share)
     unseen = sorted(
         (k for k in cur.counts if k not in ref.counts), key=lambda k: (-cur.counts[k], k)
     )
@@ -411,7 +345,7 @@ def sketch_drift(name: str, ref: Sketch, cur: Sketch, policy: DriftPolicy) -> Fe
     raise ValueError(f"{name}: the reference is {ref.kind} but the current window is {cur.kind}")
 
 
-def _importance_shares(
+def _importanceshares(
     names: Sequence[str], importance: Mapping[str, float] | None
 ) -> dict[str, float]:
     gains = {n: max(0.0, float((importance or {}).get(n, 0.0))) for n in names}
@@ -432,7 +366,7 @@ def drift_from_profiles(
 ) -> DriftResult:
     """Drift of every listed feature (and the score, if both profiles have it)."""
     policy = policy or DriftPolicy()
-    weights = _importance_shares(features, importance)
+    weights = _importanceshares(features, importance)
     has_gain = bool(importance) and any((importance or {}).get(n, 0) > 0 for n in features)
     ranked = sorted(features, key=lambda n: (-weights[n], n))
     rank = {n: i + 1 for i, n in enumerate(ranked)} if has_gain else {}

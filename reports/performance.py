@@ -2,8 +2,9 @@
 
 Input: one frame per model with ``transaction_id, event_time, card_id,
 amount, is_fraud, score``. Headline metrics (average precision, ROC AUC,
-the precision–recall curve) come from scikit-learn; the per-day metrics are
-polars group-bys:
+the precision–recall curve) come from scikit-learn, imported when used (the
+report's own path, :mod:`reports.aggregated`, shares these result types only);
+the per-day metrics are polars group-bys:
 
 - precision@k: each day, the share of frauds among the k highest-scored
   transactions (k = the daily alert budget);
@@ -25,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,9 @@ def compute_performance(
     s = frame["score"].cast(pl.Float64).to_numpy()
     n = int(y.size)
     frauds = int(y.sum())
+    # scikit-learn takes seconds to import: only the row-by-row path (the gate) needs it
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
     ap = _safe(average_precision_score, y, s)
     auc = _safe(roc_auc_score, y, s)
     p_t, r_t, f1_t = threshold_metrics(y, s, threshold)
