@@ -89,6 +89,8 @@ def test_failed_quality_registers_with_reasons(world: World) -> None:
     )
     assert shown.exit_code == 0
     assert "FAIL missing_rate" in shown.output and "distance_km" in shown.output
+    assert "WARN warm_up" in shown.output  # a warning is shown as one, not as a failure
+    assert "ok   min_rows" in shown.output
 
 
 def test_empty_window_is_a_clear_error(world: World) -> None:

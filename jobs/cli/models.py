@@ -63,6 +63,8 @@ def train(
     click.echo(f"  data quality: {d['data_quality']['status']}")
     for reason in d["data_quality"].get("reasons", []):
         click.echo(f"    - {reason}")
+    for warning in d["data_quality"].get("warnings", []):
+        click.echo(f"    - warning: {warning}")
     if d.get("gate"):
         g = d["gate"]
         click.echo(f"  gate: {'passed' if g['passed'] else 'refused'} (report: {g['report']})")

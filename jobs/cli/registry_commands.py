@@ -150,7 +150,8 @@ def show(config_path: str | None, version: int | str, as_json: bool) -> None:
     )
     click.echo(f"  data quality   {lin.quality_status}")
     for check in lin.data_quality.get("checks", []):
-        mark = "ok  " if check.get("passed") else "FAIL"
+        failed = "WARN" if check.get("severity") == "warning" else "FAIL"
+        mark = "ok  " if check.get("passed") else failed
         click.echo(f"    {mark} {check.get('name')}: {check.get('detail')}")
     click.echo(
         "  metrics        " + ", ".join(f"{k} {_metric(val)}" for k, val in lin.metrics.items())
