@@ -36,7 +36,7 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> pl.Da
 
 LATEST_LABELS = (
     "(SELECT transaction_id, arg_max(is_fraud, reported_at) AS is_fraud FROM labels "
-    "GROUP BY transaction_id)"
+    "WHERE ?::TIMESTAMP IS NULL OR reported_at < ? GROUP BY transaction_id)"
 )
 
 
@@ -50,9 +50,10 @@ def aggregates(
     end: datetime,
     threshold: float,
     k: int,
+    as_of: datetime | None = None,
 ) -> Aggregates | None:
-    """The window's aggregates for the scores matching ``where`` (on ``scores s``), or None
-    when the window has none."""
+    """The window's aggregates for the scores matching ``where`` (on ``scores s``), with the
+    labels reported before ``as_of`` (all without it), or None when the window has none."""
     con.execute("DROP TABLE IF EXISTS temp.fw_perf")
     con.execute(
         "CREATE TEMP TABLE fw_perf AS "
@@ -61,7 +62,7 @@ def aggregates(
         "FROM scores s JOIN transactions t USING (transaction_id) "
         f"LEFT JOIN {LATEST_LABELS} l USING (transaction_id) "
         f"WHERE s.model_name = ? AND {where} AND t.event_time >= ? AND t.event_time < ?",
-        [model_name, *params, start, end],
+        [as_of, as_of, model_name, *params, start, end],
     )
     try:
         row = con.execute(

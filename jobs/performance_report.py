@@ -50,23 +50,28 @@ def _roles(cfg: Config, reg: Registry) -> list[tuple[str, str, list[Any]]]:
     return roles
 
 
+def labels_as_of(con: duckdb.DuckDBPyConnection) -> datetime:
+    """The report counts the labels reported before the data clock's day: within a day, new
+    chargebacks do not make every run recompute the report; the next day's first run does."""
+    return datetime.combine(data_clock(con).date(), time())
+
+
 def performance_inputs(
     con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, window: Window
 ) -> str:
+    """What the report depends on: the window, the models, the labels known as of today, the
+    alert policy (cheap: the window's scores are not read; a late transaction scored into an
+    old window shows at the next change)."""
     s = cfg.settings
-    scores = con.execute(
-        "SELECT s.role, s.model_version, count(*), max(s.scored_at) FROM scores s "
-        "JOIN (SELECT transaction_id FROM transactions WHERE event_time >= ? AND event_time < ?) "
-        "t USING (transaction_id) WHERE s.model_name = ? GROUP BY ALL ORDER BY ALL",
-        [window.start, window.end, s.model.name],
+    as_of = labels_as_of(con)
+    labels = con.execute(
+        "SELECT count(*), max(ingested_at) FROM labels WHERE reported_at < ?", [as_of]
     ).fetchall()
-    labels = con.execute("SELECT count(*), max(ingested_at) FROM labels").fetchall()
     return fingerprint(
         {
             "window": [window.start, window.end],
             "roles": _roles(cfg, reg),
-            "scores": scores,
-            "labels": labels,
+            "labels": [as_of, labels],
             "policy": [s.alerts.threshold, s.alerts.daily_budget, s.reports.currency],
         }
     )
@@ -85,6 +90,7 @@ def performance_report(
 
     s = cfg.settings
     window = performance_window(con, cfg, start, end)
+    as_of = labels_as_of(con)
     results = []
     for role, where, params in _roles(cfg, reg):
         agg = aggregates(
@@ -96,6 +102,7 @@ def performance_report(
             end=window.end,
             threshold=s.alerts.threshold,
             k=s.alerts.daily_budget,
+            as_of=as_of,
         )
         if agg is None:
             continue
@@ -145,7 +152,12 @@ def write_performance(
 
     results, window = performance_report(con, cfg, reg, **kw)
     undelivered = delivery_backlog(con)
-    meta = {"window": window.label(), "model": cfg.settings.model.name, **undelivered}
+    meta = {
+        "window": window.label(),
+        "labels reported before": f"{labels_as_of(con):%Y-%m-%d}",
+        "model": cfg.settings.model.name,
+        **undelivered,
+    }
     html = render_performance(
         results,
         title=f"Performance — {window.label()}",

@@ -174,7 +174,7 @@ def test_missing_value_drift_is_flagged_red_at_the_top_with_its_chart(
 
 
 def _sweep_from_warehouse(
-    cfg: Config, start: datetime, end: datetime, threshold: float, budget: int
+    cfg: Config, as_of: datetime, start: datetime, end: datetime, threshold: float, budget: int
 ) -> dict[str, float]:
     from jobs.warehouse import warehouse
 
@@ -182,7 +182,7 @@ def _sweep_from_warehouse(
         row = con.execute(
             """
             WITH lab AS (SELECT transaction_id, arg_max(is_fraud, reported_at) AS f
-                         FROM labels GROUP BY 1),
+                         FROM labels WHERE reported_at < ? GROUP BY 1),
             base AS (SELECT t.event_time::DATE AS day, t.card_id, t.transaction_id, t.amount,
                             s.score, coalesce(l.f, false) AS f
                      FROM scores s JOIN transactions t USING (transaction_id)
@@ -197,7 +197,7 @@ def _sweep_from_warehouse(
                    coalesce(sum(amount) FILTER (WHERE f), 0)
             FROM sent
             """,
-            [start, end, threshold, budget],
+            [as_of, start, end, threshold, budget],
         ).fetchall()[0]
     days, frauds, sent, tp, caught = row
     return {
@@ -214,6 +214,9 @@ def test_sweep_rows_match_the_warehouse(site: Site, page_of: Any) -> None:
     first, last = re.search(r"window: (\d{4}-\d\d-\d\d) \.\. (\d{4}-\d\d-\d\d)", meta).groups()  # type: ignore[union-attr]
     start = datetime.fromisoformat(first)
     end = datetime.fromisoformat(last) + timedelta(days=1)
+    found = re.search(r"labels reported before: (\d{4}-\d\d-\d\d)", meta)
+    assert found is not None
+    as_of = datetime.fromisoformat(found.group(1))
     a = site.cfg.settings.alerts
     rows = page.locator("#sweep tbody tr")
     current = page.locator("#sweep tr.current")
@@ -227,7 +230,7 @@ def test_sweep_rows_match_the_warehouse(site: Site, page_of: Any) -> None:
         if (t, k) not in ((a.threshold, a.daily_budget), (0.3, a.daily_budget), (a.threshold, 10)):
             continue
         cells = row.locator("td").all_inner_texts()
-        want = _sweep_from_warehouse(site.cfg, start, end, t, k)
+        want = _sweep_from_warehouse(site.cfg, as_of, start, end, t, k)
         assert cells[2] == f"{want['alerts']:.1f}", (t, k, cells)
         if want["precision"] == want["precision"]:
             assert cells[4] == f"{want['precision']:.3f}", (t, k, cells)
