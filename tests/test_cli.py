@@ -404,10 +404,17 @@ def readme_examples() -> list[str]:
     found += re.findall(r"`fraudwatch ([^`]*)`", readme)
     out = []
     for example in found:
-        example = example.split(">>")[0].split("   (")[0]
+        example = " ".join(example.split(">>")[0].split("   (")[0].split())  # one line
         for part in example.split(" / "):  # `fraudwatch a` / `fraudwatch b` in one cell
             part = part.removeprefix("fraudwatch ").replace("[", "").replace("]", "")
-            out.append(part.replace(" ...", "").strip())
+            part = part.replace(" ...", "").strip()
+            words = part.split(" ")
+            alternatives = [i for i, w in enumerate(words) if "|" in w]  # drift|performance
+            if alternatives:
+                i = alternatives[0]
+                out += [" ".join([*words[:i], w, *words[i + 1 :]]) for w in words[i].split("|")]
+            else:
+                out.append(part)
     return sorted(set(out))
 
 
