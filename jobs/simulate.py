@@ -167,8 +167,10 @@ def simulate_day(
     legit = legit_day(profiles, day, seed, options)
     terminals = compromised_terminals(profiles, day, seed, options.terminal_compromise_rate)
     if terminals:
-        share = legit["merchant"].replace_strict(terminals, default=0.0, return_dtype=pl.Float64)
-        hit = _rng(seed, day.toordinal(), 8).random(legit.height) < share.to_numpy()
+        fraud_share = legit["merchant"].replace_strict(
+            terminals, default=0.0, return_dtype=pl.Float64
+        )
+        hit = _rng(seed, day.toordinal(), 8).random(legit.height) < fraud_share.to_numpy()
         legit = legit.with_columns(
             pl.when(pl.Series(hit))
             .then(pl.lit("compromised_terminal"))
