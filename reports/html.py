@@ -172,6 +172,29 @@ def render_drift(result: DriftResult, *, title: str, meta: dict[str, str]) -> st
 
 
 # -- model card -----------------------------------------------------------------------------
+def _training_facts(extra: dict[str, Any]) -> list[tuple[str, str]]:
+    """Trees and early stopping, and what the features meant, where the version says."""
+    facts = []
+    stopping = extra.get("early_stopping")
+    if stopping:
+        facts.append(
+            (
+                "Trees",
+                f"{stopping.get('trees')} kept of {stopping.get('rounds_run')} rounds "
+                f"(early stopping on {stopping.get('metric')}, patience {stopping.get('patience')})",
+            )
+        )
+    if "feature_version" in extra:
+        facts.append(
+            (
+                "Feature definitions",
+                f"version {extra['feature_version']}: merchant risk over windows ending "
+                f"{extra.get('label_delay_days')} day(s) (the label delay) before each transaction",
+            )
+        )
+    return facts
+
+
 def model_card_view(card: dict[str, Any]) -> dict[str, Any]:
     from reports import charts  # matplotlib, only for the cards (written once per version)
 
@@ -197,6 +220,7 @@ def model_card_view(card: dict[str, Any]) -> dict[str, Any]:
             ),
             ("Labels known up to", str(lin.get("label_cutoff") or "")[:19].replace("T", " ")),
             ("Rows", f"{lin.get('rows', 0):,}"),
+            *_training_facts(extra),
             ("Fraud rate", pct(lin.get("fraud_rate"), 3)),
             ("Training data fingerprint", str(lin.get("fingerprint", ""))),
             ("Artifact sha256", str(card.get("artifact_sha256", ""))),
@@ -207,7 +231,12 @@ def model_card_view(card: dict[str, Any]) -> dict[str, Any]:
         ],
         "quality_status": quality.get("status", "unknown"),
         "quality_checks": [
-            {"name": c.get("name"), "passed": c.get("passed"), "detail": c.get("detail")}
+            {
+                "name": c.get("name"),
+                "passed": c.get("passed"),
+                "warning": c.get("severity") == "warning",
+                "detail": c.get("detail"),
+            }
             for c in quality.get("checks", [])
         ],
         "metrics": [
@@ -222,6 +251,7 @@ def model_card_view(card: dict[str, Any]) -> dict[str, Any]:
                 "gain": pct(importance.get(n, 0.0) / total),
                 "categorical": n in lin.get("categorical_features", []),
                 "position": lin.get("feature_names", []).index(n) + 1,
+                "description": (extra.get("feature_descriptions") or {}).get(n, ""),
             }
             for n in sorted(
                 lin.get("feature_names", []), key=lambda n: (-importance.get(n, 0.0), n)

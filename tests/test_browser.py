@@ -275,6 +275,16 @@ def test_model_cards_show_aliases_now_and_features_by_importance(site: Site, pag
     assert "champion" in v2.locator("#aliases").inner_text()
     shares = [
         float(t.rstrip("%"))
-        for t in v2.locator("#features tbody tr td:nth-child(3)").all_inner_texts()
+        for t in v2.locator("#features tbody tr td:nth-child(4)").all_inner_texts()
     ]
     assert shares == sorted(shares, reverse=True) and shares[0] > 0
+    # what each feature meant for this version, and how training stopped
+    risk = v2.locator("#features tbody tr", has_text="merchant_fraud_rate_7d")
+    assert "fraud rate over 7 day(s) ending 7 day(s) ago" in risk.inner_text()
+    lineage = v2.locator("#lineage").inner_text()
+    assert "early stopping on average_precision" in lineage
+    assert "Feature definitions" in lineage
+    # v1 was trained on the world's first days: a warning, badged as one, not a failure
+    warm = v1.locator("#quality tr", has_text="warm_up")
+    assert warm.locator(".badge").inner_text() == "warn"
+    assert v1.locator("#quality .badge.bad").count() == 0
