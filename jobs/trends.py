@@ -134,7 +134,7 @@ def refresh_index(
     trends = []
     try:
         trends.append(drift_weeks(con, cfg, reg, clock))
-    except NotEnoughData as exc:
+    except (NotEnoughData, ValueError) as exc:  # a trend never fails the reports
         logs.event(log, "no drift trend", reason=str(exc))
     perf = performance_weeks(performance)
     if performance is None:  # the performance report was unchanged: keep its last trend
