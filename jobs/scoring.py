@@ -44,7 +44,7 @@ from jobs import logs
 from jobs.alerting import create_alerts
 from jobs.config import Config
 from jobs.errors import FeatureMismatch, NoChampion
-from jobs.features import FeatureSpec, compute_features, feature_spec
+from jobs.features import FEATURE_VERSION, FeatureSpec, compute_features, feature_spec
 from jobs.model_inputs import InferencePolicy, apply_policy, encode
 from jobs.profiles import batch_profiles, write_profiles
 from jobs.reasons import explainer
@@ -109,6 +109,18 @@ def load_version(reg: Registry, model_name: str, version: int, role: str) -> Loa
     """A registry version, its artifact verified, ready to score."""
     info = reg.get_version(model_name, version)
     lin = info.lineage
+    trained_with = int(lin.extra.get("feature_version", 1))
+    if trained_with < FEATURE_VERSION:
+        logs.event(
+            log,
+            "model trained on older feature definitions: retrain it",
+            level="warning",
+            version=info.version,
+            role=role,
+            feature_version=trained_with,
+            current=FEATURE_VERSION,
+            changed="merchant_fraud_rate_*: windows now end label_delay_days before t",
+        )
     return LoadedModel(
         name=model_name,
         version=info.version,

@@ -184,3 +184,29 @@ def test_early_stopping_keeps_the_best_trees_and_says_how_long_it_ran(world: Wor
         open_registry(world.cfg).load_booster("fraud", result.version).num_trees()
         == lin.extra["trees"]
     )
+
+
+def test_a_model_trained_on_older_feature_definitions_is_flagged_when_loaded(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Version 1 of the merchant risk ended its windows at t; a model registered before the
+    change has no feature_version in its lineage, and scoring with it says to retrain."""
+    from dataclasses import replace
+
+    from jobs.scoring import load_version
+
+    reg = open_registry(world.cfg)
+    info = reg.get_version("fraud", 1)
+    old_extra = {k: v for k, v in info.lineage.extra.items() if k != "feature_version"}
+    old = reg.register_version(
+        "fraud",
+        reg.load_booster("fraud", 1).model_to_string(),
+        replace(info.lineage, extra=old_extra),
+    )
+    with caplog.at_level("WARNING", logger="fraudwatch.scoring"):
+        load_version(reg, "fraud", 1, "champion")
+    assert not [r for r in caplog.records if "older feature definitions" in r.getMessage()]
+    with caplog.at_level("WARNING", logger="fraudwatch.scoring"):
+        load_version(reg, "fraud", old.version, "champion")
+    [warned] = [r for r in caplog.records if "older feature definitions" in r.getMessage()]
+    assert warned.fields["version"] == old.version  # type: ignore[attr-defined]
