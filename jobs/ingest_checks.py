@@ -17,6 +17,7 @@ from jobs.ingest_sql import boolean, num, present, q, split_problem, text, ts
 from jobs.runs import utcnow
 
 REQUIRED = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
+TEXT_REQUIRED = ("transaction_id", "card_id", "merchant_id")
 
 
 def require(path: Path, have: list[str], mapping: dict[str, str]) -> None:
@@ -51,10 +52,16 @@ def typed_transactions(
         f"{text(m.merchant_id, types)} AS merchant_id",
         f"{num(m.amount, types)} AS amount",
     ]
-    typed += [f"NOT ({present(getattr(m, c), types)}) AS __miss_{c}" for c in REQUIRED]
+    # a text column is missing when its typed value is NULL (blank once trimmed); a time or
+    # an amount when the raw value is absent (present but unparseable is another problem)
+    raw_checked = [c for c in REQUIRED if c not in TEXT_REQUIRED]
+    typed += [f"NOT ({present(getattr(m, c), types)}) AS __miss_{c}" for c in raw_checked]
     typed.append("__malformed")
     checks = ["WHEN __malformed IS NOT NULL THEN __malformed"]
-    checks += [f"WHEN __miss_{c} THEN 'missing_field|{c}|'" for c in REQUIRED]
+    checks += [
+        f"WHEN {c + ' IS NULL' if c in TEXT_REQUIRED else '__miss_' + c} THEN 'missing_field|{c}|'"
+        for c in REQUIRED
+    ]
     checks += [
         "WHEN event_time IS NULL THEN 'bad_timestamp|event_time|not a timestamp'",
         "WHEN amount IS NULL THEN 'bad_amount|amount|not a number'",
