@@ -36,7 +36,6 @@ import pyarrow as pa
 
 from jobs.config import Config, Features
 
-KEYS = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
 # the feature definitions' version, recorded with every model: 2 = merchant risk over
 # windows that end the label delay before t (1: windows that ended at t)
 FEATURE_VERSION = 2

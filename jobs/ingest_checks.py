@@ -11,12 +11,12 @@ from pathlib import Path
 
 import duckdb
 
-from jobs.config import Config
+from jobs.config import CANONICAL, Config
 from jobs.errors import InputFileError
 from jobs.ingest_sql import boolean, num, present, q, split_problem, text, ts
 from jobs.runs import utcnow
 
-REQUIRED = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
+REQUIRED = CANONICAL  # every canonical column must be mapped and present
 TEXT_REQUIRED = ("transaction_id", "card_id", "merchant_id")
 
 
