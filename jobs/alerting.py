@@ -364,3 +364,22 @@ def list_alerts(
     )
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def send_job(cfg: Config, *, requeue: bool = False, channel: str | None = None) -> DeliveryResult:
+    """The ``alerts send`` / ``alerts retry`` job: under a run-ledger row, re-queue failed
+    alerts if asked (of one channel, or all), then deliver what is pending. The warehouse
+    is open only while each step reads or writes, so analysts can read in between."""
+    from jobs.runs import recorded_run
+    from jobs.warehouse import configured_warehouse
+
+    with recorded_run(cfg, "alerts") as rec:
+        requeued = 0
+        if requeue:
+            with configured_warehouse(cfg) as con:
+                requeued = requeue_failed(con, channel)
+        result = deliver(cfg, lambda: configured_warehouse(cfg))
+        result.requeued = requeued
+        rec.counts["alerts"] = result.to_dict()
+        rec.problems += result.problems
+    return result

@@ -361,3 +361,16 @@ def _summarise(con: duckdb.DuckDBPyConnection, result: IngestResult, started: An
         result.orphan_labels, result.orphan_examples = int(n), list(examples or [])
         if n:
             logs.event(log, "labels for unknown transactions", 30, n=n, examples=examples)
+
+
+def ingest_job(cfg: Config, *, reingest_paths: Sequence[Path] = ()) -> IngestResult:
+    """The ``ingest`` job: open the warehouse, ingest under a run-ledger row (counts, and the
+    problems that make it ``needs_attention``), close."""
+    from jobs.runs import ledger
+    from jobs.warehouse import configured_warehouse
+
+    with configured_warehouse(cfg) as con, ledger(con, "ingest") as rec:
+        result = ingest(cfg, con, reingest_paths=reingest_paths)
+        rec.counts["ingest"] = result.to_dict()
+        rec.problems += result.problems
+    return result

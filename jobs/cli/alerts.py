@@ -15,20 +15,10 @@ def alerts() -> None:
 def _deliver(config_path: str | None, as_json: bool, requeue: bool, channel: str | None) -> None:
     """Deliver pending alerts (after re-queueing failed ones if asked) under a ledger row;
     exit 1 when a channel could not deliver or alerts were given up on."""
-    from jobs.alerting import deliver, requeue_failed
-    from jobs.runs import recorded_run
-    from jobs.warehouse import configured_warehouse
+    from jobs.alerting import send_job
 
-    cfg = get_config(config_path)
-    with recorded_run(cfg, "alerts") as rec:
-        requeued = 0
-        if requeue:
-            with configured_warehouse(cfg) as con:
-                requeued = requeue_failed(con, channel)
-        result = deliver(cfg, lambda: configured_warehouse(cfg))
-        result.requeued = requeued
-        rec.counts["alerts"] = result.to_dict()
-        rec.problems += result.problems
+    result = send_job(get_config(config_path), requeue=requeue, channel=channel)
+    requeued = result.requeued
     if as_json:
         echo_json(result.to_dict())
     else:

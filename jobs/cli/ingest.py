@@ -27,18 +27,9 @@ def ingest(config_path: str | None, as_json: bool, reingest: tuple[Path, ...]) -
     Exits 1 when a file was set aside or changed after ingestion (the run ledger says
     needs_attention); the other files are ingested all the same."""
     from jobs.cli.batch import ingest_notes
-    from jobs.ingest import ingest as do_ingest
-    from jobs.runs import ledger
-    from jobs.warehouse import configured_warehouse
+    from jobs.ingest import ingest_job
 
-    cfg = get_config(config_path)
-    with (
-        configured_warehouse(cfg) as con,
-        ledger(con, "ingest") as rec,
-    ):
-        result = do_ingest(cfg, con, reingest_paths=reingest)
-        rec.counts["ingest"] = result.to_dict()
-        rec.problems += result.problems
+    result = ingest_job(get_config(config_path), reingest_paths=reingest)
     if as_json:
         echo_json(result.to_dict())
     else:
