@@ -40,7 +40,7 @@ def measure(root: Path) -> dict[str, float]:
     base = peak_rss_mb()
     t = time.perf_counter()
     with configured_warehouse(cfg) as con:
-        result = ingest(cfg, con)
+        result = ingest(con, cfg)
     seconds = time.perf_counter() - t
     return {
         "rows": result.rows_loaded,

@@ -87,7 +87,7 @@ def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
     rec.counts["seconds"] = seconds
     t = time.perf_counter()
     with configured_warehouse(cfg) as con:
-        ingested = ingest(cfg, con)
+        ingested = ingest(con, cfg)
     rec.counts["ingest"] = ingested.to_dict()
     rec.problems += ingested.problems
     seconds["ingest"] = round(time.perf_counter() - t, 3)

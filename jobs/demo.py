@@ -182,7 +182,7 @@ def run_demo(
     say(f"1. simulating {plan.initial_days} days of card transactions from {plan.start} ...")
     summary = sim(0, plan.initial_days)
     with configured_warehouse(cfg) as con:
-        ingested = ingest(cfg, con)
+        ingested = ingest(con, cfg)
     say(
         f"   {summary.rows:,} transactions, fraud rate {summary.fraud_rate:.2%}; ingested "
         f"{ingested.rows_loaded:,} rows, {ingested.rows_quarantined} quarantined"

@@ -287,13 +287,13 @@ def _transactions(
 
 
 def reingest(
-    cfg: Config, con: duckdb.DuckDBPyConnection, paths: Sequence[Path]
+    con: duckdb.DuckDBPyConnection, cfg: Config, paths: Sequence[Path]
 ) -> list[FileResult]:
     """Replace the rows of each ingested file by its current content (``--reingest``), each
     in one transaction; a file that cannot be read raises, with nothing of it changed."""
     out = []
     for path in paths:
-        f, feed = landing_for(cfg, con, path)
+        f, feed = landing_for(con, cfg, path)
         if feed == "labels":
             out.append(_ingest_labels(con, cfg, f, replace=True))
         else:
@@ -302,7 +302,7 @@ def reingest(
 
 
 def ingest(
-    cfg: Config, con: duckdb.DuckDBPyConnection, *, reingest_paths: Sequence[Path] = ()
+    con: duckdb.DuckDBPyConnection, cfg: Config, *, reingest_paths: Sequence[Path] = ()
 ) -> IngestResult:
     """Ingest every new or changed transactions file, then every labels file (and first
     replace the rows of ``reingest_paths``). A file that cannot be read is set aside and
@@ -313,7 +313,7 @@ def ingest(
     result.waiting = [str(p) for p in transactions.waiting + labels.waiting]
     total = len(transactions.ready) + len(labels.ready) + len(reingest_paths)
     with _memory_limit(con, cfg), logs.progress("ingest", total) as bar:
-        result.files.extend(reingest(cfg, con, reingest_paths))
+        result.files.extend(reingest(con, cfg, reingest_paths))
         bar.update(len(reingest_paths))
         _transactions(con, cfg, transactions.ready, result, bar)
         for path in labels.ready:
@@ -370,7 +370,7 @@ def ingest_job(cfg: Config, *, reingest_paths: Sequence[Path] = ()) -> IngestRes
     from jobs.warehouse import configured_warehouse
 
     with configured_warehouse(cfg) as con, ledger(con, "ingest") as rec:
-        result = ingest(cfg, con, reingest_paths=reingest_paths)
+        result = ingest(con, cfg, reingest_paths=reingest_paths)
         rec.counts["ingest"] = result.to_dict()
         rec.problems += result.problems
     return result

@@ -168,7 +168,7 @@ def look_up(
     return Landing(path, name, size, digest, Prior(sha, status))
 
 
-def landing_for(cfg: Config, con: duckdb.DuckDBPyConnection, path: Path) -> tuple[Landing, str]:
+def landing_for(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path) -> tuple[Landing, str]:
     """A file named for ``--reingest`` and its feed: it must exist and be in the ledger."""
     name = recorded_path(cfg, path)
     if not path.is_file():

@@ -115,7 +115,7 @@ def _build_world(root: Path) -> None:
     )
     cfg = load_config(root / "config.toml")
     with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
-        ingest(cfg, con)
+        ingest(con, cfg)
     v1 = train_version(cfg, start=WORLD_START, end=date(2026, 3, 23))
     promote(cfg, v1.version, reason="first model", actor="tests")
 

@@ -60,7 +60,7 @@ def _check(root: Path, rows: list[Any], records: int | None = None) -> None:
     lines file without a single object is set aside whole (nothing to map), with why."""
     cfg = load_config(root / "config.toml")
     with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
-        result = ingest(cfg, con)
+        result = ingest(con, cfg)
         [f] = result.files
         if not any(isinstance(r, dict) for r in rows):
             assert f.status == "set_aside" and "missing" in (f.note or "")

@@ -58,7 +58,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
 
 def _ingest(cfg: Config):  # type: ignore[no-untyped-def]
     with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
-        return ingest(cfg, con)
+        return ingest(con, cfg)
 
 
 def test_renamed_columns_are_mapped_and_coerced(
@@ -378,7 +378,7 @@ def test_ingest_runs_under_its_own_memory_cap_and_gives_it_back(
     seen: list[str] = []
     with configured_warehouse(cfg) as con:
         seen.append(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
-        assert ingest(cfg, con).rows_loaded == 1
+        assert ingest(con, cfg).rows_loaded == 1
         seen.append(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
     assert seen == ["953.6 MiB", "953.6 MiB"]  # 1GB before and after; 64MB only within
 
