@@ -119,6 +119,20 @@ def alert_days(con: duckdb.DuckDBPyConnection, clock: datetime) -> dict[str, Any
     }
 
 
+def landing_problems(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict[str, Any]]:
+    """Landing files that need a person: set aside as unreadable, or changed after they
+    were ingested (as the ledger says now; a file fixed or re-ingested leaves the list)."""
+    rows = con.execute(
+        "SELECT path, feed, status, coalesce(note, ''), ingested_at FROM ingested_files "
+        "WHERE status IN ('set_aside', 'changed') ORDER BY ingested_at DESC LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [
+        {"path": p, "feed": f, "status": s.replace("_", " "), "note": n, "when": str(t)[:16]}
+        for p, f, s, n, t in rows
+    ]
+
+
 def refresh_index(
     con: duckdb.DuckDBPyConnection,
     cfg: Config,
@@ -156,6 +170,7 @@ def refresh_index(
         "trends": trends,
         "as_of": str(clock),
         "drift_status": drift_result.status if drift_result else None,
+        "landing_problems": landing_problems(con),
     }
     write_context(cfg.reports_dir, context)
     return context

@@ -123,6 +123,7 @@ def render_index(entries: list[IndexEntry], context: dict[str, Any] | None = Non
         champion=context.get("champion"),
         latest=latest,
         trends=trends,
+        landing_problems=context.get("landing_problems", []),
         groups=groups,
         kinds=KINDS,
         index_href="index.html",

@@ -357,3 +357,11 @@ def test_a_run_with_a_broken_and_a_changed_landing_file_scores_the_rest_and_need
         ("landing/transactions/0000-broken.parquet", "set_aside"),
         (f"landing/transactions/{first.name}", "changed"),
     ]
+    # the next run writes the reports: the index names both files and why, for analysts
+    again = CliRunner().invoke(cli, ["run", "--json", "--config", str(world.cfg.path)])
+    assert again.exit_code in (0, 1), again.output
+    index = (world.cfg.reports_dir / "index.html").read_text()
+    assert "Landing files that need a person" in index
+    landing = index[index.index('id="landing"') :]
+    assert "landing/transactions/0000-broken.parquet" in landing and "set aside" in landing
+    assert f"landing/transactions/{first.name}" in landing and "changed" in landing
