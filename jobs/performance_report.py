@@ -17,7 +17,8 @@ import duckdb
 
 from jobs.config import Config
 from jobs.errors import NotEnoughData
-from jobs.reporting import Window, _day, data_clock, fingerprint
+from jobs.reporting import Window, _day, fingerprint
+from jobs.warehouse import data_clock
 from registry import Registry
 from reports.index import publish
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs import logs
 from jobs.config import Config
-from jobs.errors import FraudwatchError, NotEnoughData, PromotionRefused
+from jobs.errors import FraudwatchError, PromotionRefused
 from jobs.registry_access import actor as default_actor
 from jobs.registry_access import open_registry
 
@@ -124,11 +124,9 @@ def gate_policy(cfg: Config) -> GatePolicy:
 def _window(
     con: duckdb.DuckDBPyConnection, cfg: Config, candidate: Any
 ) -> tuple[datetime, datetime]:
-    from jobs.training import data_clock
+    from jobs.warehouse import data_clock
 
     clock = data_clock(con)
-    if clock is None:
-        raise NotEnoughData("the warehouse is empty")
     end = clock - timedelta(days=cfg.settings.source.label_delay_days)
     start = max(
         candidate.lineage.training_end,

@@ -46,7 +46,7 @@ from jobs.profiles import (
 )
 from jobs.registry_access import open_registry
 from jobs.runs import ledger, utcnow
-from jobs.warehouse import configured_warehouse
+from jobs.warehouse import configured_warehouse, data_clock
 from registry import Registry
 from reports.drift import DriftPolicy, DriftResult, drift_from_profiles
 from reports.index import latest_entry, prune, publish
@@ -92,17 +92,6 @@ def drift_policy(cfg: Config) -> DriftPolicy:
 
 def _day(d: date | None) -> datetime | None:
     return datetime.combine(d, time()) if d else None
-
-
-def data_clock(con: duckdb.DuckDBPyConnection) -> datetime:
-    """The latest thing the warehouse knows: an event or a label report."""
-    clock = con.execute(
-        "SELECT greatest((SELECT max(event_time) FROM transactions), "
-        "(SELECT max(reported_at) FROM labels))"
-    ).fetchall()[0][0]
-    if clock is None:
-        raise NotEnoughData("the warehouse has no transactions yet: run `fraudwatch ingest` first")
-    return clock
 
 
 def fingerprint(value: Any) -> str:

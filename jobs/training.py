@@ -35,6 +35,7 @@ from jobs.errors import NotEnoughData
 from jobs.features import FEATURE_VERSION, compute_features, feature_spec
 from jobs.model_inputs import build_vocab, encode, medians
 from jobs.quality import FeatureProfile, QualityReport, check_training_frame, reference_profile
+from jobs.warehouse import data_clock
 
 log = logs.get("training")
 
@@ -93,23 +94,12 @@ class TrainedModel:
     quality: QualityReport
 
 
-def data_clock(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    """The latest thing the warehouse knows: an event or a label report."""
-    row = con.execute(
-        "SELECT greatest((SELECT max(event_time) FROM transactions), "
-        "(SELECT max(reported_at) FROM labels))"
-    ).fetchall()[0]
-    return row[0]
-
-
 def resolve_window(
     con: duckdb.DuckDBPyConnection, cfg: Config, start: date | None, end: date | None
 ) -> TrainingWindow:
     s = cfg.settings
     delay = timedelta(days=s.source.label_delay_days)
     clock = data_clock(con)
-    if clock is None:
-        raise NotEnoughData("the warehouse has no transactions yet: run `fraudwatch ingest` first")
     end = end or s.training.end
     start = start or s.training.start
     end_dt = (

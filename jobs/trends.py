@@ -142,7 +142,7 @@ def refresh_index(
     performance: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Recompute the index's context and rewrite the index page with it."""
-    from jobs.reporting import data_clock
+    from jobs.warehouse import data_clock
 
     clock = data_clock(con)
     trends = []

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from jobs.config import Config
-from jobs.errors import FraudwatchError
+from jobs.errors import FraudwatchError, NotEnoughData
 from jobs.warehouse_access import (  # noqa: F401 (is_disk_full and disk_full: for the jobs)
     connect,
     disk_full,
@@ -312,3 +313,15 @@ def configured_warehouse(
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def data_clock(con: duckdb.DuckDBPyConnection) -> datetime:
+    """The latest thing the warehouse knows: an event or a label report (every window that
+    ends "now" ends here, so a re-run on the same data sees the same windows)."""
+    clock = con.execute(
+        "SELECT greatest((SELECT max(event_time) FROM transactions), "
+        "(SELECT max(reported_at) FROM labels))"
+    ).fetchall()[0][0]
+    if clock is None:
+        raise NotEnoughData("the warehouse has no transactions yet: run `fraudwatch ingest` first")
+    return clock
