@@ -30,9 +30,10 @@ from jobs import logs
 from jobs.alerting import deliver
 from jobs.config import Config
 from jobs.ingest import ingest
+from jobs.loaded_model import inference_policy
 from jobs.registry_access import open_registry
 from jobs.runs import RunRecord, recorded_run
-from jobs.scoring import inference_policy, score_pending
+from jobs.scoring import score_pending
 from jobs.warehouse import configured_warehouse, open_configured
 
 log = logs.get("batch")

@@ -367,7 +367,7 @@ def _compute_reference(
     window: ReferenceWindow,
     champion: Any,
 ) -> tuple[Profile, int]:
-    from jobs.scoring import inference_policy, predict
+    from jobs.loaded_model import inference_policy, predict
 
     spec = feature_spec(cfg)
     limit = cfg.settings.reports.drift.reference_rows
@@ -425,7 +425,7 @@ def reference_profile(
                 str(stored.get("sha256")), what=f"{name} v{info.version} reference profile"
             )
             return profile_from_json(json.loads(text)), stored
-    from jobs.scoring import load_model  # LightGBM: only when the profile is computed
+    from jobs.loaded_model import load_model  # LightGBM: only when the profile is computed
 
     champion = load_model(reg, name, "champion") if info is not None else None
     profile, total = _compute_reference(con, cfg, window, champion)

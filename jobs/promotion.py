@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-    from jobs.scoring import LoadedModel
+    from jobs.loaded_model import LoadedModel
     from jobs.training import TrainResult
     from registry import AliasEvent, Registry
     from reports.gate import GatePolicy, Verdict
@@ -146,7 +146,7 @@ def _labelled_frame(
     import polars as pl
 
     from jobs.features import compute_features
-    from jobs.scoring import inference_policy, predict
+    from jobs.loaded_model import inference_policy, predict
 
     feats = compute_features(con, cfg, start=start, end=end)
     policy = inference_policy(cfg)
@@ -176,8 +176,8 @@ def evaluate_gate(
     import polars as pl
 
     from jobs.features import feature_spec
+    from jobs.loaded_model import load_version
     from jobs.reporting import publish_comparison
-    from jobs.scoring import load_version
     from reports.compare import compare_models
     from reports.gate import decide
 

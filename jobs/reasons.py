@@ -25,7 +25,7 @@ import numpy as np
 if TYPE_CHECKING:
     import polars as pl
 
-    from jobs.scoring import LoadedModel
+    from jobs.loaded_model import LoadedModel
 
 _WINDOW = re.compile(r"^(card|merchant)_(\w+?)_(\d+)d$")
 

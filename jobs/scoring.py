@@ -28,13 +28,12 @@ scoring them.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -44,8 +43,15 @@ from jobs import logs
 from jobs.alerting import create_alerts
 from jobs.config import Config
 from jobs.errors import FeatureMismatch, NoChampion
-from jobs.features import FEATURE_VERSION, FeatureSpec, compute_features, feature_spec
-from jobs.model_inputs import InferencePolicy, apply_policy, encode
+from jobs.features import FeatureSpec, compute_features, feature_spec
+from jobs.loaded_model import (
+    LoadedModel,
+    check_features,
+    inference_policy,
+    load_model,
+    predict,
+)
+from jobs.model_inputs import InferencePolicy
 from jobs.profiles import batch_profiles, write_profiles
 from jobs.reasons import explainer
 from jobs.runs import utcnow
@@ -53,20 +59,6 @@ from jobs.warehouse import transaction
 from registry import Registry
 
 log = logs.get("scoring")
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A registry version ready to score: booster plus what encoding needs."""
-
-    name: str
-    version: int
-    role: str
-    booster: lgb.Booster
-    features: tuple[str, ...]
-    categorical: tuple[str, ...]
-    vocab: Mapping[str, Sequence[str]]
-    medians: Mapping[str, float]
 
 
 @dataclass
@@ -98,67 +90,6 @@ class ScoreResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
-
-
-def inference_policy(cfg: Config) -> InferencePolicy:
-    s = cfg.settings.scoring
-    return InferencePolicy(missing=s.missing, fill=dict(s.fill))
-
-
-def load_version(reg: Registry, model_name: str, version: int, role: str) -> LoadedModel:
-    """A registry version, its artifact verified, ready to score."""
-    info = reg.get_version(model_name, version)
-    lin = info.lineage
-    trained_with = int(lin.extra.get("feature_version", 1))
-    if trained_with < FEATURE_VERSION:
-        logs.event(
-            log,
-            "model trained on older feature definitions: retrain it",
-            level="warning",
-            version=info.version,
-            role=role,
-            feature_version=trained_with,
-            current=FEATURE_VERSION,
-            changed="merchant_fraud_rate_*: windows now end label_delay_days before t",
-        )
-    return LoadedModel(
-        name=model_name,
-        version=info.version,
-        role=role,
-        booster=reg.load_booster(model_name, info.version),
-        features=tuple(lin.feature_names),
-        categorical=tuple(lin.categorical_features),
-        vocab={k: list(v) for k, v in (lin.categorical_vocab or {}).items()},
-        medians=dict(lin.extra.get("medians", {})),
-    )
-
-
-def load_model(reg: Registry, model_name: str, alias: str) -> LoadedModel | None:
-    """The version an alias points to, or None when the alias is not set."""
-    info = reg.get_alias(model_name, alias)
-    if info is None:
-        return None
-    return load_version(reg, model_name, info.version, alias)
-
-
-def check_features(model: LoadedModel, produced: Sequence[str]) -> None:
-    """Fail with the missing and extra names unless the model's features match the pipeline."""
-    expected = list(model.features)
-    if expected == list(produced):
-        return
-    missing = [f for f in expected if f not in produced]
-    extra = [f for f in produced if f not in expected]
-    if not missing and not extra:  # same names, other order
-        missing = ["(order differs) " + ", ".join(expected)]
-    raise FeatureMismatch(model.version, missing, extra)
-
-
-def predict(
-    model: LoadedModel, feats: pa.Table, policy: InferencePolicy, threads: int
-) -> tuple[np.ndarray, np.ndarray]:
-    x = encode(feats, model.features, model.categorical, model.vocab)
-    x = apply_policy(x, model.features, policy, model.medians)
-    return np.asarray(model.booster.predict(x, num_threads=threads)), x
 
 
 def _unscored(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> tuple[int, datetime | None]:

@@ -12,8 +12,8 @@ from conftest import World
 
 from jobs.batch import run_batch
 from jobs.features import feature_spec
+from jobs.loaded_model import LoadedModel
 from jobs.reasons import phrase, top_reasons
-from jobs.scoring import LoadedModel
 
 NAN = math.nan
 DESC = {

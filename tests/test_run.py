@@ -20,9 +20,9 @@ from jobs.cli import cli
 from jobs.config import load_config
 from jobs.errors import FeatureMismatch, NoChampion
 from jobs.features import compute_features, feature_spec
+from jobs.loaded_model import inference_policy, load_model, predict
 from jobs.reasons import top_reasons
 from jobs.registry_access import open_registry
-from jobs.scoring import inference_policy, load_model, predict
 from jobs.training import train_version
 from jobs.warehouse import warehouse
 

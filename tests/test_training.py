@@ -193,7 +193,7 @@ def test_a_model_trained_on_older_feature_definitions_is_flagged_when_loaded(
     change has no feature_version in its lineage, and scoring with it says to retrain."""
     from dataclasses import replace
 
-    from jobs.scoring import load_version
+    from jobs.loaded_model import load_version
 
     reg = open_registry(world.cfg)
     info = reg.get_version("fraud", 1)

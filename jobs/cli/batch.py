@@ -102,9 +102,10 @@ def run(config_path: str | None, as_json: bool, no_reports: bool) -> None:
 @handle_errors
 def score(config_path: str | None, as_json: bool) -> None:
     """Score transactions the champion has not scored yet (challenger in shadow)."""
+    from jobs.loaded_model import inference_policy
     from jobs.registry_access import open_registry
     from jobs.runs import ledger
-    from jobs.scoring import inference_policy, score_pending
+    from jobs.scoring import score_pending
     from jobs.warehouse import configured_warehouse
 
     cfg = get_config(config_path)
