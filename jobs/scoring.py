@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from jobs import logs
 from jobs.alerting import create_alerts
-from jobs.config import Config
+from jobs.config import CANONICAL, Config
 from jobs.errors import FeatureMismatch, NoChampion
 from jobs.features import FeatureSpec, compute_features, feature_spec
 from jobs.loaded_model import (
@@ -296,11 +296,7 @@ def _recent_mask(feats: pa.Table, after: datetime | None) -> np.ndarray:
 def _alert_candidates(
     feats: pa.Table, hot: np.ndarray, scores: np.ndarray, model: LoadedModel
 ) -> pl.DataFrame:
-    keys = pl.from_arrow(
-        feats.select(["transaction_id", "event_time", "card_id", "merchant_id", "amount"]).take(
-            pa.array(hot, type=pa.int64())
-        )
-    )
+    keys = pl.from_arrow(feats.select(list(CANONICAL)).take(pa.array(hot, type=pa.int64())))
     assert isinstance(keys, pl.DataFrame)
     return keys.with_columns(
         pl.Series("score", scores[hot], dtype=pl.Float64),
