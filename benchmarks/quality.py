@@ -44,11 +44,11 @@ channel = "channel"
 """
 
 
-def build(world: str, root: Path, days: int) -> tuple[date, dict[str, float]]:
+def build(world: str, root: Path, days: int, seed: int) -> tuple[date, dict[str, float]]:
     """Land the world's files under ``root/landing``; return its first day and counts."""
     if world == "outside":
         start = date(2018, 4, 1)
-        counts = outside_world.generate(root / "landing", start=start, days=days)
+        counts = outside_world.generate(root / "landing", start=start, days=days, seed=seed)
         (root / "config.toml").write_text(outside_world.CONFIG)
         return start, counts
     from jobs.simulate import SimulationOptions, simulate
@@ -58,7 +58,7 @@ def build(world: str, root: Path, days: int) -> tuple[date, dict[str, float]]:
         root / "landing",
         start=start,
         days=days,
-        seed=3,
+        seed=seed,
         options=SimulationOptions(n_cards=6000, n_merchants=1500),
     )
     (root / "config.toml").write_text(FRAUDWATCH_CONFIG)
@@ -178,10 +178,10 @@ def evaluate(root: Path, train_end: date, test_days: int, k: int) -> dict[str, o
     }
 
 
-def run(world: str, days: int, train_day: int, window_days: int | None, k: int) -> None:
+def run(world: str, days: int, train_day: int, window_days: int | None, k: int, seed: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        start, counts = build(world, root, days)
+        start, counts = build(world, root, days, seed)
         if window_days:
             with (root / "config.toml").open("a") as fh:
                 fh.write(f"\n[training]\nwindow_days = {window_days}\n")
@@ -214,12 +214,13 @@ def main() -> None:
     parser.add_argument("--window-days", type=int, default=None, help="[training] window_days")
     parser.add_argument("--days", type=int, default=None, help="days of data to generate")
     parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=None, help="another world of the same shape")
     args = parser.parse_args()
     if args.world in ("both", "outside"):
         # the handbook's six months; train up to day 120 (45-day window by default)
-        run("outside", args.days or 183, 120, args.window_days, args.k)
+        run("outside", args.days or 183, 120, args.window_days, args.k, args.seed or 0)
     if args.world in ("both", "fraudwatch"):
-        run("fraudwatch", args.days or 100, 80, args.window_days, args.k)
+        run("fraudwatch", args.days or 100, 80, args.window_days, args.k, args.seed or 3)
 
 
 if __name__ == "__main__":
