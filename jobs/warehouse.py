@@ -180,8 +180,26 @@ ALTER TABLE ingested_files ADD COLUMN note VARCHAR;
 ALTER TABLE ingested_files ADD COLUMN previous_sha256 VARCHAR;
 """
 
+# v6 (issue 18): analysts' dispositions. Each label keeps its ``source`` ('chargeback' for the
+# labels feed and inline labels, 'disposition' for an analyst's decision); ``dispositions``
+# holds every decision as made (jobs/dispositions.py), those that say nothing about fraud too.
+SCHEMA_V6 = """
+ALTER TABLE labels ADD COLUMN source VARCHAR DEFAULT 'chargeback';
+CREATE TABLE dispositions (
+    transaction_id VARCHAR NOT NULL,
+    disposition    VARCHAR NOT NULL,      -- as given: confirmed_fraud, legitimate, unreachable...
+    is_fraud       BOOLEAN,               -- what it says: true, false, NULL (no label)
+    analyst        VARCHAR NOT NULL,
+    reviewed_at    TIMESTAMP NOT NULL,
+    note           VARCHAR,
+    source_file    VARCHAR NOT NULL,      -- the landing file, or 'fraudwatch alerts review'
+    source_row     BIGINT NOT NULL,
+    ingested_at    TIMESTAMP NOT NULL
+);
+"""
+
 # Each entry brings the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5]
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
