@@ -65,6 +65,11 @@ class Source(_Section):
     csv_encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
     # when set (e.g. "_SUCCESS"), a landing file is read only once this file exists in its folder
     ready_marker: str | None = None
+    # analysts' dispositions feed (jobs/dispositions.py): glob, and canonical name = source column
+    dispositions: str | None = None
+    disposition_columns: dict[
+        Literal["transaction_id", "disposition", "analyst", "reviewed_at", "note"], str
+    ] = {}
 
     @field_validator("numeric_columns", "categorical_columns")
     @classmethod
@@ -215,6 +220,57 @@ class Alerts(_Section):
     slack: Slack = Slack()
 
 
+class Dispositions(_Section):
+    """What each disposition value says (compared trimmed and lower case); any other value
+    is quarantined as ``bad_disposition``."""
+
+    fraud: list[str] = ["confirmed_fraud"]  # a label is_fraud = true
+    legitimate: list[str] = ["legitimate"]  # a label is_fraud = false
+    no_label: list[str] = ["unreachable"]  # recorded, no label
+
+    @field_validator("fraud", "legitimate", "no_label")
+    @classmethod
+    def _values(cls, v: list[str]) -> list[str]:
+        out = [x.strip().lower() for x in v]
+        if any(not x for x in out):
+            raise ValueError("a disposition value cannot be blank")
+        return out
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Dispositions:
+        if not self.fraud or not self.legitimate:
+            raise ValueError("dispositions.fraud and dispositions.legitimate need a value each")
+        for a, b in (("fraud", "legitimate"), ("fraud", "no_label"), ("legitimate", "no_label")):
+            both = set(getattr(self, a)) & set(getattr(self, b))
+            if both:
+                raise ValueError(f"dispositions.{a} and {b} both list {sorted(both)}")
+        return self
+
+    def meaning(self, value: str) -> bool | None:
+        """True, False or None (no label) for a known value; KeyError for any other."""
+        v = value.strip().lower()
+        if v in self.fraud:
+            return True
+        if v in self.legitimate:
+            return False
+        if v in self.no_label:
+            return None
+        raise KeyError(value)
+
+
+class Estimation(_Section):
+    """Performance estimated from calibrated scores before labels mature (issue 18)."""
+
+    calibration: Literal["isotonic", "platt"] = "isotonic"
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.9
+    simulations: Annotated[int, Field(ge=50, le=5000)] = 400
+    # the metric whose estimated drop below the champion's validation figure is an alarm
+    metric: Literal[
+        "average_precision", "precision_at_threshold", "recall_at_threshold", "card_precision_at_k"
+    ] = "average_precision"
+    max_drop: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+
 class Drift(_Section):
     reference_start: date | None = None
     reference_end: date | None = None
@@ -297,6 +353,8 @@ class Settings(_Section):
     promotion: Promotion = Promotion()
     schedule: Schedule = Schedule()
     registry: Registry = Registry()
+    dispositions: Dispositions = Dispositions()
+    estimation: Estimation = Estimation()
 
     @model_validator(mode="after")
     def _channels_configured(self) -> Settings:
@@ -353,6 +411,11 @@ class Config:
     @property
     def labels_glob(self) -> str | None:
         s = self.settings.source.labels
+        return str(self.resolve(s)) if s else None
+
+    @property
+    def dispositions_glob(self) -> str | None:
+        s = self.settings.source.dispositions
         return str(self.resolve(s)) if s else None
 
     @property
