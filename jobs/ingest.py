@@ -48,6 +48,7 @@ import duckdb
 
 from jobs import logs
 from jobs.config import Config
+from jobs.dispositions import ingest_dispositions
 from jobs.errors import InputFileError
 from jobs.ingest_checks import check_labels, check_transactions, clean_group, typed_transactions
 from jobs.ingest_load import (
@@ -322,6 +323,7 @@ def ingest(
                 got if isinstance(got, FileResult) else _ingest_labels(con, cfg, got)
             )
             bar.update(1)
+        result.files.extend(ingest_dispositions(con, cfg))  # issue 18: the dispositions feed
         if any(f.status in LOADED for f in result.files):  # fold what was written into the file
             con.execute("CHECKPOINT")
     _summarise(con, result, started)
