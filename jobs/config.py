@@ -340,6 +340,83 @@ class Registry(_Section):
     actor: str | None = None  # recorded as who; default: $USER@host
 
 
+class Engine(_Section):
+    """Which engine runs the data-parallel steps: DuckDB embedded (the default) or Spark."""
+
+    kind: Literal["duckdb", "spark"] = "duckdb"
+
+
+_MASTER = re.compile(r"^(local(\[(\d+|\*)(,\s*\d+)?\])?|(spark|mesos|k8s)://\S+|yarn)$")
+_SPARK_OWN = ("spark.master", "spark.remote", "spark.app.name", "spark.sql.session.timeZone")
+
+
+class Spark(_Section):
+    """``[spark]``: where the Spark engine runs and writes (``[engine] kind = "spark"``)."""
+
+    # a master URL (local[2], spark://host:7077, yarn, k8s://https://host:6443) or a Spark
+    # Connect URL (remote = "sc://host:15002"), never both
+    master: str | None = None
+    remote: str | None = None
+    app_name: str = "fraudwatch"
+    # the Parquet tables' folder: a path on a filesystem every executor mounts (the commit
+    # renames files); relative paths resolve against the config file's folder
+    warehouse: str = "var/spark-warehouse"
+    # passed to the session as is, e.g. {"spark.executor.memory" = "4g"}
+    conf: dict[str, str | int | float | bool] = {}
+    # training on the driver: at most this many rows; past it, legitimate rows are sampled
+    # (with weights) so the set fits
+    max_training_rows: Annotated[int, Field(ge=1000)] = 5_000_000
+
+    @field_validator("master")
+    @classmethod
+    def _master(cls, v: str | None) -> str | None:
+        if v is not None and not _MASTER.match(v.strip()):
+            raise ValueError(
+                f"{v!r} is not a Spark master URL (local, local[2], local[*], "
+                "spark://host:7077, yarn, k8s://https://host:6443)"
+            )
+        return v.strip() if v else v
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^sc://[^\s/]+", v.strip()):
+            raise ValueError(f"{v!r} is not a Spark Connect URL (sc://host:15002)")
+        return v.strip() if v else v
+
+    @field_validator("warehouse")
+    @classmethod
+    def _warehouse(cls, v: str) -> str:
+        scheme = re.match(r"^([a-z][a-z0-9+.-]*)://", v.strip())
+        if scheme and scheme[1] != "file":
+            raise ValueError(
+                f"{v!r}: a {scheme[1]}:// URL is not supported; the Parquet tables need a "
+                "filesystem path every executor mounts (their commit renames files)"
+            )
+        if not v.strip():
+            raise ValueError("an empty path")
+        return v.strip().removeprefix("file://")
+
+    @field_validator("conf")
+    @classmethod
+    def _conf(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if not key.startswith("spark."):
+                raise ValueError(f"{key!r} is not a Spark setting (they start with 'spark.')")
+            if key in _SPARK_OWN:
+                raise ValueError(f"{key!r} is set by fraudwatch (use spark.master or remote)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> Spark:
+        if self.master and self.remote:
+            raise ValueError(
+                "spark.master and spark.remote are both set: a master URL or a Spark "
+                "Connect URL, not both"
+            )
+        return self
+
+
 class Settings(_Section):
     data_dir: str = "var"
     warehouse: Warehouse = Warehouse()
@@ -353,6 +430,8 @@ class Settings(_Section):
     promotion: Promotion = Promotion()
     schedule: Schedule = Schedule()
     registry: Registry = Registry()
+    engine: Engine = Engine()
+    spark: Spark = Spark()
     dispositions: Dispositions = Dispositions()
     estimation: Estimation = Estimation()
 
@@ -417,6 +496,11 @@ class Config:
     def dispositions_glob(self) -> str | None:
         s = self.settings.source.dispositions
         return str(self.resolve(s)) if s else None
+
+    @property
+    def spark_warehouse(self) -> Path:
+        """The Spark engine's Parquet tables (``[spark] warehouse``)."""
+        return self.resolve(self.settings.spark.warehouse)
 
     @property
     def registry_url(self) -> str:
