@@ -132,6 +132,25 @@ def _since(w: int) -> str:
     return f"h.event_time >= x.since_{int(w)}d"
 
 
+def fraud_intervals_sql(labels: str = "labels") -> str:
+    """When each transaction is a known fraud, from the label rows ``labels`` (a table or a
+    subquery): rows ``(transaction_id, reported_at, revoked_at)``, each saying "a known fraud
+    from ``reported_at`` until ``revoked_at``" (NULL: still); several rows of one transaction
+    never overlap.
+
+    This is THE label semantics of every feature (the fast query, the reference and the
+    sweep's ``known_frauds`` table, :mod:`jobs.keys`): a transaction is a known fraud from the
+    first report of a fraud label on, and a later label saying otherwise does not revoke it
+    (``revoked_at`` is always NULL today). A change of semantics (e.g. a later chargeback that
+    disagrees wins) is a change of this statement alone; then refresh ``known_frauds`` whole
+    (``UPDATE key_state SET labels = -1``, and the next :func:`jobs.keys.assign_keys` does).
+    """
+    return (
+        "SELECT transaction_id, min(reported_at) AS reported_at, NULL::TIMESTAMP AS revoked_at "
+        f"FROM {labels} WHERE is_fraud GROUP BY transaction_id"
+    )
+
+
 def merchant_fraud_ctes(f: Features, delay: int, hist: str) -> str:
     """CTEs ``fraud_reports`` and ``merchant_frauds``: per target row, its merchant's frauds
     among its transactions in ``(t - d - w, t - d]`` for each window ``w``, counting only
@@ -144,10 +163,9 @@ def merchant_fraud_ctes(f: Features, delay: int, hist: str) -> str:
     ]
     return f"""fraud_reports AS (
     -- every fraud label as an event: which merchant, when the transaction happened, when reported
-    SELECT h.merchant_id, h.event_time AS tx_time, l.reported_at
+    SELECT h.merchant_id, h.event_time AS tx_time, l.reported_at, l.revoked_at
     FROM {hist} h
-    JOIN (SELECT transaction_id, min(reported_at) AS reported_at FROM labels
-          WHERE is_fraud GROUP BY transaction_id) l USING (transaction_id)
+    JOIN ({fraud_intervals_sql()}) l USING (transaction_id)
 ),
 merchant_frauds AS (
     SELECT x.transaction_id, {", ".join(fraud_counts)}
@@ -156,6 +174,7 @@ merchant_frauds AS (
      AND r.tx_time <= x.event_time - INTERVAL {int(delay)} DAY
      AND r.tx_time > x.event_time - INTERVAL {int(longest)} DAY
      AND r.reported_at <= x.event_time
+     AND (r.revoked_at IS NULL OR r.revoked_at > x.event_time)
     GROUP BY x.transaction_id
 ),"""
 

@@ -198,8 +198,52 @@ CREATE TABLE dispositions (
 );
 """
 
+# v7 (issue 17): keyed state for the feature sweep (jobs/keys.py): integer keys for cards and
+# merchants, the amount as an exact integer, the known frauds; backfilled from transactions
+# and labels here, kept by jobs.keys.assign_keys in every transaction that writes them.
+SCHEMA_V7 = """
+CREATE TABLE card_keys (card_id VARCHAR NOT NULL, card_key INTEGER NOT NULL);
+CREATE TABLE merchant_keys (merchant_id VARCHAR NOT NULL, merchant_key INTEGER NOT NULL);
+CREATE TABLE known_frauds (
+    transaction_id VARCHAR NOT NULL,
+    merchant_key   INTEGER,               -- NULL while the transaction is not in the warehouse
+    tx_time        TIMESTAMP,             -- the transaction's event_time
+    reported_at    TIMESTAMP NOT NULL,    -- a known fraud from then on
+    revoked_at     TIMESTAMP              -- until then (NULL: still)
+);
+CREATE TABLE key_state (
+    transactions         BIGINT NOT NULL, -- what the state was refreshed from
+    transactions_through TIMESTAMP,       -- max(transactions.ingested_at) then
+    labels               BIGINT NOT NULL,
+    labels_through       TIMESTAMP,       -- max(labels.ingested_at) then
+    refreshed_at         TIMESTAMP NOT NULL
+);
+ALTER TABLE transactions ADD COLUMN card_key INTEGER;
+ALTER TABLE transactions ADD COLUMN merchant_key INTEGER;
+ALTER TABLE transactions ADD COLUMN amount_e4 BIGINT;  -- amount in 1/10,000ths, exact
+INSERT INTO card_keys SELECT card_id, (row_number() OVER (ORDER BY card_id) - 1)::INTEGER
+FROM (SELECT DISTINCT card_id FROM transactions);
+INSERT INTO merchant_keys SELECT merchant_id, (row_number() OVER (ORDER BY merchant_id) - 1)::INTEGER
+FROM (SELECT DISTINCT merchant_id FROM transactions);
+UPDATE transactions SET card_key = k.card_key, merchant_key = m.merchant_key,
+    amount_e4 = try_cast(try_cast(transactions.amount AS DECIMAL(18, 4))::DECIMAL(38, 4) * 10000 AS BIGINT)
+FROM card_keys k, merchant_keys m
+WHERE k.card_id = transactions.card_id AND m.merchant_id = transactions.merchant_id;
+INSERT INTO known_frauds
+SELECT f.transaction_id, t.merchant_key, t.event_time, f.reported_at, NULL
+FROM (SELECT transaction_id, min(reported_at) AS reported_at FROM labels WHERE is_fraud
+      GROUP BY transaction_id) f
+LEFT JOIN transactions t USING (transaction_id);
+INSERT INTO key_state
+SELECT t.n, t.through, l.n, l.through, now()::TIMESTAMP
+FROM (SELECT count(*) AS n, max(ingested_at) AS through FROM transactions) t,
+     (SELECT count(*) AS n, max(ingested_at) AS through FROM labels) l;
+"""
+
 # Each entry brings the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6]
+MIGRATIONS: list[str] = [
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
+]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

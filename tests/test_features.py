@@ -27,7 +27,11 @@ def _add_tx(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
 
 
 def _add_label(con: duckdb.DuckDBPyConnection, tid: str, reported: datetime) -> None:
-    con.execute("INSERT INTO labels VALUES (?, true, ?, 'test', 0, now())", [tid, reported])
+    con.execute(
+        "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
+        "ingested_at) VALUES (?, true, ?, 'test', 0, now())",
+        [tid, reported],
+    )
 
 
 @pytest.fixture

@@ -293,4 +293,5 @@ from jobs.cli import (  # noqa: E402, F401
     reporting,
     schedule,
     simulate,
+    warehouse_commands,
 )
