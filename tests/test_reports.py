@@ -43,6 +43,13 @@ def published(world: World) -> World:
     add_hostile_rows(world)
     summary = run_batch(world.cfg, reports=True)
     assert summary.counts["reports"]["skipped"] == {}, summary.counts["reports"]
+    # the run summary says where the reports stage spent its time
+    assert set(summary.counts["reports"]["seconds"]) == {
+        "drift",
+        "performance",
+        "model_cards",
+        "index",
+    }
     return world
 
 
