@@ -353,13 +353,23 @@ def _budget_used(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> dict[str
 
 
 def list_alerts(
-    con: duckdb.DuckDBPyConnection, status: str | None = None, limit: int = 100
+    con: duckdb.DuckDBPyConnection,
+    status: str | None = None,
+    limit: int = 100,
+    review: str | None = None,
 ) -> list[dict[str, Any]]:
+    """Outbox rows, newest first, each with its transaction's review status (``review``:
+    pending review, confirmed, cleared, or a decision that says neither), the disposition,
+    analyst and review time; ``review`` filters on it (pending, confirmed, cleared, other)."""
+    from jobs.alert_reviews import REVIEW_STATUS, review_filter, review_join
+
     cur = con.execute(
-        "SELECT transaction_id, channel, status, attempts, last_error, created_at, sent_at, "
-        "alert_day, score, card_id, merchant_id, amount, reasons FROM alerts "
-        "WHERE (? IS NULL OR status = ?) "
-        "ORDER BY created_at DESC, score DESC LIMIT ?",
+        "SELECT a.transaction_id, a.channel, a.status, a.attempts, a.last_error, a.created_at, "
+        "a.sent_at, a.alert_day, a.score, a.card_id, a.merchant_id, a.amount, a.reasons, "
+        f"{REVIEW_STATUS} AS review, d.disposition, d.analyst, d.reviewed_at "
+        f"FROM alerts a {review_join()} "
+        f"WHERE (? IS NULL OR a.status = ?) AND {review_filter(review)} "
+        "ORDER BY a.created_at DESC, a.score DESC, a.transaction_id, a.channel LIMIT ?",
         [status, status, limit],
     )
     cols = [d[0] for d in cur.description]
