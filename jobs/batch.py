@@ -1,10 +1,13 @@
 """The batch run (``fraudwatch run``): ingest -> score -> alert -> deliver -> reports.
 
 One process holds the warehouse's writer lock for the whole run (a second run
-fails fast with :class:`~jobs.errors.WarehouseLocked`), but opens the file only
-while a stage writes: ingest and scoring each open and close it, delivery holds
-it only to read and mark the outbox, and reports read it through a read-only
-connection. Between those, analysts' read-only connections get in.
+fails fast with :class:`~jobs.errors.WarehouseLocked`), but opens the file
+read-write only while it writes: ingest and scoring work through short windows
+(:mod:`jobs.warehouse_windows`: the file attached read-only to read, read-write
+for one transaction at a time), delivery holds it only to read and mark the
+outbox, and reports read it through a read-only connection. Analysts'
+read-only connections get in between any two writes; how long each stage held
+the file read-write is in the run's counts (``windows``).
 
 Every stage is idempotent, so a re-run after a crash or a failed delivery
 finishes the work and never duplicates it. The run is recorded in the ``runs``
@@ -35,6 +38,7 @@ from jobs.registry_access import open_registry
 from jobs.runs import RunRecord, recorded_run
 from jobs.scoring import score_pending
 from jobs.warehouse import configured_warehouse, open_configured
+from jobs.warehouse_windows import Windows
 
 log = logs.get("batch")
 
@@ -86,15 +90,19 @@ def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
     reg = open_registry(cfg)
     seconds: dict[str, float] = {}
     rec.counts["seconds"] = seconds
+    windows: dict[str, Any] = {}
+    rec.counts["windows"] = windows
     t = time.perf_counter()
-    with configured_warehouse(cfg) as con:
-        ingested = ingest(con, cfg)
+    with Windows(cfg) as access:
+        ingested = ingest(access, cfg)
+    windows["ingest"] = access.stats.to_dict()
     rec.counts["ingest"] = ingested.to_dict()
     rec.problems += ingested.problems
     seconds["ingest"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    with configured_warehouse(cfg) as con:
-        scored = score_pending(con, cfg, reg, rec.run_id)
+    with Windows(cfg) as access:
+        scored = score_pending(access, cfg, reg, rec.run_id)
+    windows["score"] = access.stats.to_dict()
     rec.counts["score"] = scored.to_dict()
     seconds["score"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()

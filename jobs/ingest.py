@@ -15,6 +15,13 @@ For each file matched by ``[source] transactions`` (and ``labels``), in path ord
    code and the field;
 4. good rows, quarantined rows and the ledger row are written in ONE transaction.
 
+Analysts read the warehouse while files are ingested (:mod:`jobs.warehouse_windows`):
+files are read, typed and checked in the stage's own in-memory DuckDB connection, with the
+warehouse attached read-only where a check needs it (the ledger, ids already stored); the
+file is attached read-write only for each write, one transaction: a group of clean files
+inserted from the rows already staged, or one file's good rows, quarantine and ledger row.
+A changed file's revision reads and writes in one window (it compares with stored rows).
+
 A new version of an ingested file is compared with what it loaded
 (:mod:`jobs.ingest_revise`): new rows loaded, changed rows quarantined, the ledger says
 ``changed``; ``--reingest PATH`` replaces a file's rows. Set-aside and changed files are
@@ -72,6 +79,7 @@ from jobs.landing import (
 )
 from jobs.runs import utcnow
 from jobs.warehouse import is_disk_full, transaction
+from jobs.warehouse_windows import Access, Windows, access_of
 
 log = logs.get("ingest")
 
@@ -79,6 +87,7 @@ log = logs.get("ingest")
 GROUP_FILES = 16
 GROUP_BYTES = 16 * 2**20
 _TEMP = ("fw_checked", "fw_prior", "fw_cmp", "fw_dropped")
+CLEAN = "SELECT * FROM fw_clean"  # a clean group's rows, staged before its write window
 
 
 @dataclass(frozen=True)
@@ -150,91 +159,95 @@ def _group_rows(con: duckdb.DuckDBPyConnection, cfg: Config, group: list[_Staged
     )
 
 
-def _load_clean(
-    con: duckdb.DuckDBPyConnection, cfg: Config, group: list[_Staged]
-) -> list[FileResult] | None:
+def _load_clean(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult] | None:
     """Insert the files in ONE transaction when every row of every one is good (the common
-    case): one statement over all of them, so both cores work. None, with nothing written,
-    when a row of any has a problem or a file cannot be read to the end."""
+    case). The files are read once, by one statement over all of them (both cores work),
+    into the temp table ``fw_clean``, checked there, and inserted from it in a short write
+    window. None, with nothing written, when a row of any has a problem or a file cannot be
+    read to the end."""
     try:
-        rows = _group_rows(con, cfg, group)
-        counts = clean_group(con, rows, len(group))
+        a.con.execute(f"CREATE OR REPLACE TEMP TABLE fw_clean AS {_group_rows(a.con, cfg, group)}")
+        with a.reading() as con:
+            counts = clean_group(con, CLEAN, len(group))
     except duckdb.Error as exc:  # e.g. a file broken half-way: the file-by-file path names it
         if is_disk_full(exc):
             raise
         return None
     if counts is None:
         return None
-    with transaction(con):
-        labels = load_transactions(con, cfg, rows, [s.landing.name for s in group])
+    with a.writing("ingest a group of files") as con, transaction(con):
+        labels = load_transactions(con, cfg, CLEAN, [s.landing.name for s in group])
         return [
             record(con, s.landing, "transactions", n, n, k)
             for s, n, k in zip(group, counts, labels, strict=True)
         ]
 
 
-def _load_checked(con: duckdb.DuckDBPyConnection, cfg: Config, s: _Staged) -> FileResult:
-    """One file with bad rows: good rows loaded, bad ones quarantined, in one transaction."""
+def _load_checked(a: Access, cfg: Config, s: _Staged) -> FileResult:
+    """One file with bad rows: checked with the warehouse read-only, then good rows loaded
+    and bad ones quarantined in one transaction."""
     try:
-        with transaction(con):
+        with a.reading() as con:
             check_transactions(con, s.typed, s.problem)
+        with a.writing("ingest a file with bad rows") as con, transaction(con):
             good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
             [labels] = load_transactions(con, cfg, good, [s.landing.name])
             return quarantine_and_record(con, s.landing, "transactions", s.types, s.view, labels)
     except duckdb.Error as exc:
-        return set_aside(con, s.landing, "transactions", _unreadable(s.landing, exc))
+        err = _unreadable(s.landing, exc)
+        with a.writing("set a file aside") as con:
+            return set_aside(con, s.landing, "transactions", err)
     finally:
-        con.execute("DROP TABLE IF EXISTS temp.fw_checked")
+        a.con.execute("DROP TABLE IF EXISTS temp.fw_checked")
 
 
-def _ingest_group(
-    con: duckdb.DuckDBPyConnection, cfg: Config, group: list[_Staged]
-) -> list[FileResult]:
+def _ingest_group(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult]:
     """The staged files, in order: together when all clean, else one by one."""
     try:
-        done = _load_clean(con, cfg, group)
+        done = _load_clean(a, cfg, group)
         if done is None:
-            done = [_load_checked(con, cfg, s) for s in group]
+            done = [_load_checked(a, cfg, s) for s in group]
     finally:
-        con.execute("DROP VIEW IF EXISTS temp.fw_raw_group")
+        a.con.execute("DROP TABLE IF EXISTS temp.fw_clean")
+        a.con.execute("DROP VIEW IF EXISTS temp.fw_raw_group")
         for s in group:
-            drop_staged(con, s.view)
+            drop_staged(a.con, s.view)
     for res in done:
         logs.event(log, "file ingested", **res.to_dict())
     return done
 
 
-def _revise(
-    con: duckdb.DuckDBPyConnection, cfg: Config, s: _Staged, *, replace: bool
-) -> FileResult:
+def _revise(a: Access, cfg: Config, s: _Staged, *, replace: bool) -> FileResult:
     """A new version of an ingested transactions file, in one transaction."""
     try:
-        with transaction(con):
+        with a.writing("revise a changed file") as con, transaction(con):
             res = revise_transactions(
                 con, cfg, s.landing, s.typed, s.problem, list(s.types), s.view, replace=replace
             )
     except duckdb.Error as exc:
         if replace:
             raise _unreadable(s.landing, exc) from None
-        res = set_aside(con, s.landing, "transactions", _unreadable(s.landing, exc))
+        err = _unreadable(s.landing, exc)
+        with a.writing("set a file aside") as con:
+            res = set_aside(con, s.landing, "transactions", err)
     finally:
         for table in _TEMP:
-            con.execute(f"DROP TABLE IF EXISTS temp.{table}")
-        drop_staged(con, s.view)
+            a.con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        drop_staged(a.con, s.view)
     logs.event(log, f"landing file {res.status}", 30, **res.to_dict())
     return res
 
 
-def _ingest_labels(
-    con: duckdb.DuckDBPyConnection, cfg: Config, f: Landing, *, replace: bool = False
-) -> FileResult:
+def _ingest_labels(a: Access, cfg: Config, f: Landing, *, replace: bool = False) -> FileResult:
     try:
-        types = stage(con, f.path, cfg.settings.source, "fw_raw")
-        with transaction(con):
-            if f.changed or replace:
+        types = stage(a.con, f.path, cfg.settings.source, "fw_raw")
+        if f.changed or replace:
+            with a.writing("revise a changed labels file") as con, transaction(con):
                 res = revise_labels(con, cfg, f, types, replace=replace)
-            else:
+        else:
+            with a.reading() as con:
                 check_labels(con, cfg, f.path, types)
+            with a.writing("ingest a labels file") as con, transaction(con):
                 load_labels(con, Path(f.name))
                 res = quarantine_and_record(con, f, "labels", types, "fw_raw", 0)
                 res = FileResult(**{**res.__dict__, "labels_loaded": res.rows_loaded})
@@ -242,16 +255,17 @@ def _ingest_labels(
         err = exc if isinstance(exc, InputFileError) else _unreadable(f, exc)
         if replace:
             raise err from None
-        res = set_aside(con, f, "labels", err)
+        with a.writing("set a file aside") as con:
+            res = set_aside(con, f, "labels", err)
     finally:
-        drop_staged(con, "fw_raw")
-        con.execute("DROP TABLE IF EXISTS temp.fw_checked")
+        drop_staged(a.con, "fw_raw")
+        a.con.execute("DROP TABLE IF EXISTS temp.fw_checked")
     logs.event(log, "file ingested", **res.to_dict())
     return res
 
 
 def _transactions(
-    con: duckdb.DuckDBPyConnection, cfg: Config, files: list[Path], result: IngestResult, bar: Any
+    a: Access, cfg: Config, files: list[Path], result: IngestResult, bar: Any
 ) -> None:
     """The transactions files: new ones staged and loaded in groups of up to ``GROUP_FILES``
     files and ``GROUP_BYTES`` (a bigger file is a group of its own), changed ones one by one,
@@ -260,12 +274,13 @@ def _transactions(
 
     def flush() -> None:
         if group:
-            result.files.extend(_ingest_group(con, cfg, group))
+            result.files.extend(_ingest_group(a, cfg, group))
             bar.update(len(group))
             group.clear()
 
-    for path in files:
-        got = look_up(con, cfg, path, "transactions")
+    with a.reading() as con:  # what the ledger knows of each (only this job writes it)
+        found = [look_up(con, cfg, path, "transactions") for path in files]
+    for got in found:
         if isinstance(got, FileResult):
             result.files.append(got)
             bar.update(1)
@@ -274,13 +289,16 @@ def _transactions(
         if group and (len(group) >= GROUP_FILES or size + got.size > GROUP_BYTES or got.changed):
             flush()
         try:
-            staged = _stage(con, cfg, got, "fw_raw_rev" if got.changed else f"fw_raw_{len(group)}")
+            staged = _stage(
+                a.con, cfg, got, "fw_raw_rev" if got.changed else f"fw_raw_{len(group)}"
+            )
         except InputFileError as exc:
-            result.files.append(set_aside(con, got, "transactions", exc))
+            with a.writing("set a file aside") as con:
+                result.files.append(set_aside(con, got, "transactions", exc))
             bar.update(1)
             continue
         if got.changed:
-            result.files.append(_revise(con, cfg, staged, replace=False))
+            result.files.append(_revise(a, cfg, staged, replace=False))
             bar.update(1)
         else:
             group.append(staged)
@@ -288,45 +306,50 @@ def _transactions(
 
 
 def reingest(
-    con: duckdb.DuckDBPyConnection, cfg: Config, paths: Sequence[Path]
+    con: duckdb.DuckDBPyConnection | Access, cfg: Config, paths: Sequence[Path]
 ) -> list[FileResult]:
     """Replace the rows of each ingested file by its current content (``--reingest``), each
     in one transaction; a file that cannot be read raises, with nothing of it changed."""
+    a = access_of(con)
     out = []
     for path in paths:
-        f, feed = landing_for(con, cfg, path)
+        with a.reading() as rcon:
+            f, feed = landing_for(rcon, cfg, path)
         if feed == "labels":
-            out.append(_ingest_labels(con, cfg, f, replace=True))
+            out.append(_ingest_labels(a, cfg, f, replace=True))
         else:
-            out.append(_revise(con, cfg, _stage(con, cfg, f, "fw_raw_rev"), replace=True))
+            out.append(_revise(a, cfg, _stage(a.con, cfg, f, "fw_raw_rev"), replace=True))
     return out
 
 
 def ingest(
-    con: duckdb.DuckDBPyConnection, cfg: Config, *, reingest_paths: Sequence[Path] = ()
+    con: duckdb.DuckDBPyConnection | Access, cfg: Config, *, reingest_paths: Sequence[Path] = ()
 ) -> IngestResult:
     """Ingest every new or changed transactions file, then every labels file (and first
     replace the rows of ``reingest_paths``). A file that cannot be read is set aside and
-    the others go on; :attr:`IngestResult.problems` says what needs a person."""
+    the others go on; :attr:`IngestResult.problems` says what needs a person. Through
+    short windows on the warehouse (a connection held by the caller is held throughout)."""
+    a = access_of(con)
     result = IngestResult()
     started = utcnow()
     transactions, labels = find(cfg, "transactions"), find(cfg, "labels")
     result.waiting = [str(p) for p in transactions.waiting + labels.waiting]
     total = len(transactions.ready) + len(labels.ready) + len(reingest_paths)
-    with _memory_limit(con, cfg), logs.progress("ingest", total) as bar:
-        result.files.extend(reingest(con, cfg, reingest_paths))
+    with _memory_limit(a.con, cfg), logs.progress("ingest", total) as bar:
+        result.files.extend(reingest(a, cfg, reingest_paths))
         bar.update(len(reingest_paths))
-        _transactions(con, cfg, transactions.ready, result, bar)
-        for path in labels.ready:
-            got = look_up(con, cfg, path, "labels")
-            result.files.append(
-                got if isinstance(got, FileResult) else _ingest_labels(con, cfg, got)
-            )
+        _transactions(a, cfg, transactions.ready, result, bar)
+        with a.reading() as rcon:
+            found = [look_up(rcon, cfg, path, "labels") for path in labels.ready]
+        for got in found:
+            result.files.append(got if isinstance(got, FileResult) else _ingest_labels(a, cfg, got))
             bar.update(1)
-        result.files.extend(ingest_dispositions(con, cfg))  # issue 18: the dispositions feed
+        with a.writing("ingest the dispositions feed") as dcon:  # issue 18
+            result.files.extend(ingest_dispositions(dcon, cfg))
         if any(f.status in LOADED for f in result.files):  # fold what was written into the file
-            con.execute("CHECKPOINT")
-    _summarise(con, result, started)
+            a.checkpoint()
+    with a.reading() as rcon:
+        _summarise(rcon, result, started)
     return result
 
 
@@ -366,13 +389,13 @@ def _summarise(con: duckdb.DuckDBPyConnection, result: IngestResult, started: An
 
 
 def ingest_job(cfg: Config, *, reingest_paths: Sequence[Path] = ()) -> IngestResult:
-    """The ``ingest`` job: open the warehouse, ingest under a run-ledger row (counts, and the
-    problems that make it ``needs_attention``), close."""
-    from jobs.runs import ledger
-    from jobs.warehouse import configured_warehouse
+    """The ``ingest`` job: ingest through short windows on the warehouse under a run-ledger
+    row (counts, the windows, and the problems that make it ``needs_attention``)."""
+    from jobs.runs import recorded_run
 
-    with configured_warehouse(cfg) as con, ledger(con, "ingest") as rec:
-        result = ingest(con, cfg, reingest_paths=reingest_paths)
+    with recorded_run(cfg, "ingest") as rec, Windows(cfg) as windows:
+        result = ingest(windows, cfg, reingest_paths=reingest_paths)
         rec.counts["ingest"] = result.to_dict()
+        rec.counts["windows"] = {"ingest": windows.stats.to_dict()}
         rec.problems += result.problems
     return result

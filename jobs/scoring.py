@@ -15,6 +15,12 @@ exactly the rows not yet scored: scores are keyed by
 (transaction_id, model_name, model_version) and never duplicated. Memory is
 bounded by the chunk and batch sizes, not by the backlog.
 
+Analysts read the warehouse while a stage scores (:mod:`jobs.warehouse_windows`): the
+backlog and each chunk's features are found with the file attached read-only (the
+backlog and the chunk's ids are temp tables of the stage's own in-memory connection,
+which outlive the window), and the file is attached read-write only to write one
+batch's transaction, a fraction of a second; models predict with the file closed.
+
 Each batch's features (computed anyway) and champion scores are sketched per
 event day and written with the batch (:mod:`jobs.profiles`), so the drift
 report reads small profiles instead of recomputing the window's features.
@@ -56,6 +62,7 @@ from jobs.profiles import batch_profiles, write_profiles
 from jobs.reasons import explainer
 from jobs.runs import utcnow
 from jobs.warehouse import transaction
+from jobs.warehouse_windows import Access, access_of
 from registry import Registry
 
 log = logs.get("scoring")
@@ -72,6 +79,8 @@ class ScoreResult:
     above_threshold: int = 0
     stale_above_threshold: int = 0  # above threshold but older than alerts.max_age_days
     shadow_error: str | None = None
+    # the stage's windows on the warehouse file (jobs.warehouse_windows.WindowStats)
+    windows: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     # where the stage's time went: finding the backlog, the feature queries, the models
     # (champion, challenger, alert reasons), the day profiles for the reports, writing
@@ -175,9 +184,11 @@ def _write_scores(
 
 
 def score_pending(
-    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, run_id: str
+    con: duckdb.DuckDBPyConnection | Access, cfg: Config, reg: Registry, run_id: str
 ) -> ScoreResult:
-    """Score the champion's backlog (challenger in shadow) and create the alerts."""
+    """Score the champion's backlog (challenger in shadow) and create the alerts, through
+    short windows on the warehouse (a connection held by the caller is held throughout)."""
+    access = access_of(con)
     s = cfg.settings
     name = s.model.name
     champion = load_model(reg, name, "champion")
@@ -198,7 +209,9 @@ def score_pending(
             logs.event(log, "challenger skipped in shadow", error=str(exc))
             challenger = None
 
-    latest = con.execute("SELECT max(event_time) FROM transactions").fetchall()[0][0]
+    with access.reading() as wh:
+        latest = wh.execute("SELECT max(event_time) FROM transactions").fetchall()[0][0]
+        total, mark = _unscored(wh, champion)
     scorer = BatchScorer(
         cfg=cfg,
         champion=champion,
@@ -209,29 +222,32 @@ def score_pending(
         alert_after=(latest - timedelta(days=s.alerts.max_age_days)) if latest else None,
         run_id=run_id,
     )
-    total, mark = _unscored(con, champion)
     result.lap("backlog")
     batch_size, chunk_size = s.scoring.batch_size, s.scoring.feature_chunk_size
     logs.event(log, "scoring backlog", rows=total, champion=champion.version, batch_size=batch_size)
     with logs.progress("scoring", total) as bar:
         for offset in range(0, total, chunk_size):
-            con.execute("DROP TABLE IF EXISTS temp.fw_batch")
-            con.execute(
-                "CREATE TEMP TABLE fw_batch AS SELECT transaction_id FROM fw_unscored "
-                "ORDER BY event_time, transaction_id LIMIT ? OFFSET ?",
-                [chunk_size, offset],
-            )
-            chunk = compute_features(con, cfg, ids_table="fw_batch")
+            with access.reading() as wh:
+                wh.execute("DROP TABLE IF EXISTS temp.fw_batch")
+                wh.execute(
+                    "CREATE TEMP TABLE fw_batch AS SELECT transaction_id FROM fw_unscored "
+                    "ORDER BY event_time, transaction_id LIMIT ? OFFSET ?",
+                    [chunk_size, offset],
+                )
+                chunk = compute_features(wh, cfg, ids_table="fw_batch")
             result.lap("features")
             for start in range(0, chunk.num_rows, batch_size):
                 # a batch's frames are the scorer's locals: nothing of this chunk (a slice
                 # keeps its whole chunk alive) is held while the next chunk's query runs
-                scorer.score(con, chunk.slice(start, batch_size), result)
+                scorer.score(access, chunk.slice(start, batch_size), result)
                 bar.update(min(batch_size, chunk.num_rows - start))
             del chunk
-    _record_scored_through(con, champion, mark, run_id)
-    con.execute("DROP TABLE IF EXISTS temp.fw_unscored")
-    con.execute("DROP TABLE IF EXISTS temp.fw_batch")
+    if mark is not None:
+        with access.writing("scoring state") as wh:
+            _record_scored_through(wh, champion, mark, run_id)
+    access.con.execute("DROP TABLE IF EXISTS temp.fw_unscored")
+    access.con.execute("DROP TABLE IF EXISTS temp.fw_batch")
+    result.windows = access.stats.to_dict()
     logs.event(log, "scoring done", **{k: v for k, v in result.to_dict().items() if k != "notes"})
     return result
 
@@ -249,7 +265,7 @@ class BatchScorer:
     alert_after: datetime | None  # rows older than this never alert (alerts.max_age_days)
     run_id: str
 
-    def score(self, con: duckdb.DuckDBPyConnection, feats: pa.Table, result: ScoreResult) -> None:
+    def score(self, access: Access, feats: pa.Table, result: ScoreResult) -> None:
         champion, challenger = self.champion, self.challenger
         threads = self.cfg.settings.scoring.num_threads
         scores, x = predict(champion, feats, self.policy, threads)
@@ -263,7 +279,7 @@ class BatchScorer:
         # the rows' features are at hand: sketch them per day for the drift reports
         days = batch_profiles(feats, scores, self.spec)
         result.lap("profile")
-        with transaction(con):
+        with access.writing("scores") as con, transaction(con):
             _write_scores(con, champion, feats["transaction_id"], scores, self.run_id)
             if challenger is not None and shadow is not None:
                 _write_scores(con, challenger, feats["transaction_id"], shadow, self.run_id)

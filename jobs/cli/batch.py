@@ -104,16 +104,14 @@ def score(config_path: str | None, as_json: bool) -> None:
     """Score transactions the champion has not scored yet (challenger in shadow)."""
     from jobs.loaded_model import inference_policy
     from jobs.registry_access import open_registry
-    from jobs.runs import ledger
+    from jobs.runs import recorded_run
     from jobs.scoring import score_pending
-    from jobs.warehouse import configured_warehouse
+    from jobs.warehouse_windows import Windows
 
     cfg = get_config(config_path)
-    with (
-        configured_warehouse(cfg) as con,
-        ledger(con, "score", policy={"inference": inference_policy(cfg).to_dict()}) as rec,
-    ):
-        result = score_pending(con, cfg, open_registry(cfg), rec.run_id)
+    policy = {"inference": inference_policy(cfg).to_dict()}
+    with recorded_run(cfg, "score", policy=policy) as rec, Windows(cfg) as access:
+        result = score_pending(access, cfg, open_registry(cfg), rec.run_id)
         rec.counts["score"] = result.to_dict()
     if as_json:
         echo_json(rec.to_dict())
