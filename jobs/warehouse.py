@@ -7,13 +7,14 @@ missing ones inside one transaction, so a later release can evolve the schema
 of an existing warehouse.
 
 DuckDB lets one process write a file, and a process that writes it locks out every
-other, readers included. So a writing job holds the warehouse only while it writes
-(:func:`configured_warehouse` per stage; a run closes it between stages, while alerts
-are delivered and while reports are written), and holds for its whole length the
-*writer lock* (``<data_dir>/warehouse.duckdb.writer.lock``): a second writing job fails
-fast with :class:`~jobs.errors.WarehouseLocked` and changes nothing, while analysts'
-read-only connections get in between the stages. A command that finds the file held
-by another process waits up to ``[warehouse] lock_wait_seconds``, then says so.
+other, readers included. So a writing job holds the warehouse read-write only while it
+writes: short stages open it with :func:`configured_warehouse`, and the long ones
+(ingest, scoring) attach it read-only to read and read-write only for each one-transaction
+write (:mod:`jobs.warehouse_windows`). The job holds for its whole length the *writer
+lock* (``<data_dir>/warehouse.duckdb.writer.lock``): a second writing job fails fast with
+:class:`~jobs.errors.WarehouseLocked` and changes nothing, while analysts' read-only
+connections get in between any two writes. A command that finds the file held by another
+process waits up to ``[warehouse] lock_wait_seconds`` (per write), then says so.
 
 A full disk, or a ``data_dir`` through a regular file, is a clear
 :class:`~jobs.errors.FraudwatchError` (exit 1): DuckDB rolls the statement's transaction
