@@ -95,11 +95,11 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def recorded_path(cfg: Config, path: Path) -> str:
+def recorded_path(root: Path, path: Path) -> str:
     """How a landing file is recorded: relative to the config's folder when inside it, so a
     deployment can move (or be copied) without its files looking new."""
     try:
-        return str(path.resolve().relative_to(cfg.root))
+        return str(path.resolve().relative_to(root))
     except ValueError:
         return str(path.resolve())
 
@@ -146,7 +146,7 @@ def look_up(
     ``vanished`` (moved away since the folder was listed: nothing to do), or
     ``unreadable_now`` (no permission to read it: reported every run, recorded nowhere,
     so it is read once it can be)."""
-    name = recorded_path(cfg, path)
+    name = recorded_path(cfg.root, path)
     try:
         size = path.stat().st_size
         digest = sha256_of(path)
@@ -170,7 +170,7 @@ def look_up(
 
 def landing_for(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path) -> tuple[Landing, str]:
     """A file named for ``--reingest`` and its feed: it must exist and be in the ledger."""
-    name = recorded_path(cfg, path)
+    name = recorded_path(cfg.root, path)
     if not path.is_file():
         raise ConfigError(f"--reingest {path}: no such file")
     known = con.execute(

@@ -308,12 +308,12 @@ class ReferenceWindow:
     note: str  # how it was chosen, for the report
 
 
-def warm_up_end(con: duckdb.DuckDBPyConnection, cfg: Config) -> datetime | None:
+def warm_up_end(con: duckdb.DuckDBPyConnection, history_days: int) -> datetime | None:
     """The first day every feature window is full: the first data day + the longest window."""
     first = con.execute("SELECT min(event_time) FROM transactions").fetchall()[0][0]
     if first is None:
         return None
-    return datetime.combine(first.date(), time()) + timedelta(days=feature_spec(cfg).history_days)
+    return datetime.combine(first.date(), time()) + timedelta(days=history_days)
 
 
 def reference_window(
@@ -331,8 +331,8 @@ def reference_window(
             datetime.combine(d.reference_end, time()),
             "configured ([reports.drift] reference_start/reference_end)",
         )
-    warm = warm_up_end(con, cfg)
     history = feature_spec(cfg).history_days
+    warm = warm_up_end(con, history)
     if training is not None:
         start, end = training
         if warm is None or start >= warm:

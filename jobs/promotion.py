@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs import logs
-from jobs.config import Config
+from jobs.config import Config, Promotion
 from jobs.errors import FraudwatchError, PromotionRefused
 from jobs.registry_access import actor as default_actor
 from jobs.registry_access import open_registry
@@ -107,10 +107,9 @@ def _already_champion(version: int) -> GateOutcome:
     return GateOutcome(version, version, verdict, None, None, None, action=UNCHANGED)
 
 
-def gate_policy(cfg: Config) -> GatePolicy:
+def gate_policy(p: Promotion) -> GatePolicy:
     from reports.gate import GatePolicy
 
-    p = cfg.settings.promotion
     return GatePolicy(
         primary_metric=p.primary_metric,
         min_improvement=p.min_improvement,
@@ -188,7 +187,7 @@ def evaluate_gate(
     quality_passed = quality.get("status") == "passed"
     quality_reasons = list(quality.get("reasons", []))
     champion_info = reg.get_alias(name, "champion")
-    policy = gate_policy(cfg)
+    policy = gate_policy(cfg.settings.promotion)
     if champion_info is not None and champion_info.version == version:
         return _already_champion(version)
     if champion_info is None:

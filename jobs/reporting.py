@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from jobs import logs
-from jobs.config import Config
+from jobs.config import Config, Drift
 from jobs.errors import NotEnoughData
 from jobs.features import feature_spec
 from jobs.profiles import (
@@ -74,8 +74,7 @@ class Window:
         return f"{self.start:%Y-%m-%d}-to-{last:%Y-%m-%d}"
 
 
-def drift_policy(cfg: Config) -> DriftPolicy:
-    d = cfg.settings.reports.drift
+def drift_policy(d: Drift) -> DriftPolicy:
     return DriftPolicy(
         bins=d.bins,
         psi_threshold=d.psi_threshold,
@@ -143,7 +142,7 @@ def drift_plan(
             "reference": [reference.start, reference.end],
             "current": [current.start, current.end],
             "profiles": profiled_state(con, current.start.date(), current.end.date(), version),
-            "policy": asdict(drift_policy(cfg)),
+            "policy": asdict(drift_policy(cfg.settings.reports.drift)),
             "features": list(feature_spec(cfg).names),
         }
     )
@@ -192,7 +191,7 @@ def drift_report(
         ref,
         cur,
         features=list(feature_spec(cfg).names),
-        policy=drift_policy(cfg),
+        policy=drift_policy(cfg.settings.reports.drift),
         importance=importance,
     )
     return result, plan.current, plan.reference
@@ -361,9 +360,9 @@ def reports_due(con: duckdb.DuckDBPyConnection, cfg: Config) -> bool:
     return int(row[0]) == 0
 
 
-def _unchanged(cfg: Config, kind: str, inputs: str) -> str | None:
-    entry = latest_entry(cfg.reports_dir, kind)
-    if entry is not None and entry.inputs == inputs and (cfg.reports_dir / entry.path).exists():
+def _unchanged(reports_dir: Path, kind: str, inputs: str) -> str | None:
+    entry = latest_entry(reports_dir, kind)
+    if entry is not None and entry.inputs == inputs and (reports_dir / entry.path).exists():
         return entry.path
     return None
 
@@ -383,7 +382,7 @@ def write_reports_with(
     performance: list[PerformanceResult] | None = None
     try:
         plan = drift_plan(con, cfg, reg)
-        same = None if force else _unchanged(cfg, "drift", plan.inputs)
+        same = None if force else _unchanged(cfg.reports_dir, "drift", plan.inputs)
         if same:
             out["unchanged"]["drift"] = same
         else:
@@ -395,7 +394,7 @@ def write_reports_with(
     try:
         window = performance_window(con, cfg, None, None)
         inputs = performance_inputs(con, cfg, reg, window)
-        same = None if force else _unchanged(cfg, "performance", inputs)
+        same = None if force else _unchanged(cfg.reports_dir, "performance", inputs)
         if same:
             out["unchanged"]["performance"] = same
         else:

@@ -40,7 +40,7 @@ from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy.exc import IntegrityError
 
 from jobs import logs
-from jobs.config import Config, load_config
+from jobs.config import Config, Schedule, load_config
 from jobs.errors import FraudwatchError
 
 log = logs.get("scheduler")
@@ -173,8 +173,7 @@ def run_job(job_name: str, config_path: str) -> None:
 
 
 # -- the scheduler ------------------------------------------------------------------------------
-def job_specs(cfg: Config) -> dict[str, str]:
-    s = cfg.settings.schedule
+def job_specs(s: Schedule) -> dict[str, str]:
     specs = {"run": s.run, "reports": s.reports, "retrain": s.retrain}
     return {name: expr for name, expr in specs.items() if expr}
 
@@ -197,7 +196,7 @@ def build_scheduler(
         },
         timezone=s.timezone,
     )
-    for name, expr in job_specs(cfg).items():
+    for name, expr in job_specs(cfg.settings.schedule).items():
         trigger = (triggers or {}).get(name) or cron_trigger(expr, s.timezone)
         scheduler.add_job(
             func,
@@ -217,9 +216,9 @@ def build_scheduler(
 
 
 @contextmanager
-def deployment_lock(cfg: Config) -> Iterator[Path]:
+def deployment_lock(data_dir: Path) -> Iterator[Path]:
     """Hold ``<data_dir>/scheduler.lock`` exclusively, or raise SchedulerRunning at once."""
-    path = cfg.data_dir / "scheduler.lock"
+    path = data_dir / "scheduler.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     fh: IO[str] = path.open("a+")
     try:
@@ -251,7 +250,7 @@ def serve(cfg: Config, *, triggers: dict[str, Any] | None = None) -> None:
     handler could deadlock on a lock (logging, APScheduler's listeners) that
     the interrupted main thread happened to hold.
     """
-    with deployment_lock(cfg):
+    with deployment_lock(cfg.data_dir):
         scheduler = build_scheduler(cfg, triggers=triggers)
         received: list[int] = []
 

@@ -30,8 +30,7 @@ WEEKS = 8
 ALERT_DAYS = 30
 
 
-def _champion(cfg: Config, reg: Registry) -> dict[str, Any] | None:
-    name = cfg.settings.model.name
+def _champion(reg: Registry, name: str) -> dict[str, Any] | None:
     info = reg.get_alias(name, "champion")
     if info is None:
         return None
@@ -72,7 +71,7 @@ def drift_weeks(
                 ref,
                 cur,
                 features=list(feature_spec(cfg).names),
-                policy=drift_policy(cfg),
+                policy=drift_policy(cfg.settings.reports.drift),
                 importance=importance,
             )
         except ValueError:  # a week profiled under other feature definitions
@@ -165,8 +164,8 @@ def refresh_index(
         }
     )
     context = {
-        "champion": _champion(cfg, reg),
-        "champion_card": (_champion(cfg, reg) or {}).get("card"),
+        "champion": _champion(reg, cfg.settings.model.name),
+        "champion_card": (_champion(reg, cfg.settings.model.name) or {}).get("card"),
         "trends": trends,
         "as_of": str(clock),
         "drift_status": drift_result.status if drift_result else None,

@@ -60,7 +60,7 @@ def test_scheduler_runs_the_job_and_the_ledger_is_written(world: World) -> None:
 
 
 def test_a_second_scheduler_is_refused(world: World) -> None:
-    with deployment_lock(world.cfg):
+    with deployment_lock(world.cfg.data_dir):
         proc = subprocess.run(
             [sys.executable, "-m", "jobs.cli_main", "schedule", "--config", str(world.cfg.path)],
             capture_output=True,

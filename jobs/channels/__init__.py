@@ -27,15 +27,16 @@ def make_channel(name: str, cfg: Config) -> Channel:
     if name == "file":
         from jobs.channels.outbox_file import FileChannel
 
-        return FileChannel(cfg)
+        return FileChannel(cfg.outbox_dir, cfg.settings.alerts.email)
     if name == "email":
         from jobs.channels.email import EmailChannel
 
-        return EmailChannel(cfg)
+        e = cfg.settings.alerts.email
+        return EmailChannel(e, cfg.resolve(e.ca_file) if e.ca_file else None)
     if name == "slack":
         from jobs.channels.slack import SlackChannel
 
-        return SlackChannel(cfg)
+        return SlackChannel(cfg.settings.alerts.slack)
     from jobs.errors import ConfigError
 
     raise ConfigError(f"unknown alert channel {name!r} (file, email, slack)")

@@ -13,18 +13,19 @@ import os
 import smtplib
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 from jobs.channels import Outcome
-from jobs.config import Config
+from jobs.config import Email
 from jobs.digest import Digest, mime_message
 
 
 class EmailChannel:
     name = "email"
 
-    def __init__(self, cfg: Config) -> None:
-        self.e = cfg.settings.alerts.email
-        self.ca_file = str(cfg.resolve(self.e.ca_file)) if self.e.ca_file else None
+    def __init__(self, e: Email, ca_file: Path | None) -> None:
+        self.e = e
+        self.ca_file = str(ca_file) if ca_file else None
         self.username = os.environ.get(self.e.username_env) if self.e.username_env else None
         self.password = os.environ.get(self.e.password_env) if self.e.password_env else None
         if self.username and not self.password:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from jobs.channels import Outcome
-from jobs.config import Config
+from jobs.config import Email
 from jobs.digest import Digest, mime_message
 
 
 class FileChannel:
     name = "file"
 
-    def __init__(self, cfg: Config) -> None:
-        self.folder = cfg.outbox_dir
-        e = cfg.settings.alerts.email
+    def __init__(self, folder: Path, e: Email) -> None:
+        """Digests as .eml files in ``folder``, addressed as the email channel would."""
+        self.folder = folder
         self.sender = e.sender
         self.recipients = list(e.recipients)
 

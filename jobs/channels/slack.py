@@ -21,7 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from jobs.channels import Outcome
-from jobs.config import Config, secret
+from jobs.config import Slack, secret
 from jobs.digest import Digest, DigestItem
 
 MAX_BLOCKS = 50
@@ -79,8 +79,7 @@ def messages(digest: Digest) -> list[tuple[list[str], list[dict[str, Any]], str]
 class SlackChannel:
     name = "slack"
 
-    def __init__(self, cfg: Config) -> None:
-        s = cfg.settings.alerts.slack
+    def __init__(self, s: Slack) -> None:
         url = secret(s.webhook_url_env, "alerts.slack.webhook_url_env")
         self.client = WebhookClient(
             url,

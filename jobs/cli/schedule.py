@@ -25,7 +25,7 @@ def schedule(config_path: str | None, list_only: bool) -> None:
     if list_only:
         tz = ZoneInfo(cfg.settings.schedule.timezone)
         now = datetime.now(tz)
-        for name, expr in job_specs(cfg).items():
+        for name, expr in job_specs(cfg.settings.schedule).items():
             nxt = cron_trigger(expr, cfg.settings.schedule.timezone).get_next_fire_time(None, now)
             click.echo(f"fraudwatch-{name:8s} {expr:18s} next {nxt:%Y-%m-%d %H:%M %Z}")
         return
