@@ -1,0 +1,352 @@
+"""Ingest by Spark: new landing files into the Parquet tables, whole or not at all.
+
+The same steps and verdicts as :mod:`jobs.ingest`, with the same pieces where they can be
+shared: :mod:`jobs.landing` finds the files and asks the ledger about each (the ledger is
+the ``ingested_files`` Parquet table, read through DuckDB), each file is read, typed and
+checked in a Spark task by the DuckDB path's own SQL (:mod:`jobs.spark.file_rows`), and the
+result is an :class:`~jobs.landing.IngestResult` with the same counts and problems.
+
+Spark then does what spans files: a good row whose id came earlier in its file is
+``duplicate_in_file``; one whose id is already in the warehouse, or in an earlier file of
+this ingest (files are taken in path order, as the DuckDB path loads them one after the
+other), is ``duplicate_in_warehouse``; a label already known for that transaction with the
+same verdict is ``duplicate_label``. Good rows, inline labels, quarantined rows and the
+ledger rows are written in ONE commit (:class:`~jobs.spark.tables.Commit`): an ingest that
+fails half-way leaves the tables as they were, and a file is never ingested twice.
+
+Not yet on Spark: a *changed* file (a new version of an ingested file) is not read; it is
+reported as a problem, nothing of it loaded, until the DuckDB engine revises it or its new
+rows land in a new file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs import logs
+from jobs.config import Config
+from jobs.landing import SET_ASIDE, FileResult, IngestResult, Landing, find, look_up
+from jobs.spark.file_rows import LABEL_FIELDS, file_rows, spark_schema, transaction_fields
+from jobs.spark.tables import Commit, columns, ddl, duckdb_views, has_rows, recover, table_path
+from jobs.warehouse_access import writer_lock
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logs.get("ingest")
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """The new files of one feed and their checked rows (a cached Spark frame)."""
+
+    feed: str
+    files: list[Landing]
+    rows: Any  # DataFrame
+
+
+def read_table(spark: SparkSession, cfg: Config, table: str) -> DataFrame:
+    """A Parquet table as a Spark frame (no rows when nothing was written yet)."""
+    if not has_rows(cfg, table):
+        return spark.createDataFrame([], ddl(cfg, table))
+    return spark.read.schema(ddl(cfg, table)).parquet(str(table_path(cfg, table)))
+
+
+def _checked(spark: SparkSession, cfg: Config, feed: str, files: list[Landing]) -> DataFrame:
+    """Every row of the files, typed and checked by the DuckDB rules, one task per file."""
+    paths = spark.createDataFrame(
+        [(i, str(f.path)) for i, f in enumerate(files)], "file int, path string"
+    ).repartition(max(1, len(files)), "file")
+    fields = transaction_fields(cfg) if feed == "transactions" else LABEL_FIELDS
+    fn = file_rows(cfg.settings.model_dump_json(), str(cfg.path), feed)
+    return paths.mapInArrow(fn, spark_schema(fields))  # type: ignore[arg-type]
+
+
+def _transactions(spark: SparkSession, cfg: Config, rows: DataFrame) -> DataFrame:
+    """The rows with their final reason: the per-row verdict, then duplicates."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    good = F.col("reason").isNull() & F.col("set_aside").isNull()
+    known = read_table(spark, cfg, "transactions").select("transaction_id").distinct()
+    known = known.withColumn("__known", F.lit(True))
+    by_id = Window.partitionBy("transaction_id")
+    in_file = Window.partitionBy("__file", "transaction_id")
+    firsts = (
+        rows.filter(good)
+        .select("__file", "__row", "transaction_id")
+        .withColumn("__first_row", F.min("__row").over(in_file))
+        .withColumn("__first_file", F.min("__file").over(by_id))
+        .join(known, "transaction_id", "left")
+        .select(
+            "__file",
+            "__row",
+            F.when(F.col("__row") != F.col("__first_row"), F.lit("duplicate_in_file"))
+            .when(
+                F.col("__known").isNotNull() | (F.col("__file") > F.col("__first_file")),
+                F.lit("duplicate_in_warehouse"),
+            )
+            .alias("__dup"),
+        )
+    )
+    dup = F.col("__dup")
+    return (
+        rows.join(firsts, ["__file", "__row"], "left")
+        .withColumn(
+            "field", F.when(dup.isNotNull(), F.lit("transaction_id")).otherwise(F.col("field"))
+        )
+        .withColumn("reason", F.coalesce("reason", dup))
+        .drop("__dup")
+    )
+
+
+def _labels(spark: SparkSession, known: DataFrame, rows: DataFrame) -> DataFrame:
+    """Label rows with their final reason: a verdict already known (in the warehouse, inline
+    in this ingest, earlier in the file or in an earlier file) is ``duplicate_label``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    good = F.col("reason").isNull() & F.col("set_aside").isNull()
+    order = Window.partitionBy("transaction_id", "is_fraud").orderBy("__file", "__row")
+    seen = known.select("transaction_id", "is_fraud").distinct().withColumn("__seen", F.lit(1))
+    dups = (
+        rows.filter(good)
+        .select("__file", "__row", "transaction_id", "is_fraud")
+        .withColumn("__n", F.row_number().over(order))
+        .join(seen, ["transaction_id", "is_fraud"], "left")
+        .filter((F.col("__n") > 1) | F.col("__seen").isNotNull())
+        .select("__file", "__row", F.lit("duplicate_label").alias("__dup"))
+    )
+    dup = F.col("__dup")
+    return (
+        rows.join(dups, ["__file", "__row"], "left")
+        .withColumn(
+            "field", F.when(dup.isNotNull(), F.lit("transaction_id")).otherwise(F.col("field"))
+        )
+        .withColumn("reason", F.coalesce("reason", dup))
+        .drop("__dup")
+    )
+
+
+def _source(files: list[Landing]) -> Any:
+    from pyspark.sql import functions as F
+
+    names = F.array(*[F.lit(f.name) for f in files])
+    return F.element_at(names, F.col("__file") + 1)
+
+
+def _stage_feed(cfg: Config, commit: Commit, f: _Feed, stamp: Any) -> DataFrame:
+    """Write the feed's good rows and quarantine into the commit; return its per-file counts."""
+    from pyspark.sql import functions as F
+
+    rows, src = f.rows.filter(F.col("set_aside").isNull()), _source(f.files)
+    ok = F.col("reason").isNull()
+    quarantined = rows.filter(F.col("reason").isNotNull()).select(
+        src.alias("source_file"),
+        F.col("__row").alias("source_row"),
+        F.lit(f.feed).alias("feed"),
+        "reason",
+        "field",
+        "detail",
+        "raw",
+        F.lit(stamp).cast("timestamp_ntz").alias("quarantined_at"),
+    )
+    quarantined.write.mode("append").partitionBy("feed").parquet(str(commit.staging("quarantine")))
+    label_cols = [n for n, _ in columns(cfg, "labels")]
+    if f.feed == "transactions":
+        tx_cols = [n for n, _ in columns(cfg, "transactions")]
+        good = rows.filter(ok).select(
+            "*",
+            src.alias("source_file"),
+            F.col("__row").alias("source_row"),
+            F.lit(stamp).cast("timestamp_ntz").alias("ingested_at"),
+            F.to_date("event_time").alias("event_date"),
+        )
+        good.select(*tx_cols).write.partitionBy("event_date").parquet(
+            str(commit.staging("transactions"))
+        )
+        delay = cfg.settings.source.label_delay_days
+        inline = good.filter(F.col("label").isNotNull()).select(
+            "transaction_id",
+            F.col("label").alias("is_fraud"),
+            (F.col("event_time") + F.expr(f"INTERVAL {int(delay)} DAYS")).alias("reported_at"),
+            "source_file",
+            "source_row",
+            "ingested_at",
+            F.lit("chargeback").alias("source"),
+        )
+        labels = inline.withColumn("reported_date", F.to_date("reported_at"))
+        labels.select(*label_cols).write.mode("append").partitionBy("reported_date").parquet(
+            str(commit.staging("labels"))
+        )
+    else:
+        good = rows.filter(ok).select(
+            "transaction_id",
+            "is_fraud",
+            "reported_at",
+            src.alias("source_file"),
+            F.col("__row").alias("source_row"),
+            F.lit(stamp).cast("timestamp_ntz").alias("ingested_at"),
+            F.lit("chargeback").alias("source"),
+            F.to_date("reported_at").alias("reported_date"),
+        )
+        good.select(*label_cols).write.mode("append").partitionBy("reported_date").parquet(
+            str(commit.staging("labels"))
+        )
+    labelled = F.col("label").isNotNull() if f.feed == "transactions" else F.lit(False)
+    return (
+        rows.filter(F.col("set_aside").isNull())
+        .groupBy("__file")
+        .agg(
+            F.count("*").alias("read"),
+            F.count(F.when(ok, 1)).alias("loaded"),
+            F.count(F.when(ok & labelled, 1)).alias("labels"),
+        )
+    )
+
+
+def _ledger_rows(
+    f: _Feed, counts: dict[int, tuple[int, int, int]], aside: dict[int, str], stamp: Any
+) -> tuple[list[dict[str, Any]], list[FileResult]]:
+    rows, results = [], []
+    for i, landing in enumerate(f.files):
+        read, loaded, labels = counts.get(i, (0, 0, 0))
+        note = aside.get(i)
+        status = SET_ASIDE if note is not None else "ingested"
+        rows.append(
+            {
+                "path": landing.name,
+                "feed": f.feed,
+                "size_bytes": landing.size,
+                "sha256": landing.digest,
+                "rows_read": read,
+                "rows_loaded": loaded,
+                "rows_quarantined": read - loaded,
+                "ingested_at": stamp,
+                "status": status,
+                "note": note,
+                "previous_sha256": landing.prior.sha256 if landing.prior else None,
+            }
+        )
+        if note is not None:
+            results.append(FileResult(landing.name, f.feed, SET_ASIDE, note=note))
+        else:
+            labels = loaded if f.feed == "labels" else labels
+            results.append(
+                FileResult(landing.name, f.feed, "ingested", read, loaded, read - loaded, labels)
+            )
+    return rows, results
+
+
+def _ledger(cfg: Config) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    duckdb_views(con, cfg)
+    return con
+
+
+def _look_up(
+    cfg: Config, con: duckdb.DuckDBPyConnection, feed: str, result: IngestResult
+) -> list[Landing]:
+    found = find(cfg, feed)
+    result.waiting += [str(p) for p in found.waiting]
+    todo = []
+    for path in found.ready:
+        got = look_up(con, cfg, path, feed)
+        if isinstance(got, FileResult):
+            result.files.append(got)
+        elif got.changed:
+            note = (
+                f"changed after ingestion (sha256 {got.digest[:12]}…): the Spark engine does not "
+                "revise ingested files yet, nothing of the new version was loaded; ingest it "
+                'with [engine] kind = "duckdb" or land its new rows in a new file'
+            )
+            result.files.append(FileResult(got.name, feed, "unreadable_change", note=note))
+        else:
+            todo.append(got)
+    return todo
+
+
+def _stamp(con: duckdb.DuckDBPyConnection) -> Any:
+    """Now, but later than every row ingested before (scoring finds new rows by it)."""
+    from jobs.runs import utcnow
+
+    last = con.execute("SELECT max(ingested_at) FROM ingested_files").fetchall()[0][0]
+    now = utcnow()
+    return now if last is None or now > last else last + timedelta(microseconds=1)
+
+
+def spark_ingest(spark: SparkSession, cfg: Config) -> IngestResult:
+    """Ingest every new transactions file, then every labels file, in one commit."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    result = IngestResult()
+    with writer_lock(cfg.spark_warehouse / "tables"):
+        for line in recover(cfg):
+            logs.event(log, line, 30)
+        con = _ledger(cfg)
+        stamp = _stamp(con)
+        feeds = []
+        for feed in ("transactions", "labels"):
+            files = _look_up(cfg, con, feed, result)
+            if files:
+                feeds.append(_Feed(feed, files, _checked(spark, cfg, feed, files)))
+        con.close()
+        if not feeds:
+            return result
+        commit = Commit.begin(cfg)
+        try:
+            inline: Any = None
+            for f in feeds:
+                if f.feed == "transactions":
+                    rows = _transactions(spark, cfg, f.rows)
+                else:
+                    known = read_table(spark, cfg, "labels")
+                    if inline is not None:
+                        known = known.unionByName(inline, allowMissingColumns=True)
+                    rows = _labels(spark, known, f.rows)
+                rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+                f = _Feed(f.feed, f.files, rows)
+                aside = {
+                    int(r["__file"]): str(r["set_aside"])
+                    for r in rows.filter(F.col("set_aside").isNotNull()).collect()
+                }
+                counts = {
+                    int(r["__file"]): (int(r["read"]), int(r["loaded"]), int(r["labels"]))
+                    for r in _stage_feed(cfg, commit, f, stamp).collect()
+                }
+                if f.feed == "transactions" and cfg.settings.source.columns.label:
+                    inline = rows.filter(F.col("reason").isNull() & F.col("label").isNotNull())
+                    inline = inline.select("transaction_id", F.col("label").alias("is_fraud"))
+                for reason, n in (
+                    rows.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect()
+                ):
+                    result.quarantined_by_reason[reason] = result.quarantined_by_reason.get(
+                        reason, 0
+                    ) + int(n)
+                ledger, done = _ledger_rows(f, counts, aside, stamp)
+                folder = commit.staging("ingested_files") / f"feed={f.feed}"
+                folder.mkdir(parents=True, exist_ok=True)
+                table = pa.Table.from_pylist(ledger).drop(["feed"])
+                pq.write_table(table, folder / "ledger.parquet")
+                result.files.extend(done)
+            commit.commit()
+        except BaseException:
+            commit.abandon()
+            raise
+    for res in result.files:
+        logs.event(log, f"file {res.status}", **res.to_dict())
+    return result
+
+
+def spark_ingest_job(cfg: Config) -> IngestResult:
+    """The ``ingest`` job on Spark: a session from ``[spark]``, then :func:`spark_ingest`."""
+    from jobs.spark.session import spark_session
+
+    return spark_ingest(spark_session(cfg), cfg)
