@@ -295,6 +295,7 @@ def deliver(cfg: Config, session: Session) -> DeliveryResult:
             rows = pending_rows(con, name)
             budget = _budget_used(con, rows) if rows.height else {}
             failed = failed_counts(con)
+            yesterday = _yesterday(con, rows) if rows.height else None
         res.failed_total = failed.get(name, 0)
         if rows.height == 0:
             continue
@@ -305,7 +306,9 @@ def deliver(cfg: Config, session: Session) -> DeliveryResult:
             res.pending = rows.height
             logs.event(log, "channel not configured", 40, channel=name, error=str(exc))
             continue
-        digest = build_digest(cfg, rows, budget_used=budget, undelivered=failed)
+        digest = build_digest(
+            cfg, rows, budget_used=budget, undelivered=failed, yesterday=yesterday
+        )
         for part_ids, ok, error, ref in channel.deliver(digest):
             with session() as con:
                 res.newly_failed += _mark(
@@ -340,6 +343,18 @@ def deliver(cfg: Config, session: Session) -> DeliveryResult:
             error=res.error,
         )
     return result
+
+
+def _yesterday(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> Any:
+    """What analysts decided about the alerts of the day before the digest's newest alert
+    day (:class:`jobs.alert_reviews.DayReviews`), or None when it had no alerts."""
+    from datetime import timedelta
+
+    from jobs.alert_reviews import reviews_per_day
+
+    day = max(rows["alert_day"].to_list()) - timedelta(days=1)
+    found = reviews_per_day(con, day, day + timedelta(days=1))
+    return found[0] if found else None
 
 
 def _budget_used(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> dict[str, int]:

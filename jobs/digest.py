@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 import polars as pl
 
+from jobs.alert_reviews import DayReviews
 from jobs.config import Config
 from jobs.runs import utcnow
 
@@ -64,6 +65,23 @@ class Digest:
     threshold: float
     # alerts given up on (status failed), per channel: shown until someone re-queues them
     undelivered: tuple[tuple[str, int], ...] = ()
+    # what analysts decided about the alerts of the day before the newest alert day
+    yesterday: DayReviews | None = None
+
+    @property
+    def yesterday_line(self) -> str | None:
+        """ "Yesterday (D): N alerts, C confirmed as fraud, X cleared, P pending review;
+        confirmed rate R of those decided", or None."""
+        y = self.yesterday
+        if y is None:
+            return None
+        rate = "no decision yet" if y.confirmed_rate is None else f"{y.confirmed_rate:.0%}"
+        other = f", {y.other} other" if y.other else ""
+        return (
+            f"Yesterday ({y.day}): {y.alerts} alert(s), {y.confirmed} confirmed as fraud, "
+            f"{y.cleared} cleared{other}, {y.pending} pending review; confirmed rate {rate}"
+            + (" of those decided" if y.confirmed_rate is not None else "")
+        )
 
     @property
     def subject(self) -> str:
@@ -86,6 +104,7 @@ def build_digest(
     *,
     budget_used: dict[str, int],
     undelivered: dict[str, int] | None = None,
+    yesterday: DayReviews | None = None,
 ) -> Digest:
     a = cfg.settings.alerts
     items = tuple(
@@ -114,6 +133,7 @@ def build_digest(
         report_link=link,
         threshold=a.threshold,
         undelivered=tuple(sorted((undelivered or {}).items())),
+        yesterday=yesterday,
     )
 
 

@@ -113,3 +113,62 @@ def aggregates(
         return Aggregates(int(row[1]), day_stats, bins, cards, top)
     finally:
         con.execute("DROP TABLE IF EXISTS temp.fw_perf")
+
+
+@dataclass(frozen=True)
+class ReviewDay:
+    """One alert day: what analysts decided, and (once the day's labels matured) what the
+    chargebacks said about the same alerts."""
+
+    day: Any  # datetime.date
+    alerts: int  # alerted transactions (once each, whatever the channels)
+    confirmed: int
+    cleared: int
+    other: int  # decided neither way (unreachable)
+    matured: bool  # the day's labels have matured
+    charged_back: int  # alerts whose latest chargeback label says fraud (as of the report)
+
+    @property
+    def pending(self) -> int:
+        return self.alerts - self.confirmed - self.cleared - self.other
+
+    @property
+    def review_precision(self) -> float | None:
+        """Alert precision from dispositions: confirmed among the alerts decided."""
+        decided = self.confirmed + self.cleared
+        return self.confirmed / decided if decided else None
+
+    @property
+    def label_precision(self) -> float | None:
+        """Alert precision from chargebacks: frauds among the alerts, once matured."""
+        return self.charged_back / self.alerts if self.matured and self.alerts else None
+
+
+def review_days(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, matured: datetime,
+    as_of: datetime | None,
+) -> list[ReviewDay]:  # fmt: skip
+    """Per alert day in ``[start, end)``: the latest decision per alerted transaction, and the
+    latest chargeback label reported before ``as_of`` (days before ``matured`` have matured)."""
+    from jobs.alert_reviews import LABEL_SOURCE, LATEST
+
+    rows = con.execute(
+        f"""
+        WITH a AS (SELECT transaction_id, any_value(alert_day) AS day FROM alerts
+                   WHERE alert_day >= ?::DATE AND alert_day < ?::DATE GROUP BY 1),
+        c AS (SELECT transaction_id, arg_max(is_fraud, reported_at) AS fraud FROM labels
+              WHERE source <> ? AND (?::TIMESTAMP IS NULL OR reported_at < ?)
+                AND transaction_id IN (SELECT transaction_id FROM a) GROUP BY 1)
+        SELECT a.day, count(*), count(*) FILTER (WHERE d.is_fraud),
+               count(*) FILTER (WHERE NOT d.is_fraud),
+               count(*) FILTER (WHERE d.transaction_id IS NOT NULL AND d.is_fraud IS NULL),
+               count(*) FILTER (WHERE c.fraud)
+        FROM a LEFT JOIN ({LATEST}) d USING (transaction_id) LEFT JOIN c USING (transaction_id)
+        GROUP BY 1 ORDER BY 1
+        """,
+        [start, end, LABEL_SOURCE, as_of, as_of],
+    ).fetchall()
+    return [
+        ReviewDay(day, int(n), int(k), int(x), int(o), day < matured.date(), int(cb))
+        for day, n, k, x, o, cb in rows
+    ]

@@ -23,6 +23,8 @@ from registry import Registry
 from reports.index import publish
 
 if TYPE_CHECKING:
+    from jobs.alert_reviews import Overturned
+    from jobs.performance_data import ReviewDay
     from reports.performance import PerformanceResult
 
 
@@ -68,11 +70,15 @@ def performance_inputs(
     labels = con.execute(
         "SELECT count(*), max(ingested_at) FROM labels WHERE reported_at < ?", [as_of]
     ).fetchall()
+    reviews = con.execute(
+        "SELECT count(*), max(ingested_at), (SELECT count(*) FROM alerts) FROM dispositions"
+    ).fetchall()
     return fingerprint(
         {
             "window": [window.start, window.end],
             "roles": _roles(cfg, reg),
             "labels": [as_of, labels],
+            "reviews": reviews,
             "policy": [s.alerts.threshold, s.alerts.daily_budget, s.reports.currency],
         }
     )
@@ -141,6 +147,24 @@ def delivery_backlog(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {"alerts pending delivery": pending, "alerts failed": failed}
 
 
+def reviews_section(
+    con: duckdb.DuckDBPyConnection, cfg: Config, window: Window
+) -> tuple[list[ReviewDay], Overturned]:
+    """Alert days from the window's start to the data clock's: the analysts' decisions, and
+    the chargebacks' verdict on the days whose labels matured; how often chargebacks
+    overturned an analyst (transactions of those days)."""
+    from jobs.alert_reviews import overturned
+    from jobs.performance_data import review_days
+
+    clock = data_clock(con)
+    matured = datetime.combine(
+        (clock - timedelta(days=cfg.settings.source.label_delay_days)).date(), time()
+    )
+    end = datetime.combine(clock.date(), time()) + timedelta(days=1)
+    days = review_days(con, window.start, end, matured, labels_as_of(con))
+    return days, overturned(con, window.start, end)
+
+
 def write_performance(
     con: duckdb.DuckDBPyConnection,
     cfg: Config,
@@ -153,6 +177,7 @@ def write_performance(
 
     results, window = performance_report(con, cfg, reg, **kw)
     undelivered = delivery_backlog(con)
+    reviews, overturns = reviews_section(con, cfg, window)
     meta = {
         "window": window.label(),
         "labels reported before": f"{labels_as_of(con):%Y-%m-%d}",
@@ -164,6 +189,8 @@ def write_performance(
         title=f"Performance — {window.label()}",
         meta=meta,
         currency=cfg.settings.reports.currency,
+        reviews=reviews,
+        overturned=overturns,
     )
     first = results[0]
     headline = {

@@ -119,15 +119,61 @@ def performance_view(results: Sequence[PerformanceResult], currency: str = "") -
     }
 
 
+def reviews_view(days: Sequence[Any], overturned: Any) -> dict[str, Any]:
+    """Alert precision per day from analysts' decisions next to the chargebacks' (``days``:
+    :class:`jobs.performance_data.ReviewDay`-like rows; ``overturned``: counts with
+    ``compared``, ``overturned``, ``confirmed_but_legit``, ``cleared_but_fraud``, ``rate``)."""
+    return {
+        "days": [
+            {
+                "day": d.day.isoformat(),
+                "alerts": d.alerts,
+                "confirmed": d.confirmed,
+                "cleared": d.cleared,
+                "other": d.other,
+                "pending": d.pending,
+                "review_precision": num(d.review_precision),
+                "label_precision": num(d.label_precision) if d.matured else "not matured",
+            }
+            for d in days
+        ],
+        "chart": _svg(
+            svg.lines(
+                [d.day.isoformat() for d in days],
+                {
+                    "from dispositions": [d.review_precision for d in days],
+                    "from chargebacks": [d.label_precision for d in days],
+                },
+                "Alert precision per day",
+            )
+        )
+        if days
+        else None,
+        "compared": overturned.compared if overturned is not None else 0,
+        "overturned": overturned.overturned if overturned is not None else 0,
+        "confirmed_but_legit": overturned.confirmed_but_legit if overturned is not None else 0,
+        "cleared_but_fraud": overturned.cleared_but_fraud if overturned is not None else 0,
+        "rate": pct(overturned.rate, 1)
+        if overturned is not None and overturned.rate is not None
+        else "n/a",
+    }
+
+
 def render_performance(
     results: Sequence[PerformanceResult],
     *,
     title: str,
     meta: dict[str, str],
     currency: str = "",
+    reviews: Sequence[Any] = (),
+    overturned: Any = None,
 ) -> str:
     return _render(
-        "performance.html", title=title, meta=meta, v=performance_view(results, currency)
+        "performance.html",
+        title=title,
+        meta=meta,
+        v=performance_view(results, currency),
+        r=reviews_view(reviews, overturned),
     )
 
 
