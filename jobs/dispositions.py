@@ -260,15 +260,11 @@ def reconcile(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _refresh_keys(con: duckdb.DuckDBPyConnection) -> None:
-    """The features' keyed state (``jobs.keys``: the known frauds) refreshed after labels are
-    written or deleted, inside the same transaction, when this release has it."""
-    import importlib
+    """The features' keyed state (:mod:`jobs.keys`: the known frauds) refreshed after labels
+    are written or deleted, inside the same transaction."""
+    from jobs.keys import assign_keys
 
-    try:
-        keys = importlib.import_module("jobs.keys")
-    except ModuleNotFoundError:
-        return
-    keys.assign_keys(con)
+    assign_keys(con)
 
 
 def _ingest_file(con: duckdb.DuckDBPyConnection, cfg: Config, f: Landing) -> FileResult:

@@ -128,6 +128,10 @@ def test_feed_becomes_labels_quarantines_bad_rows_and_reads_each_file_once(world
     assert _labels(cfg, a)[-1] == ("disposition", True, ta + 2 * h)
     assert ("disposition", False, tb + 3 * h) in _labels(cfg, b)
     assert all(src != "disposition" for src, _, _ in _labels(cfg, c))
+    # the features' known frauds (jobs.keys) know the confirmed fraud from the review on
+    assert _query(
+        cfg, "SELECT min(reported_at) FROM known_frauds WHERE transaction_id = ?", [a]
+    ) == [(min(r for _, fraud, r in _labels(cfg, a) if fraud),)]
     quarantined = _query(
         cfg,
         "SELECT source_row, reason, field, detail FROM quarantine WHERE feed = 'dispositions' "
