@@ -92,6 +92,7 @@ class TrainedModel:
     vocab: dict[str, list[str]]
     medians: dict[str, float]
     quality: QualityReport
+    calibrator: Any = None  # reports.calibration.Calibrator, fitted on the validation scores
 
 
 def resolve_window(
@@ -283,9 +284,15 @@ def fit(
         "trees": booster.num_trees(),
         "stopped_early": rounds < s.model.num_boost_round,
     }
+    calibrator = None
     if 0 < y_valid.sum() < len(y_valid):
         metrics["average_precision"] = float(average_precision_score(y_valid, pred))
         metrics["roc_auc"] = float(roc_auc_score(y_valid, pred))
+        # issue 18: the validation scores as probabilities, for estimating performance
+        from reports.calibration import calibration_quality, fit_calibrator
+
+        calibrator = fit_calibrator(pred, y_valid, s.estimation.calibration)
+        metrics.update(calibration_quality(calibrator, pred, y_valid).to_metrics())
     gains = booster.feature_importance(importance_type="gain")
     importance = {n: float(g) for n, g in zip(names, gains, strict=True)}
     logs.event(
@@ -303,6 +310,7 @@ def fit(
         vocab=vocab,
         medians=medians(x_train, names),
         quality=quality,
+        calibrator=calibrator,
     )
 
 
@@ -347,6 +355,7 @@ def train_version(
     registered with ``data_quality: failed`` and its reasons, and the gate
     refuses it unless forced.
     """
+    from jobs.calibration import store_calibrator
     from jobs.registry_access import open_registry
     from jobs.runs import ledger
     from jobs.warehouse import configured_warehouse
@@ -388,6 +397,7 @@ def train_version(
                 "label_delay_days": s.source.label_delay_days,
                 "feature_descriptions": {n: spec.descriptions.get(n, n) for n in data.features},
                 "early_stopping": trained.early_stopping,
+                "calibration": store_calibrator(reg, trained.calibrator, s.estimation.calibration),
             },
         )
         info = reg.register_version(
