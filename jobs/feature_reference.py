@@ -88,7 +88,8 @@ features AS (
            {time_of_day_columns(f)},
            m.* EXCLUDE (transaction_id, prev_time),
            CASE WHEN m.prev_time >= x.event_time - INTERVAL {spec.card_history_days} DAY
-                THEN epoch(x.event_time) - epoch(m.prev_time) END AS card_seconds_since_prev,
+                THEN (epoch_us(x.event_time) - epoch_us(m.prev_time)) / 1e6 END
+           AS card_seconds_since_prev,
            {", ".join([*merchant_fraud_rates(f, "md"), *extra_cols])}
     FROM target x
     JOIN windowed m USING (transaction_id)

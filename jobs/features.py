@@ -27,14 +27,22 @@ Card and merchant ids are keys, never model inputs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
+from jobs import logs
 from jobs.config import Config, Features
+
+if TYPE_CHECKING:
+    from jobs.sweep import SweepStats
+
+log = logs.get("features")
 
 # the feature definitions' version, recorded with every model: 2 = merchant risk over
 # windows that end the label delay before t (1: windows that ended at t)
@@ -302,7 +310,9 @@ def feature_sql(
             f"c.card_distinct_merchants_{w}d",
         ]
     card_out.append(
-        "CASE WHEN c.same_instant > 1 THEN 0 ELSE epoch(x.event_time) - epoch(c.prev_time) END "
+        # exact: integer microseconds apart (two epoch doubles would be up to 1e-6 s off)
+        "CASE WHEN c.same_instant > 1 THEN 0 "
+        "ELSE (epoch_us(x.event_time) - epoch_us(c.prev_time)) / 1e6 END "
         "AS card_seconds_since_prev"
     )
     points = merchant_count_points(f, delay)
@@ -438,7 +448,30 @@ def compute_features(
     Columns: the keys (transaction_id, event_time, card_id, merchant_id, amount),
     then every feature of :func:`feature_spec` in order; rows ordered by
     (event_time, transaction_id).
+
+    When the warehouse's keyed state is current (:func:`jobs.keys.keys_current`), the
+    features come from the sweep (:mod:`jobs.sweep`: integer columns, a linear pass), else
+    from :func:`feature_sql`; both give the same values. ``ids_table`` may carry the rows'
+    ``event_time`` too: then only the transactions of that time range are searched for them.
     """
+    from jobs.keys import keys_current
+
+    if keys_current(con):
+        swept = swept_features(con, cfg, start=start, end=end, ids_table=ids_table)
+        if swept is not None:
+            return swept
+    return sql_features(con, cfg, start=start, end=end, ids_table=ids_table)
+
+
+def sql_features(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    ids_table: str | None = None,
+) -> pa.Table:
+    """:func:`compute_features` by :func:`feature_sql` alone (the path without keyed state)."""
     con.execute("DROP TABLE IF EXISTS temp.fw_target")
     if ids_table is not None:
         con.execute(
@@ -465,6 +498,131 @@ def compute_features(
         con.execute("DROP TABLE IF EXISTS temp.fw_target")
 
 
+def _target_rows(
+    con: duckdb.DuckDBPyConnection,
+    cols: str,
+    start: datetime | None,
+    end: datetime | None,
+    ids_table: str | None,
+) -> pa.Table:
+    """The target rows' ``cols`` (of ``transactions x``) in output order. By id, the search
+    is bounded by the ids' range and, when ``ids_table`` has ``event_time``, its time range
+    (DuckDB then skips the row groups outside them); should the times not match the
+    transactions', the search runs again unbounded."""
+    order = "ORDER BY x.event_time, x.transaction_id"
+    if ids_table is None:
+        return con.sql(
+            f"SELECT {cols} FROM transactions x WHERE (?::TIMESTAMP IS NULL OR x.event_time >= ?) "
+            f"AND (?::TIMESTAMP IS NULL OR x.event_time < ?) {order}",
+            params=[start, start, end, end],
+        ).to_arrow_table()
+    ids = quote_ident(ids_table)
+    names = [d[0] for d in con.execute(f"SELECT * FROM {ids} LIMIT 0").description]
+    con.execute("DROP TABLE IF EXISTS temp.fw_target")
+    con.execute(f"CREATE TEMP TABLE fw_target AS SELECT DISTINCT transaction_id FROM {ids}")
+    try:
+        n, low, high = con.execute(
+            "SELECT count(*), min(transaction_id), max(transaction_id) FROM fw_target"
+        ).fetchall()[0]
+        search = f"SELECT {cols} FROM transactions x SEMI JOIN fw_target USING (transaction_id) "
+        bounded = "WHERE x.transaction_id BETWEEN ? AND ?"
+        if "event_time" in names:
+            first, last = con.execute(
+                f"SELECT min(event_time), max(event_time) FROM {ids}"
+            ).fetchall()[0]
+            table = con.sql(
+                f"{search} {bounded} AND x.event_time BETWEEN ? AND ? {order}",
+                params=[low, high, first, last],
+            ).to_arrow_table()
+            if table.num_rows == n:
+                return table
+        return con.sql(f"{search} {bounded} {order}", params=[low, high]).to_arrow_table()
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.fw_target")
+
+
+def swept_features(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    ids_table: str | None = None,
+) -> pa.Table | None:
+    """:func:`compute_features` by the sweep over the keyed state (:mod:`jobs.sweep`), or
+    None when it cannot vouch for them (no targets, a row without keys): take the SQL path.
+    The caller checks the keyed state is current (:func:`jobs.keys.keys_current`)."""
+    done = swept_with_stats(con, cfg, start=start, end=end, ids_table=ids_table)
+    if done is None:
+        return None
+    table, stats = done
+    logs.event(log, "features by the sweep", 10, rows=table.num_rows, **stats.to_dict())
+    return table
+
+
+def swept_with_stats(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    ids_table: str | None = None,
+) -> tuple[pa.Table, SweepStats] | None:
+    """:func:`swept_features` and where its time went."""
+    import numpy as np
+
+    from jobs.sweep import Targets, Windows, sweep
+
+    started = time.perf_counter()
+
+    f = cfg.settings.features
+    spec = feature_spec(cfg)
+    cols = ", ".join(
+        [
+            "x.transaction_id, x.event_time, x.card_id, x.merchant_id, x.amount",
+            time_of_day_columns(f),
+            *extra_feature_columns(cfg),
+            "x.card_key AS fw_card_key, x.merchant_key AS fw_merchant_key, "
+            "epoch_us(x.event_time) AS fw_us",
+        ]
+    )
+    target = _target_rows(con, cols, start, end, ids_table)
+    fetched = time.perf_counter()
+    if (
+        target.num_rows == 0
+        or target["fw_card_key"].null_count
+        or target["fw_merchant_key"].null_count
+    ):
+        return None
+    targets = Targets(
+        card_key=target["fw_card_key"].to_numpy().astype(np.int32, copy=False),
+        merchant_key=target["fw_merchant_key"].to_numpy().astype(np.int32, copy=False),
+        time_us=target["fw_us"].to_numpy().astype(np.int64, copy=False),
+        amount=target["amount"].to_numpy().astype(np.float64, copy=False),
+    )
+    windows = Windows(
+        card=tuple(int(w) for w in f.card_windows_days),
+        merchant=tuple(int(w) for w in f.merchant_windows_days),
+        delay=spec.label_delay_days,
+        card_history=spec.card_history_days,
+    )
+    result = sweep(con, targets, windows)
+    if result is None:
+        return None
+    out: dict[str, pa.Array | pa.ChunkedArray] = {
+        k: target[k] for k in ("transaction_id", "event_time", "card_id", "merchant_id")
+    }
+    for name in spec.names:
+        if name in result.columns:
+            out[name] = pa.array(result.columns[name], mask=result.nulls.get(name))
+        else:
+            out[name] = target[name]
+    table = pa.table(out)
+    seconds = {"targets": round(fetched - started, 3), **result.stats.seconds}
+    seconds["assemble"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
+    return table, replace(result.stats, seconds=seconds)
+
+
 def iter_feature_batches(
     con: duckdb.DuckDBPyConnection, cfg: Config, ids_table: str, batch_size: int
 ) -> Iterator[pa.Table]:
@@ -473,7 +631,7 @@ def iter_feature_batches(
     for offset in range(0, n, batch_size):
         con.execute("DROP TABLE IF EXISTS temp.fw_feature_batch")
         con.execute(
-            "CREATE TEMP TABLE fw_feature_batch AS SELECT i.transaction_id FROM "
+            "CREATE TEMP TABLE fw_feature_batch AS SELECT i.transaction_id, t.event_time FROM "
             f"{quote_ident(ids_table)} i JOIN transactions t USING (transaction_id) "
             "ORDER BY t.event_time, t.transaction_id LIMIT ? OFFSET ?",
             [batch_size, offset],

@@ -1,0 +1,478 @@
+"""The feature sweep: exact features for target rows from the keyed state (:mod:`jobs.keys`)
+by one scan of integer columns and a linear pass per card and per merchant.
+
+The definitions are :mod:`jobs.features`' (the SQL reference, :mod:`jobs.feature_reference`,
+states them plainly; the tests compare value for value). What this module does instead of SQL:
+
+1. one scan of ``card_key, merchant_key, event_time, amount_e4`` over the longest look-back
+   before the first target to the last target (four integer columns, no string ids), and of
+   the few ``known_frauds`` in the merchant risk's windows;
+2. a counting sort of those rows by merchant (their times) and, in place, by card (time,
+   exact amount, merchant): linear, and memory for one extra int32 per row;
+3. each key's rows are then checked in time order and sorted where they are not. That is
+   where *late rows* (an event time before rows stored earlier) and the scan's own order show
+   up: the sweep sorts them itself, so a late row is exact without another path (the number of
+   keys that needed it is in :class:`SweepStats`);
+4. per target: binary searches in its card's and merchant's rows give every window's bounds;
+   sums of exact integer amounts give the means; a stamp per merchant counts distinct
+   merchants; seconds since the previous transaction are integer microseconds / 10^6.
+   Same-instant rows are inside ``[t - w, t]``, as in SQL.
+
+Compiled with numba, ``cache=True``: the first run in a fresh install compiles (~10-20 s,
+measured in benchmarks/README.md) and writes the machine code to ``__pycache__`` beside this
+file, or, where that is not writable (an installed package), to numba's user-wide cache
+(``~/.cache/numba``), or to ``NUMBA_CACHE_DIR`` when set; later processes load it.
+
+:func:`sweep` returns None when it cannot vouch for the result (a scanned row without keys, a
+sum beyond 64 bits): the caller then takes the SQL path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import duckdb
+import numba as nb
+import numpy as np
+
+US_PER_DAY = 86_400_000_000
+NONE = np.iinfo(np.int64).max  # "no time": a revoked_at that never came
+NULL_AMOUNT = np.iinfo(np.int64).min  # an amount_e4 that is NULL (above 10^14): out of means
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The windows of the features, in days (config order), and the label delay."""
+
+    card: tuple[int, ...]
+    merchant: tuple[int, ...]
+    delay: int
+    card_history: int  # the longest card window: seconds since previous looks no further
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The target rows, in output order: keys, times (epoch microseconds), amounts."""
+
+    card_key: np.ndarray  # int32
+    merchant_key: np.ndarray  # int32
+    time_us: np.ndarray  # int64
+    amount: np.ndarray  # float64, as stored
+
+
+@dataclass(frozen=True)
+class SweepStats:
+    history_rows: int  # rows scanned
+    card_rows: int  # of which the target cards' rows in the card look-back
+    frauds: int  # known frauds read
+    unsorted_cards: int  # cards whose rows came out of time order (late rows) and were sorted
+    unsorted_merchants: int
+    seconds: dict[str, float] = field(default_factory=dict)  # where the time went
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    columns: dict[str, np.ndarray]  # feature name -> values (NaN where SQL gives NULL)
+    nulls: dict[str, np.ndarray]  # feature name -> mask of NULLs, for the nullable ones
+    stats: SweepStats
+
+
+# -- compiled kernels -----------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True)
+def _lower(a: np.ndarray, lo: int, hi: int, x: int) -> int:
+    """First index in [lo, hi) with a[i] >= x (hi if none); a sorted there."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@nb.njit(cache=True, nogil=True)
+def _upper(a: np.ndarray, lo: int, hi: int, x: int) -> int:
+    """First index in [lo, hi) with a[i] > x (hi if none)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@nb.njit(cache=True, nogil=True)
+def _count(card, merchant, in_card, want_card, want_merchant, c_count, m_count):  # type: ignore[no-untyped-def]
+    """Pass 1, batch by batch: the rows each wanted card (in its look-back) and each wanted
+    merchant has. False if a key is outside the dictionaries."""
+    for i in range(card.size):
+        m, c = merchant[i], card[i]
+        if m < 0 or m >= want_merchant.size or c < 0 or c >= want_card.size:
+            return False
+        if want_merchant[m]:
+            m_count[m + 1] += 1
+        if in_card[i] and want_card[c]:
+            c_count[c + 1] += 1
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _scatter(  # type: ignore[no-untyped-def]
+    card,
+    merchant,
+    times,
+    amounts,
+    since,
+    want_card,
+    want_merchant,
+    c_cur,
+    c_end,
+    c_time,
+    c_amount,
+    c_merchant,
+    m_cur,
+    m_end,
+    m_time,
+):
+    """Pass 2, batch by batch: each row to its card's and its merchant's next place (scan
+    order). False if a group overflows (rows written between the passes)."""
+    for i in range(card.size):
+        m, t, c = merchant[i], times[i], card[i]
+        if m < 0 or m >= want_merchant.size or c < 0 or c >= want_card.size:
+            return False
+        if want_merchant[m]:
+            at = m_cur[m]
+            if at >= m_end[m]:
+                return False
+            m_time[at] = t
+            m_cur[m] = at + 1
+        if t >= since and want_card[c]:
+            at = c_cur[c]
+            if at >= c_end[c]:
+                return False
+            c_time[at] = t
+            c_amount[at] = amounts[i]
+            c_merchant[at] = m
+            c_cur[c] = at + 1
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _sort_merchant_groups(off, times):  # type: ignore[no-untyped-def]
+    """Sort each group's times where they are out of order; how many were."""
+    unsorted = 0
+    for k in range(off.size - 1):
+        a, b = off[k], off[k + 1]
+        for j in range(a + 1, b):
+            if times[j] < times[j - 1]:
+                times[a:b].sort()
+                unsorted += 1
+                break
+    return unsorted
+
+
+@nb.njit(cache=True, nogil=True)
+def _sort_card_groups(off, times, amounts, merchants):  # type: ignore[no-untyped-def]
+    """Sort each card's rows by time where they are out of order; how many were."""
+    unsorted = 0
+    for k in range(off.size - 1):
+        a, b = off[k], off[k + 1]
+        for j in range(a + 1, b):
+            if times[j] < times[j - 1]:
+                order = np.argsort(times[a:b], kind="mergesort") + a
+                times[a:b] = times[order]
+                amounts[a:b] = amounts[order]
+                merchants[a:b] = merchants[order]
+                unsorted += 1
+                break
+    return unsorted
+
+
+@nb.njit(cache=True, nogil=True)
+def _card_features(  # type: ignore[no-untyped-def]
+    t_card, t_time, off, times, amounts, merchants, n_merchants, windows, history
+):
+    """Per target: counts, exact-amount means, distinct merchants for each window (``windows``
+    ascending, in microseconds) and seconds since the card's previous transaction."""
+    n, nw = t_card.size, windows.size
+    counts = np.empty((nw, n), np.int64)
+    distinct = np.empty((nw, n), np.int64)
+    means = np.empty((nw, n), np.float64)
+    prev = np.empty(n, np.float64)
+    stamp = np.full(n_merchants, -1, np.int64)
+    big = np.iinfo(np.int64).max
+    overflow = False
+    for i in range(n):
+        k, t = t_card[i], t_time[i]
+        a, b = off[k], off[k + 1]
+        hi = _upper(times, a, b, t)
+        eq = _lower(times, a, hi, t)
+        if hi - eq > 1:  # another transaction of the card at the same instant
+            prev[i] = 0.0
+        elif eq > a and times[eq - 1] >= t - history:
+            prev[i] = (t - times[eq - 1]) / 1e6
+        else:
+            prev[i] = np.nan
+        total, known, seen = 0, 0, 0
+        j = hi - 1
+        for w in range(nw):
+            lo = _lower(times, a, hi, t - windows[w])
+            while j >= lo:
+                m = merchants[j]
+                if stamp[m] != i:
+                    stamp[m] = i
+                    seen += 1
+                x = amounts[j]
+                if x != NULL_AMOUNT:
+                    if (x > 0 and total > big - x) or (x < 0 and total < -big - x):
+                        overflow = True
+                    total += x
+                    known += 1
+                j -= 1
+            counts[w, i] = hi - lo
+            distinct[w, i] = seen
+            means[w, i] = total / (known * 10000.0) if known else np.nan
+    return counts, distinct, means, prev, overflow
+
+
+@nb.njit(cache=True, nogil=True)
+def _merchant_features(  # type: ignore[no-untyped-def]
+    t_merchant, t_time, off, times, windows, delay, f_off, f_time, f_reported, f_revoked
+):
+    """Per target: the merchant's transactions in ``[t - w, t]`` and its fraud rate over
+    ``(t - d - w, t - d]`` (frauds known at t over the transactions then), each window."""
+    n, nw = t_merchant.size, windows.size
+    counts = np.empty((nw, n), np.int64)
+    rates = np.empty((nw, n), np.float64)
+    longest = windows.max()
+    frauds = np.zeros(nw, np.int64)
+    for i in range(n):
+        k, t = t_merchant[i], t_time[i]
+        a, b = off[k], off[k + 1]
+        hi = _upper(times, a, b, t)
+        until = t - delay
+        upto = _upper(times, a, hi, until)
+        fa = _upper(f_time, f_off[k], f_off[k + 1], until - longest)
+        fb = _upper(f_time, fa, f_off[k + 1], until)
+        frauds[:] = 0
+        for e in range(fa, fb):
+            if f_reported[e] <= t and f_revoked[e] > t:
+                for w in range(nw):
+                    if f_time[e] > until - windows[w]:
+                        frauds[w] += 1
+        for w in range(nw):
+            counts[w, i] = hi - _lower(times, a, hi, t - windows[w])
+            delayed = upto - _upper(times, a, upto, until - windows[w])
+            rates[w, i] = frauds[w] / delayed if delayed > 0 else 0.0
+    return counts, rates
+
+
+# -- the scan -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class History:
+    """The scanned rows grouped by key, each group in time order."""
+
+    rows: int  # rows scanned
+    c_off: np.ndarray  # card k's rows are c_off[k]:c_off[k + 1] of the c_ arrays
+    c_time: np.ndarray
+    c_amount: np.ndarray
+    c_merchant: np.ndarray
+    m_off: np.ndarray  # merchant k's times are m_off[k]:m_off[k + 1] of m_time
+    m_time: np.ndarray
+    n_merchants: int
+
+
+def _batches(con: duckdb.DuckDBPyConnection, cols: str, lo_us: int, hi_us: int):  # type: ignore[no-untyped-def]
+    """The rows' ``cols`` with event_time in [lo, hi], batch by batch, in insertion order
+    (rows are stored roughly in time order, so groups then need little sorting)."""
+    return con.sql(
+        f"SELECT {cols} FROM transactions "
+        "WHERE event_time BETWEEN make_timestamp(?) AND make_timestamp(?)",
+        params=[lo_us, hi_us],
+    ).to_arrow_reader(1 << 20)
+
+
+def _history(
+    con: duckdb.DuckDBPyConnection,
+    targets: Targets,
+    lo_us: int,
+    card_since: int,
+    hi_us: int,
+) -> History | None:
+    """Two passes over the rows from ``lo`` to ``hi``: count each wanted card's (from
+    ``card_since``) and merchant's rows, then put each row in its place. Only the grouped
+    arrays are ever held; None if a scanned row has no keys or rows appear between passes."""
+    n_cards, n_merchants = (
+        int(v) + 1
+        for v in con.execute(
+            "SELECT coalesce((SELECT max(card_key) FROM card_keys), -1), "
+            "coalesce((SELECT max(merchant_key) FROM merchant_keys), -1)"
+        ).fetchall()[0]
+    )
+    if targets.card_key.max() >= n_cards or targets.merchant_key.max() >= n_merchants:
+        return None
+    want_card = np.zeros(n_cards, np.bool_)
+    want_card[targets.card_key] = True
+    want_merchant = np.zeros(n_merchants, np.bool_)
+    want_merchant[targets.merchant_key] = True
+    c_off = np.zeros(n_cards + 1, np.int64)
+    m_off = np.zeros(n_merchants + 1, np.int64)
+    rows = 0
+    for b in _batches(
+        con,
+        f"card_key, merchant_key, event_time >= make_timestamp({int(card_since)})",
+        lo_us,
+        hi_us,
+    ):
+        if b.column(0).null_count or b.column(1).null_count:
+            return None  # a row without keys
+        rows += b.num_rows
+        ok = _count(
+            b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2).to_numpy(zero_copy_only=False),
+            want_card, want_merchant, c_off, m_off,
+        )  # fmt: skip
+        if not ok:
+            return None
+    c_off, m_off = np.cumsum(c_off), np.cumsum(m_off)
+    c_rows, m_rows = int(c_off[-1]), int(m_off[-1])
+    c_time, c_amount = np.empty(c_rows, np.int64), np.empty(c_rows, np.int64)
+    c_merchant = np.empty(c_rows, np.int32)
+    m_time = np.empty(m_rows, np.int64)
+    c_cur, m_cur = c_off[:-1].copy(), m_off[:-1].copy()
+    cols = "card_key, merchant_key, epoch_us(event_time), amount_e4"
+    for b in _batches(con, cols, lo_us, hi_us):
+        if b.column(0).null_count or b.column(1).null_count:
+            return None
+        ok = _scatter(
+            b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2).to_numpy(),
+            b.column(3).fill_null(NULL_AMOUNT).to_numpy(), card_since, want_card, want_merchant,
+            c_cur, c_off[1:], c_time, c_amount, c_merchant, m_cur, m_off[1:], m_time,
+        )  # fmt: skip
+        if not ok:
+            return None
+    if not (np.array_equal(c_cur, c_off[1:]) and np.array_equal(m_cur, m_off[1:])):
+        return None  # rows gone between the passes
+    return History(rows, c_off, c_time, c_amount, c_merchant, m_off, m_time, n_merchants)
+
+
+def _frauds(
+    con: duckdb.DuckDBPyConnection, merchants: int, lo_us: int, hi_us: int, last_us: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The known frauds of transactions in ``(lo, hi]`` reported by ``last``, grouped by
+    merchant and in time order: offsets, times, reported, revoked (NONE: never)."""
+    got = con.execute(
+        "SELECT merchant_key AS k, epoch_us(tx_time) AS tx, epoch_us(reported_at) AS rep, "
+        f"coalesce(epoch_us(revoked_at), {NONE}) AS rev FROM known_frauds "
+        "WHERE merchant_key IS NOT NULL AND merchant_key < ? "
+        "AND tx_time > make_timestamp(?) AND tx_time <= make_timestamp(?) "
+        "AND reported_at <= make_timestamp(?) ORDER BY merchant_key, tx_time",
+        [merchants, lo_us, hi_us, last_us],
+    ).fetchnumpy()
+    keys = np.asarray(got["k"], np.int64)
+    off = np.zeros(merchants + 1, np.int64)
+    np.add.at(off, keys + 1, 1)
+    return (
+        np.cumsum(off),
+        np.asarray(got["tx"], np.int64),
+        np.asarray(got["rep"], np.int64),
+        np.asarray(got["rev"], np.int64),
+    )
+
+
+def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> SweepResult | None:
+    """The card and merchant features of ``targets`` (see the module's docstring), or None
+    when the keyed state cannot give them exactly (the caller takes the SQL path)."""
+    laps: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(step: str) -> None:
+        now = time.perf_counter()
+        laps[step] = round(laps.get(step, 0.0) + now - clock[0], 3)
+        clock[0] = now
+
+    first, last = int(targets.time_us.min()), int(targets.time_us.max())
+    card_since = first - win.card_history * US_PER_DAY
+    merchant_reach = (max(win.merchant) + win.delay) * US_PER_DAY
+    ordered = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        h = _history(con, targets, min(card_since, first - merchant_reach), card_since, last)
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
+    if h is None:
+        return None
+    lap("scan")
+    rows, card_rows, n_merchants = h.rows, int(h.c_off[-1]), h.n_merchants
+    m_off, m_time = h.m_off, h.m_time
+    m_unsorted = _sort_merchant_groups(m_off, m_time)
+    c_unsorted = _sort_card_groups(h.c_off, h.c_time, h.c_amount, h.c_merchant)
+    lap("late rows")
+    card_days = np.array(sorted(set(win.card)), np.int64)
+    counts, distinct, means, prev, overflow = _card_features(
+        targets.card_key,
+        targets.time_us,
+        h.c_off,
+        h.c_time,
+        h.c_amount,
+        h.c_merchant,
+        n_merchants,
+        card_days * US_PER_DAY,
+        win.card_history * US_PER_DAY,
+    )
+    del h  # the cards' rows: the merchants' times are all that is still needed
+    if overflow:
+        return None
+    lap("card sweep")
+    delay = win.delay * US_PER_DAY
+    f_off, f_time, f_rep, f_rev = _frauds(
+        con, n_merchants, first - merchant_reach, last - delay, last
+    )
+    m_days = np.array(win.merchant, np.int64)
+    m_counts, rates = _merchant_features(
+        targets.merchant_key,
+        targets.time_us,
+        m_off,
+        m_time,
+        m_days * US_PER_DAY,
+        delay,
+        f_off,
+        f_time,
+        f_rep,
+        f_rev,
+    )
+    del m_off, m_time
+    lap("merchant sweep")
+    columns: dict[str, np.ndarray] = {}
+    nulls: dict[str, np.ndarray] = {}
+    at = {int(d): i for i, d in enumerate(card_days)}
+    for w in win.card:
+        i = at[int(w)]
+        mean = means[i]
+        no_mean = np.isnan(mean)
+        columns[f"card_tx_count_{w}d"] = counts[i]
+        columns[f"card_mean_amount_{w}d"] = mean
+        nulls[f"card_mean_amount_{w}d"] = no_mean
+        ratio_null = no_mean | (mean == 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns[f"card_amount_ratio_{w}d"] = targets.amount / np.where(ratio_null, 1.0, mean)
+        nulls[f"card_amount_ratio_{w}d"] = ratio_null
+        columns[f"card_distinct_merchants_{w}d"] = distinct[i]
+    columns["card_seconds_since_prev"] = prev
+    nulls["card_seconds_since_prev"] = np.isnan(prev)
+    for i, w in enumerate(win.merchant):
+        columns[f"merchant_tx_count_{w}d"] = m_counts[i]
+        columns[f"merchant_fraud_rate_{w}d"] = rates[i]
+    stats = SweepStats(
+        history_rows=rows,
+        card_rows=card_rows,
+        frauds=int(f_time.size),
+        unsorted_cards=int(c_unsorted),
+        unsorted_merchants=int(m_unsorted),
+        seconds=laps,
+    )
+    return SweepResult(columns, nulls, stats)
