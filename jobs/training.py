@@ -27,12 +27,13 @@ import duckdb
 import lightgbm as lgb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from jobs import logs
 from jobs.config import Config
 from jobs.errors import NotEnoughData
-from jobs.features import FEATURE_VERSION, compute_features, feature_spec
+from jobs.features import FEATURE_VERSION, compute_features, feature_spec, iter_feature_days
 from jobs.model_inputs import build_vocab, encode, medians
 from jobs.quality import FeatureProfile, QualityReport, check_training_frame, reference_profile
 from jobs.warehouse import data_clock
@@ -124,9 +125,19 @@ def resolve_window(
 def load_training_data(
     con: duckdb.DuckDBPyConnection, cfg: Config, window: TrainingWindow
 ) -> TrainingData:
-    """Features for the window joined with the labels known at the label cutoff."""
+    """Features for the window joined with the labels known at the label cutoff.
+
+    The features are computed a run of days at a time (``scoring.feature_chunk_size`` rows
+    at most), so the sweep's working memory does not grow with the window."""
     spec = feature_spec(cfg)
-    table = compute_features(con, cfg, start=window.start, end=window.end)
+    chunk = cfg.settings.scoring.feature_chunk_size
+    parts = list(iter_feature_days(con, cfg, window.start, window.end, chunk))
+    table = (
+        pa.concat_tables(parts)
+        if parts
+        else compute_features(con, cfg, start=window.start, end=window.end)
+    )
+    del parts
     feats = pl.from_arrow(table)
     assert isinstance(feats, pl.DataFrame)
     labels = pl.from_arrow(
