@@ -623,6 +623,28 @@ def swept_with_stats(
     return table, replace(result.stats, seconds=seconds)
 
 
+def iter_feature_days(
+    con: duckdb.DuckDBPyConnection, cfg: Config, start: datetime, end: datetime, max_rows: int
+) -> Iterator[pa.Table]:
+    """Features of the rows with ``start <= event_time < end``, in time order, a run of whole
+    days at a time holding at most ``max_rows`` rows (one day more if a single day holds
+    more): what one sweep holds in memory stays bounded however long the range."""
+    days = con.execute(
+        "SELECT event_time::DATE AS day, count(*) FROM transactions "
+        "WHERE event_time >= ? AND event_time < ? GROUP BY ALL ORDER BY day",
+        [start, end],
+    ).fetchall()
+    lo, rows = start, 0
+    for day, n in days:
+        day_start = max(start, datetime.combine(day, datetime.min.time()))
+        if rows and rows + n > max_rows:
+            yield compute_features(con, cfg, start=lo, end=day_start)
+            lo, rows = day_start, 0
+        rows += n
+    if rows:
+        yield compute_features(con, cfg, start=lo, end=end)
+
+
 def iter_feature_batches(
     con: duckdb.DuckDBPyConnection, cfg: Config, ids_table: str, batch_size: int
 ) -> Iterator[pa.Table]:

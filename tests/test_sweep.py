@@ -252,3 +252,20 @@ def test_batches_by_the_sweep_equal_one_call(
     joined = pl.concat([pl.from_arrow(p) for p in parts])  # type: ignore[misc]
     assert joined.equals(pl.from_arrow(whole))
     assert_same(joined, pl.from_arrow(reference_features(con, cfg, "ids")))  # type: ignore[arg-type]
+
+
+def test_feature_days_bound_each_sweep_and_equal_one_call(
+    world: tuple[Config, duckdb.DuckDBPyConnection],
+) -> None:
+    """Training builds its features a run of whole days at a time: the same rows and values
+    as one call over the window, in the same order."""
+    from jobs.features import iter_feature_days
+
+    cfg, con = world
+    start, end = BASE + timedelta(days=3, hours=7), BASE + timedelta(days=55)
+    parts = list(iter_feature_days(con, cfg, start, end, 40))
+    assert len(parts) > 5 and all(p.num_rows <= 40 for p in parts)
+    whole = compute_features(con, cfg, start=start, end=end)
+    joined = pl.concat([pl.from_arrow(p) for p in parts])  # type: ignore[misc]
+    assert joined.equals(pl.from_arrow(whole))
+    assert joined["event_time"].min() >= start and joined["event_time"].max() < end  # type: ignore[operator]
