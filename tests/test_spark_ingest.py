@@ -39,8 +39,8 @@ warehouse = "var/spark-warehouse"
 """
 
 
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+@pytest.fixture(name="spark", scope="session")
+def spark_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One SparkSession for every Spark test (starting the JVM costs seconds)."""
     if WHY is not None:
         pytest.skip(f"Spark cannot run here: {WHY}")
