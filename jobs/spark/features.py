@@ -157,10 +157,10 @@ def spark_features(
     keys = ["transaction_id", "event_time", "card_id", "merchant_id", "amount"]
     tx = transactions.select(*keys, *extras).withColumn("us", _us("event_time"))
     target = tx.join(target_ids.select("transaction_id").distinct(), "transaction_id", "left_semi")
-    first, last = target.agg(F.min("us"), F.max("us")).first() or (None, None)
-    if first is None:
-        target = target.limit(0)
-        first = last = 0
+    bounds = target.agg(F.min("us"), F.max("us")).first()
+    first, last = (
+        (0, 0) if bounds is None or bounds[0] is None else (int(bounds[0]), int(bounds[1]))
+    )
     amount_d = F.expr("try_cast(amount AS DECIMAL(18, 4))")
 
     def history(by: str, days: int) -> DataFrame:
