@@ -1,0 +1,224 @@
+"""Scoring by Spark: the champion (and the challenger in shadow) applied in Arrow batches.
+
+The driver loads each model from the registry, whose artifact's sha256 it verifies
+(:meth:`registry.Registry.load_booster_text`), checks its features against the pipeline's
+(:func:`jobs.loaded_model.check_features`), and ships to the executors the model's
+LightGBM *text* with that sha256 and what encoding needs (feature names, categorical
+vocabulary, medians): no pickled model. Each Python worker verifies the text's sha256
+again before it parses it (once per worker and model), then scores the features of its
+partition in Arrow batches (``mapInArrow``) with :func:`jobs.loaded_model.predict`, the
+very function the DuckDB path scores with: same features, same matrix, same scores.
+
+What is scored: the transactions no champion has scored (and that this champion has not
+scored in shadow), as :mod:`jobs.scoring` picks them. Scores are keyed by
+(transaction_id, model_name, model_version): before they are committed, those already in
+the ``scores`` table are left out, under the tables' writer lock, so a re-run (after a
+crash, or twice) never duplicates one. All of a run's scores go in one commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from jobs import logs
+from jobs.config import Config
+from jobs.errors import FeatureMismatch, NoChampion
+from jobs.features import feature_spec
+from jobs.loaded_model import LoadedModel, check_features, inference_policy, load_model
+from jobs.model_inputs import InferencePolicy
+from jobs.spark.features import spark_features
+from jobs.spark.ingest import read_table
+from jobs.spark.tables import Commit, recover
+from jobs.warehouse_access import writer_lock
+from registry import Registry
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logs.get("scoring")
+
+SCORE_SCHEMA = "transaction_id string, model_version int, role string, score double"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """What an executor needs to score with a version: its text, verified by sha256 there."""
+
+    name: str
+    version: int
+    role: str
+    text: str
+    sha256: str
+    features: tuple[str, ...]
+    categorical: tuple[str, ...]
+    vocab: dict[str, list[str]]
+    medians: dict[str, float]
+
+    @classmethod
+    def of(cls, reg: Registry, model: LoadedModel) -> ShippedModel:
+        info = reg.get_version(model.name, model.version)
+        return cls(
+            name=model.name,
+            version=model.version,
+            role=model.role,
+            text=reg.load_booster_text(model.name, model.version),  # verified here
+            sha256=info.artifact_sha256,
+            features=model.features,
+            categorical=model.categorical,
+            vocab={k: list(v) for k, v in model.vocab.items()},
+            medians=dict(model.medians),
+        )
+
+    def load(self) -> LoadedModel:
+        """The model, once its text is verified (an executor trusts nothing it was sent)."""
+        import lightgbm as lgb
+
+        actual = hashlib.sha256(self.text.encode()).hexdigest()
+        if actual != self.sha256:
+            raise ValueError(
+                f"{self.name} version {self.version}: the model text shipped to this executor "
+                f"has sha256 {actual}, the registry's is {self.sha256}; refusing to score"
+            )
+        booster = lgb.Booster(model_str=self.text)
+        return LoadedModel(
+            self.name,
+            self.version,
+            self.role,
+            booster,
+            self.features,
+            self.categorical,
+            self.vocab,
+            self.medians,
+        )
+
+
+_LOADED: dict[str, LoadedModel] = {}  # per Python worker: parsed once per model
+
+
+def score_batches(
+    models: list[ShippedModel], policy: InferencePolicy, threads: int
+) -> Any:  # the mapInArrow function
+    """Each batch of features -> one row per (transaction, model): its score."""
+    from jobs.loaded_model import predict
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        loaded = []
+        for m in models:
+            if m.sha256 not in _LOADED:
+                _LOADED[m.sha256] = m.load()
+            loaded.append(_LOADED[m.sha256])
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            feats = pa.Table.from_batches([batch])
+            for model in loaded:
+                scores, _ = predict(model, feats, policy, threads)
+                yield pa.RecordBatch.from_pydict(
+                    {
+                        "transaction_id": feats["transaction_id"].combine_chunks(),
+                        "model_version": pa.array([model.version] * batch.num_rows, pa.int32()),
+                        "role": pa.array([model.role] * batch.num_rows, pa.string()),
+                        "score": pa.array(scores, pa.float64()),
+                    }
+                )
+
+    return run
+
+
+@dataclass
+class SparkScoreResult:
+    champion_version: int | None = None
+    challenger_version: int | None = None
+    scored: int = 0
+    shadow_scored: int = 0
+    shadow_error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _models(cfg: Config, reg: Registry, result: SparkScoreResult) -> list[LoadedModel]:
+    name = cfg.settings.model.name
+    spec = feature_spec(cfg)
+    champion = load_model(reg, name, "champion")
+    if champion is None:
+        raise NoChampion(name)
+    check_features(champion, spec.names)
+    result.champion_version = champion.version
+    models = [champion]
+    challenger = load_model(reg, name, "challenger")
+    if challenger is not None and challenger.version != champion.version:
+        try:
+            check_features(challenger, spec.names)
+            result.challenger_version = challenger.version
+            models.append(challenger)
+        except FeatureMismatch as exc:
+            result.shadow_error = str(exc)
+            logs.event(log, "challenger skipped in shadow", error=str(exc))
+    return models
+
+
+def unscored(cfg: Config, transactions: DataFrame, scores: DataFrame, champion: int) -> DataFrame:
+    """The ids no champion has scored, nor this champion in shadow."""
+    from pyspark.sql import functions as F
+
+    name = cfg.settings.model.name
+    done = scores.filter(
+        (F.col("model_name") == name)
+        & ((F.col("role") == "champion") | (F.col("model_version") == champion))
+    ).select("transaction_id")
+    return transactions.select("transaction_id").join(done, "transaction_id", "left_anti")
+
+
+def spark_score(spark: SparkSession, cfg: Config, reg: Registry, run_id: str) -> SparkScoreResult:
+    """Score the champion's backlog (challenger in shadow) into the ``scores`` table."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from jobs.runs import utcnow
+
+    result = SparkScoreResult()
+    models = _models(cfg, reg, result)
+    shipped = [ShippedModel.of(reg, m) for m in models]
+    name = cfg.settings.model.name
+    with writer_lock(cfg.spark_warehouse / "tables"):
+        recover(cfg)
+        tx, labels = read_table(spark, cfg, "transactions"), read_table(spark, cfg, "labels")
+        scores = read_table(spark, cfg, "scores")
+        todo = unscored(cfg, tx, scores, models[0].version)
+        feats = spark_features(cfg, tx, labels, todo)
+        fn = score_batches(shipped, inference_policy(cfg), cfg.settings.scoring.num_threads)
+        new = feats.mapInArrow(fn, SCORE_SCHEMA)
+        mine = scores.filter(F.col("model_name") == name).select("transaction_id", "model_version")
+        new = new.join(mine, ["transaction_id", "model_version"], "left_anti")
+        new = new.select(
+            "transaction_id",
+            F.lit(name).alias("model_name"),
+            "model_version",
+            "role",
+            "score",
+            F.lit(utcnow().isoformat(sep=" ")).cast("timestamp_ntz").alias("scored_at"),
+            F.lit(run_id).alias("run_id"),
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        commit = Commit.begin(cfg)
+        try:
+            new.write.partitionBy("model_version").parquet(str(commit.staging("scores")))
+            for role, n in new.groupBy("role").count().collect():
+                if role == "champion":
+                    result.scored = int(n)
+                else:
+                    result.shadow_scored = int(n)
+            commit.commit()
+        except BaseException:
+            commit.abandon()
+            raise
+        finally:
+            new.unpersist()
+    logs.event(log, "scoring done", **result.to_dict())
+    return result
