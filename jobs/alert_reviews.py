@@ -144,6 +144,16 @@ def reviews_per_day(
     return [DayReviews(d, int(n), int(c), int(x), int(o)) for d, n, c, x, o in rows]
 
 
+def day_before(con: duckdb.DuckDBPyConnection, alert_days: list[date]) -> DayReviews | None:
+    """What analysts decided about the alerts of the day before the newest of ``alert_days``
+    (a digest's "yesterday"), or None when that day had no alerts."""
+    from datetime import timedelta
+
+    day = max(alert_days) - timedelta(days=1)
+    found = reviews_per_day(con, day, day + timedelta(days=1))
+    return found[0] if found else None
+
+
 def review_join(alias: str = "a") -> str:
     """SQL joining the latest decision ``d`` to alert rows ``alias`` (for SELECTs that show
     :data:`REVIEW_STATUS`)."""

@@ -276,11 +276,13 @@ def deliver(cfg: Config, session: Session) -> DeliveryResult:
     """Deliver each channel's pending alerts as one digest; a failing channel never stops
     the others. ``session()`` gives the warehouse for a short read or write: it is not held
     while a channel is being waited on."""
+    from jobs.alert_reviews import day_before
     from jobs.channels import make_channel
-    from jobs.digest import build_digest
+    from jobs.digest import build_digest, estimate_alarm
 
     a = cfg.settings.alerts
     result = DeliveryResult(max_attempts=a.max_attempts)
+    alarm = estimate_alarm(cfg)
     with session() as con:
         pending = {
             r[0]
@@ -295,7 +297,7 @@ def deliver(cfg: Config, session: Session) -> DeliveryResult:
             rows = pending_rows(con, name)
             budget = _budget_used(con, rows) if rows.height else {}
             failed = failed_counts(con)
-            yesterday = _yesterday(con, rows) if rows.height else None
+            yesterday = day_before(con, rows["alert_day"].to_list()) if rows.height else None
         res.failed_total = failed.get(name, 0)
         if rows.height == 0:
             continue
@@ -307,7 +309,12 @@ def deliver(cfg: Config, session: Session) -> DeliveryResult:
             logs.event(log, "channel not configured", 40, channel=name, error=str(exc))
             continue
         digest = build_digest(
-            cfg, rows, budget_used=budget, undelivered=failed, yesterday=yesterday
+            cfg,
+            rows,
+            budget_used=budget,
+            undelivered=failed,
+            yesterday=yesterday,
+            estimate_alarm=alarm,
         )
         for part_ids, ok, error, ref in channel.deliver(digest):
             with session() as con:
@@ -343,18 +350,6 @@ def deliver(cfg: Config, session: Session) -> DeliveryResult:
             error=res.error,
         )
     return result
-
-
-def _yesterday(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> Any:
-    """What analysts decided about the alerts of the day before the digest's newest alert
-    day (:class:`jobs.alert_reviews.DayReviews`), or None when it had no alerts."""
-    from datetime import timedelta
-
-    from jobs.alert_reviews import reviews_per_day
-
-    day = max(rows["alert_day"].to_list()) - timedelta(days=1)
-    found = reviews_per_day(con, day, day + timedelta(days=1))
-    return found[0] if found else None
 
 
 def _budget_used(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> dict[str, int]:

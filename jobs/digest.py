@@ -67,6 +67,8 @@ class Digest:
     undelivered: tuple[tuple[str, int], ...] = ()
     # what analysts decided about the alerts of the day before the newest alert day
     yesterday: DayReviews | None = None
+    # the latest performance report's alarm: an estimated drop beyond [estimation] max_drop
+    estimate_alarm: str | None = None
 
     @property
     def yesterday_line(self) -> str | None:
@@ -105,6 +107,7 @@ def build_digest(
     budget_used: dict[str, int],
     undelivered: dict[str, int] | None = None,
     yesterday: DayReviews | None = None,
+    estimate_alarm: str | None = None,
 ) -> Digest:
     a = cfg.settings.alerts
     items = tuple(
@@ -134,6 +137,7 @@ def build_digest(
         threshold=a.threshold,
         undelivered=tuple(sorted((undelivered or {}).items())),
         yesterday=yesterday,
+        estimate_alarm=estimate_alarm,
     )
 
 
@@ -158,3 +162,17 @@ def mime_message(digest: Digest, sender: str, recipients: list[str]) -> EmailMes
 
 def item_dict(item: DigestItem) -> dict[str, Any]:
     return dict(item.__dict__)
+
+
+def estimate_alarm(cfg: Config) -> str | None:
+    """The alarm of the latest performance report (an estimated drop beyond
+    ``[estimation] max_drop``), read from the reports index: digests repeat it."""
+    from reports.index import latest_entry
+
+    try:
+        entry = latest_entry(cfg.reports_dir, "performance")
+    except (OSError, ValueError, TypeError):  # an unreadable index never stops a digest
+        return None
+    if entry is None or entry.status != "bad" or not entry.summary.startswith("Alarm: "):
+        return None
+    return entry.summary.removeprefix("Alarm: ") + f" (performance report {entry.created[:10]})"

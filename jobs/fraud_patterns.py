@@ -234,3 +234,35 @@ def day_frauds(p: Profiles, day: date, seed: int, new_pattern_start: date | None
     if new_pattern_start is not None and day >= new_pattern_start:
         parts.append(card_testing(p, day, seed))
     return pl.concat(parts, how="vertical_relaxed")
+
+
+def camouflage(
+    p: Profiles, frauds: pl.DataFrame, day: date, seed: int, share: float
+) -> pl.DataFrame:
+    """The fraud-pattern shift (``camouflage_start``): fraudsters learn the cards' habits, and
+    ``share`` of the day's frauds happen at one of the card's home merchants, in the daytime,
+    at about its usual amount, in person. Features built for the old patterns see little:
+    the model scores them lower and less surely, and misses many (issue 18's proof that an
+    estimate moves before labels arrive)."""
+    if frauds.height == 0 or share <= 0:
+        return frauds
+    rng = np.random.default_rng([seed, day.toordinal(), 27])
+    n = frauds.height
+    hit = rng.random(n) < share
+    card = frauds["card"].to_numpy()
+    merchant = p.home_merchants[card, rng.integers(0, HOME_MERCHANTS, n)]
+    amount = np.exp(p.log_amount[card] + rng.normal(0, 0.45, n))
+    second = rng.integers(9 * 3600, 19 * 3600, n)
+    return frauds.with_columns(
+        pl.Series("merchant", np.where(hit, merchant, frauds["merchant"].to_numpy())),
+        pl.Series("amount", np.where(hit, amount, frauds["amount"].to_numpy())),
+        pl.Series("second", np.where(hit, second, frauds["second"].to_numpy())),
+        pl.Series(
+            "channel",
+            np.where(hit, p.merchant_channel[merchant], frauds["channel"].to_numpy()).astype(str),
+        ),
+        pl.Series(
+            "distance_km",
+            np.where(hit, _distance(p, card, merchant), frauds["distance_km"].to_numpy()),
+        ),
+    )

@@ -25,6 +25,7 @@ from reports.index import publish
 if TYPE_CHECKING:
     from jobs.alert_reviews import Overturned
     from jobs.performance_data import ReviewDay
+    from reports.estimation import EstimationSummary
     from reports.performance import PerformanceResult
 
 
@@ -165,6 +166,29 @@ def reviews_section(
     return days, overturned(con, window.start, end)
 
 
+def estimation_section(
+    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, window: Window
+) -> EstimationSummary | None:
+    """Estimated performance from the window's start to the data clock's day: the days
+    whose labels have not matured, and the matured ones to hold the estimate against."""
+    from jobs.estimation import estimate_performance
+
+    clock = data_clock(con)
+    matured = (clock - timedelta(days=cfg.settings.source.label_delay_days)).date()
+    champion = reg.get_alias(cfg.settings.model.name, "champion")
+    trained = champion.lineage.training_end if champion is not None else None
+    return estimate_performance(
+        con,
+        cfg,
+        reg,
+        start=window.start,
+        end=datetime.combine(clock.date(), time()) + timedelta(days=1),
+        matured=matured,
+        as_of=labels_as_of(con),
+        trained_through=trained.date() if isinstance(trained, datetime) else trained,
+    )
+
+
 def write_performance(
     con: duckdb.DuckDBPyConnection,
     cfg: Config,
@@ -178,6 +202,7 @@ def write_performance(
     results, window = performance_report(con, cfg, reg, **kw)
     undelivered = delivery_backlog(con)
     reviews, overturns = reviews_section(con, cfg, window)
+    estimation = estimation_section(con, cfg, reg, window)
     meta = {
         "window": window.label(),
         "labels reported before": f"{labels_as_of(con):%Y-%m-%d}",
@@ -191,6 +216,7 @@ def write_performance(
         currency=cfg.settings.reports.currency,
         reviews=reviews,
         overturned=overturns,
+        estimation=estimation,
     )
     first = results[0]
     headline = {
@@ -204,6 +230,11 @@ def write_performance(
         "window": window.label(),
         **undelivered,
     }
+    if estimation is not None and estimation.recent is not None:
+        name = estimation.metric.replace("_", " ")
+        headline[f"estimated {name} (last {estimation.recent_days} days)"] = (
+            f"{estimation.recent:.3f}"
+        )
     path = publish(
         cfg.reports_dir,
         "performance",
@@ -212,6 +243,7 @@ def write_performance(
         headline,
         f"Performance {window.label()}",
         inputs=inputs,
-        status="ok",
+        status="bad" if estimation is not None and estimation.alarm else "ok",
+        summary=f"Alarm: {estimation.alarm}" if estimation is not None and estimation.alarm else "",
     )
     return results, path

@@ -37,6 +37,7 @@ import polars as pl
 from jobs.fraud_patterns import (
     PATTERNS,
     Profiles,
+    camouflage,
     compromised_terminals,
     day_frauds,
     make_profiles,
@@ -90,6 +91,10 @@ class SimulationOptions:
     label_delay_days: float = 7.0
     # compromised terminals: episodes started per merchant per day (see fraud_patterns)
     terminal_compromise_rate: float = 0.0003
+    # a fraud-pattern shift: from this day, camouflage_share of the frauds mimic their card's
+    # habits (home merchant, daytime, usual amount): the model misses them (fraud_patterns)
+    camouflage_start: date | None = None
+    camouflage_share: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,8 @@ def simulate_day(
             .alias("pattern")
         )
     fraud = day_frauds(profiles, day, seed, options.new_pattern_start)
+    if options.camouflage_start is not None and day >= options.camouflage_start:
+        fraud = camouflage(profiles, fraud, day, seed, options.camouflage_share)
     frame = pl.concat([legit, fraud], how="vertical_relaxed").sort(["second", "card", "merchant"])
     rng = _rng(seed, day.toordinal(), 9)
     if options.amount_inflation and options.drift_start and day >= options.drift_start:

@@ -15,6 +15,7 @@ from reports.html import _render, _svg, drift_view, num, pct, signed
 if TYPE_CHECKING:
     from reports.compare import Comparison
     from reports.drift import DriftResult
+    from reports.estimation import EstimationSummary
     from reports.gate import Verdict
     from reports.performance import PerformanceResult
 
@@ -159,6 +160,67 @@ def reviews_view(days: Sequence[Any], overturned: Any) -> dict[str, Any]:
     }
 
 
+def estimation_view(summary: EstimationSummary | None) -> dict[str, Any] | None:
+    """Estimated metrics per day with their interval, the realised figure once matured, and
+    how often the interval held it."""
+    if summary is None:
+        return None
+    from reports.estimation import METRICS
+
+    def cell(d: Any, m: str) -> dict[str, Any]:
+        i = d.estimated[m]
+        real = d.realised.get(m)
+        return {
+            "estimate": num(i.estimate),
+            "interval": f"{num(i.low)} .. {num(i.high)}",
+            "realised": (num(real) if d.matured else "not matured")
+            + (" (in training window)" if d.in_training and d.matured else ""),
+            "held": d.holds(m),
+        }
+
+    metric = summary.metric
+    days = [x.day.isoformat() for x in summary.days]
+    chart = svg.lines(
+        days,
+        {
+            "estimate": [x.estimated[metric].estimate for x in summary.days],
+            "interval low": [x.estimated[metric].low for x in summary.days],
+            "interval high": [x.estimated[metric].high for x in summary.days],
+            "realised": [x.realised.get(metric) for x in summary.days],
+        },
+        f"{metric.replace('_', ' ').capitalize()}: estimated and realised",
+    )
+    coverage = []
+    for m in METRICS:
+        held, compared = summary.coverage(m)
+        coverage.append(
+            {"metric": m.replace("_", " "), "held": held, "compared": compared,
+             "share": pct(held / compared, 0) if compared else "n/a"}
+        )  # fmt: skip
+    return {
+        "metric": metric.replace("_", " "),
+        "metrics": [m.replace("_", " ") for m in METRICS],
+        "confidence": pct(summary.confidence, 0),
+        "alarm": summary.alarm,
+        "reference": num(summary.reference),
+        "recent": num(summary.recent),
+        "recent_days": summary.recent_days,
+        "max_drop": f"{summary.max_drop:g}",
+        "coverage": coverage,
+        "chart": _svg(chart),
+        "days": [
+            {
+                "day": x.day.isoformat(),
+                "matured": x.matured,
+                "n": f"{x.n:,}",
+                "alerts": x.alerts,
+                "cells": [cell(x, m) for m in METRICS],
+            }
+            for x in reversed(summary.days)
+        ],
+    }
+
+
 def render_performance(
     results: Sequence[PerformanceResult],
     *,
@@ -167,6 +229,7 @@ def render_performance(
     currency: str = "",
     reviews: Sequence[Any] = (),
     overturned: Any = None,
+    estimation: EstimationSummary | None = None,
 ) -> str:
     return _render(
         "performance.html",
@@ -174,6 +237,7 @@ def render_performance(
         meta=meta,
         v=performance_view(results, currency),
         r=reviews_view(reviews, overturned),
+        e=estimation_view(estimation),
     )
 
 
