@@ -111,9 +111,11 @@ def render_index(entries: list[IndexEntry], context: dict[str, Any] | None = Non
         for k in KINDS
         if any(e.kind == k for e in ordered)
     ]
+    # the latest performance report's own trend (issue 18: estimated vs realised per day)
+    perf = next((e for e in ordered if e.kind == "performance" and e.extra.get("trend")), None)
     trends = [
         {"title": t.get("title", ""), "svg": _spark(t)}
-        for t in context.get("trends", [])
+        for t in [*context.get("trends", []), *([perf.extra["trend"]] if perf else [])]
         if t.get("x")
     ]
     return _render(
@@ -149,6 +151,7 @@ def publish(
     inputs: str = "",
     status: str = "",
     summary: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``reports_dir/kind/name.html``, record it in the index, rewrite index.html."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "report"
@@ -165,6 +168,7 @@ def publish(
             inputs=inputs,
             status=status,
             summary=summary,
+            extra=extra or {},
         )
     )
     _write_manifest(reports_dir, entries)
