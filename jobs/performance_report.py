@@ -189,6 +189,20 @@ def estimation_section(
     )
 
 
+def estimate_trend(summary: EstimationSummary) -> dict[str, Any]:
+    """The index's trend of the estimated metric per day, and the realised one once known."""
+    name = summary.metric.replace("_", " ")
+    days = summary.days[-30:]
+    return {
+        "title": f"Estimated {name} per day (and realised)",
+        "x": [f"{d.day:%m-%d}" for d in days],
+        "lines": {
+            "estimated": [d.estimated[summary.metric].estimate for d in days],
+            "realised": [d.realised.get(summary.metric) for d in days],
+        },
+    }
+
+
 def write_performance(
     con: duckdb.DuckDBPyConnection,
     cfg: Config,
@@ -244,6 +258,7 @@ def write_performance(
         f"Performance {window.label()}",
         inputs=inputs,
         status="bad" if estimation is not None and estimation.alarm else "ok",
+        extra={"trend": estimate_trend(estimation)} if estimation is not None else None,
         summary=f"Alarm: {estimation.alarm}" if estimation is not None and estimation.alarm else "",
     )
     return results, path

@@ -86,6 +86,8 @@ def test_a_fraud_pattern_shift_moves_the_estimate_down_before_labels_arrive(worl
     shifted = [v for d, v in rows.items() if d >= "2026-04-06"]
     assert len(shifted) == 7 and max(shifted) < rows["2026-04-05"]
     assert "interval held the realised figure" in html
+    index = (cfg.reports_dir / "index.html").read_text()
+    assert "Estimated average precision per day (and realised)" in index
 
     # the next digest carries the alarm
     before = set(cfg.outbox_dir.glob("*.eml"))
