@@ -1,62 +1,76 @@
-"""Scoring by Spark: the registry's champion (challenger in shadow) in Arrow batches gives the
-DuckDB path's scores on the same transactions, and a re-run adds none."""
+"""Scoring and training sets by Spark on a small copy of the simulated world: the registry's
+champion in Arrow batches gives the DuckDB path's scores, a re-run adds none, alerts go out
+and reports are written from what Spark wrote, and the training frame is the DuckDB path's."""
 
 from __future__ import annotations
 
 import math
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from jobs.config import Config, load_config
-from tests.conftest import World
 from tests.test_spark_ingest import SPARK_CONFIG, needs_spark, spark_fixture  # noqa: F401
 
 DAYS = 4  # the world's last days only: small data, the same on both engines
 
 
-def _last_days(world: World) -> Config:
-    """The world's deployment (its registry and champion) with only its last landing days and
-    a fresh warehouse, set up for both engines."""
-    for feed in ("transactions", "labels"):
-        files = sorted((world.root / "landing" / feed).glob("*.parquet"))
-        for f in files[:-DAYS]:
-            f.unlink()
-    world.cfg.warehouse_path.unlink()
-    text = (world.root / "config.toml").read_text()
-    (world.root / "config.toml").write_text(text + SPARK_CONFIG)
-    return load_config(world.root / "config.toml")
+@dataclass(frozen=True)
+class Both:
+    cfg: Config
+    duck_scores: dict[tuple[str, int], float]
 
 
-@needs_spark
-def test_spark_scores_equal_duckdb_scores_and_a_rerun_adds_none(
-    spark: Any, world: World, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def both(
+    spark: Any, world_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Both]:
+    """The world's deployment (its registry and champion) with only its last landing days,
+    ingested by both engines into fresh warehouses; the DuckDB path has scored them."""
     from jobs.ingest import ingest
     from jobs.registry_access import open_registry
     from jobs.scoring import score_pending
     from jobs.spark.ingest import spark_ingest
-    from jobs.spark.scoring import spark_score
-    from jobs.spark.tables import duckdb_views
     from jobs.warehouse import warehouse
 
-    cfg = _last_days(world)
-    reg = open_registry(cfg)
+    root = tmp_path_factory.mktemp("both") / "world"
+    shutil.copytree(world_template, root)
+    for feed in ("transactions", "labels"):
+        for f in sorted((root / "landing" / feed).glob("*.parquet"))[:-DAYS]:
+            f.unlink()
+    (root / "var" / "warehouse.duckdb").unlink()
+    (root / "config.toml").write_text((root / "config.toml").read_text() + SPARK_CONFIG)
+    cfg = load_config(root / "config.toml")
     with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
         ingest(con, cfg)
-        score_pending(con, cfg, reg, "duck-run")
-        duck = {
-            (t, v): s
-            for t, v, s in con.execute(
-                "SELECT transaction_id, model_version, score FROM scores"
-            ).fetchall()
-        }
-    assert len(duck) > 1000
+        score_pending(con, cfg, open_registry(cfg), "duck-run")
+        rows = con.execute("SELECT transaction_id, model_version, score FROM scores").fetchall()
+        con.execute("DELETE FROM scores; DELETE FROM alerts; DELETE FROM scoring_state")
+    assert spark_ingest(spark, cfg).rows_loaded == len(rows)
+    yield Both(cfg, {(t, v): s for t, v, s in rows})
 
-    assert spark_ingest(spark, cfg).rows_loaded == len(duck)
+
+@needs_spark
+def test_spark_scores_equal_duckdb_scores_alerts_go_out_and_a_rerun_adds_none(
+    spark: Any, both: Both
+) -> None:
+    from jobs.alerting import deliver
+    from jobs.registry_access import open_registry
+    from jobs.spark.scoring import spark_score
+    from jobs.spark.tables import duckdb_views
+    from jobs.warehouse import configured_warehouse
+
+    cfg, duck = both.cfg, both.duck_scores
+    assert len(duck) > 1000
+    reg = open_registry(cfg)
     first = spark_score(spark, cfg, reg, "spark-run")
-    assert first.champion_version == world.champion and first.scored == len(duck)
+    assert first.champion_version == 1 and first.scored == len(duck)
     views = duckdb.connect()
     duckdb_views(views, cfg)
     got = views.execute(
@@ -67,7 +81,79 @@ def test_spark_scores_equal_duckdb_scores_and_a_rerun_adds_none(
         assert (name, role, run_id) == (cfg.settings.model.name, "champion", "spark-run")
         assert math.isclose(score, duck[(tid, version)], rel_tol=1e-9, abs_tol=1e-12), tid
 
+    # alerts: created from Spark's scores in the warehouse outbox, delivered by the file channel
+    budget, threshold = cfg.settings.alerts.daily_budget, cfg.settings.alerts.threshold
+    assert first.alerts_created > 0
+    with configured_warehouse(cfg) as con:
+        alerts = con.execute("SELECT transaction_id, score, alert_day FROM alerts").fetchall()
+    assert len({a[0] for a in alerts}) == first.alerts_created
+    assert all(score >= threshold for _, score, _ in alerts)
+    assert max(sum(1 for a in alerts if a[2] == d) for _, _, d in alerts) <= budget
+    sent = deliver(cfg, lambda: configured_warehouse(cfg))
+    assert sent.to_dict()  # delivered through the usual channels
+    outbox = list(cfg.outbox_dir.rglob("*"))
+    assert any(alerts[0][0] in p.read_text() for p in outbox if p.is_file())
+
     again = spark_score(spark, cfg, reg, "spark-rerun")
-    assert again.scored == 0
+    assert again.scored == 0 and again.alerts_created == 0
     duckdb_views(views, cfg)
     assert views.execute("SELECT count(*) FROM scores").fetchall()[0][0] == len(duck)
+
+
+@needs_spark
+def test_reports_are_written_from_what_spark_wrote(spark: Any, both: Both) -> None:
+    """The reports read the Parquet tables through temporary views on a warehouse connection."""
+    from jobs.registry_access import open_registry
+    from jobs.reporting import write_reports_with
+    from jobs.spark.scoring import spark_score
+    from jobs.spark.tables import duckdb_views
+    from jobs.warehouse import configured_warehouse
+
+    cfg = both.cfg
+    reg = open_registry(cfg)
+    spark_score(spark, cfg, reg, "spark-reports")  # a no-op when the other test ran first
+    with configured_warehouse(cfg) as con:
+        duckdb_views(con, cfg)
+        assert con.execute("SELECT count(*) FROM scores").fetchall()[0][0] == len(both.duck_scores)
+        out = write_reports_with(con, cfg, reg, force=True)
+    assert "error" not in out, out
+    pages = [p for p in cfg.reports_dir.rglob("*.html")]
+    assert pages, out
+
+
+@needs_spark
+def test_spark_training_set_is_the_duckdb_one_and_a_sample_says_so(spark: Any, both: Both) -> None:
+    import polars as pl
+
+    from jobs.spark.ingest import read_table
+    from jobs.spark.training_sets import spark_training_set, weights
+    from jobs.training import load_training_data, resolve_window
+    from jobs.warehouse import warehouse
+    from tests.test_spark_features import assert_same_features
+
+    cfg = both.cfg
+    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+        window = resolve_window(con, cfg, date(2026, 4, 2), date(2026, 4, 5))
+        want = load_training_data(con, cfg, window)
+    tx, labels = read_table(spark, cfg, "transactions"), read_table(spark, cfg, "labels")
+    data, sampling = spark_training_set(spark, cfg, window, tx, labels)
+    assert not sampling.sampled and sampling.rows_kept == want.frame.height
+    assert data.frame["is_fraud"].sum() == want.frame["is_fraud"].sum() > 0
+    assert_same_features(data.frame.to_arrow(), want.frame.to_arrow(), "training")
+    assert data.label_coverage == want.label_coverage
+    assert data.warm_up_share == want.warm_up_share
+
+    # the driver may hold 1,000 rows
+    text = cfg.path.read_text().replace("[spark]\n", "[spark]\nmax_training_rows = 1000\n")
+    small_path = cfg.root / "small.toml"
+    small_path.write_text(text)
+    small = load_config(small_path)
+    sampled, how = spark_training_set(spark, small, window, tx, labels)
+    frauds = int(want.frame["is_fraud"].sum())
+    assert how.sampled and how.rows_in_window == want.frame.height
+    assert how.frauds_in_window == frauds == int(sampled.frame["is_fraud"].sum())
+    assert 500 < sampled.frame.height < 1500
+    total = float(weights(sampled, how).sum())
+    assert abs(total - want.frame.height) < 0.2 * want.frame.height
+    assert how.to_dict()["weights"] == "legit rows weigh 1/legit_rate, frauds 1"
+    assert isinstance(sampled.frame, pl.DataFrame)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -137,6 +138,7 @@ class SparkScoreResult:
     scored: int = 0
     shadow_scored: int = 0
     shadow_error: str | None = None
+    alerts_created: int = 0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,7 +194,7 @@ def spark_score(spark: SparkSession, cfg: Config, reg: Registry, run_id: str) ->
         tx, labels = read_table(spark, cfg, "transactions"), read_table(spark, cfg, "labels")
         scores = read_table(spark, cfg, "scores")
         todo = unscored(cfg, tx, scores, models[0].version)
-        feats = spark_features(cfg, tx, labels, todo)
+        feats = spark_features(cfg, tx, labels, todo).persist(StorageLevel.MEMORY_AND_DISK)
         fn = score_batches(shipped, inference_policy(cfg), cfg.settings.scoring.num_threads)
         new = feats.mapInArrow(fn, SCORE_SCHEMA)
         mine = scores.filter(F.col("model_name") == name).select("transaction_id", "model_version")
@@ -218,7 +220,48 @@ def spark_score(spark: SparkSession, cfg: Config, reg: Registry, run_id: str) ->
         except BaseException:
             commit.abandon()
             raise
-        finally:
-            new.unpersist()
+        hot = new.filter(
+            (F.col("role") == "champion") & (F.col("score") >= cfg.settings.alerts.threshold)
+        ).select("transaction_id")
+        hot_feats = feats.join(hot, "transaction_id", "left_semi").toArrow()
+        latest = tx.agg(F.max("event_time")).first()
+        new.unpersist()
+        feats.unpersist()
+    result.alerts_created = _alerts(
+        cfg, models[0], hot_feats, latest[0] if latest else None, run_id
+    )
     logs.event(log, "scoring done", **result.to_dict())
     return result
+
+
+def _alerts(cfg: Config, champion: LoadedModel, feats: pa.Table, latest: Any, run_id: str) -> int:
+    """Alerts for the champion's rows at or above the threshold, created on the driver by
+    :func:`jobs.alerting.create_alerts` in the DuckDB warehouse (its ``alerts`` outbox), with
+    the reasons :mod:`jobs.reasons` gives: the same policy and budget as the DuckDB path."""
+    import numpy as np
+
+    from jobs.alerting import create_alerts
+    from jobs.loaded_model import predict
+    from jobs.reasons import explainer
+    from jobs.scoring import _alert_candidates  # the DuckDB path's, reused as it is
+    from jobs.warehouse import configured_warehouse
+
+    if feats.num_rows == 0:
+        return 0
+    s = cfg.settings
+    feats = feats.sort_by([("event_time", "ascending"), ("transaction_id", "ascending")])
+    scores, x = predict(champion, feats, inference_policy(cfg), s.scoring.num_threads)
+    times = feats["event_time"].to_numpy()
+    recent = np.ones(len(times), dtype=bool)
+    if latest is not None:
+        after = np.datetime64(latest - timedelta(days=s.alerts.max_age_days))
+        recent = np.asarray(times >= after, dtype=bool)
+    hot = np.flatnonzero((scores >= s.alerts.threshold) & recent)
+    if not len(hot):
+        return 0
+    candidates = _alert_candidates(feats, hot, scores, champion)
+    spec = feature_spec(cfg)
+    explain = explainer(champion, candidates, x[hot], spec.descriptions, s.scoring.num_threads)
+    with configured_warehouse(cfg) as con:
+        created = create_alerts(con, cfg, candidates, run_id, explain)
+    return int(created.created)
