@@ -87,6 +87,10 @@ def _for_reports(cfg: Config) -> AbstractContextManager[duckdb.DuckDBPyConnectio
 def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
     """The stages of one run, each opening the warehouse for as long as it needs it; counts
     and problems go into ``rec``."""
+    if cfg.settings.engine.kind == "spark":  # issue 19: the data-parallel stages on Spark
+        from jobs.spark.run import spark_stages
+
+        return spark_stages(cfg, rec, reports=reports)
     reg = open_registry(cfg)
     seconds: dict[str, float] = {}
     rec.counts["seconds"] = seconds
