@@ -293,5 +293,6 @@ from jobs.cli import (  # noqa: E402, F401
     reporting,
     schedule,
     simulate,
+    spark,
     warehouse_commands,
 )
