@@ -17,7 +17,10 @@ can be generated on its own.
   the merchant's history of chargebacks gives it away, and those arrive with the
   label delay (:func:`compromised_terminals`, applied to the day's rows);
 - ``card_testing`` (the new pattern, from ``new_pattern_start``): quick bursts
-  of tiny online amounts at night, at merchants that change every episode.
+  of tiny online amounts at night, at merchants that change every episode;
+- the camouflage shift (from ``camouflage_start``, :func:`camouflage`): most frauds mimic
+  their card's habits (a home merchant, daytime, about the usual amount), which the model,
+  trained on the old patterns, scores lower and less surely.
 """
 
 from __future__ import annotations

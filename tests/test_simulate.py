@@ -189,3 +189,35 @@ def test_label_delay_and_compromised_terminals(tmp_path: Path) -> None:
     delay = (labels["reported_at"] - labels["event_time"]).dt.total_seconds() / 86400
     assert 0.85 < float((delay <= 3).mean()) < 0.97  # type: ignore[arg-type]
     assert float(delay.max()) < 6  # type: ignore[arg-type]
+
+
+def test_camouflage_shift_makes_frauds_look_like_their_cards_habits(tmp_path: Path) -> None:
+    """Issue 18's fraud-pattern shift: from camouflage_start, most frauds are daytime, at
+    about the card's usual amount and near home; days before it are unchanged."""
+    shift = date(2026, 3, 9)
+    plain = simulate(tmp_path / "plain", start=START, days=14, seed=5, options=SMALL)
+    moved = simulate(
+        tmp_path / "moved",
+        start=START,
+        days=14,
+        seed=5,
+        options=SimulationOptions(n_cards=400, n_merchants=80, camouflage_start=shift),
+    )
+    assert plain.frauds == moved.frauds  # the same frauds, differently done
+    before = [f for f in plain.files if "transactions" in str(f) and f.stem < f"{shift}"]
+    for f in before:
+        assert (
+            f.read_bytes() == (tmp_path / "moved" / f.relative_to(tmp_path / "plain")).read_bytes()
+        )
+
+    def frauds_after(folder: Path) -> pl.DataFrame:
+        tx = _tx(folder).filter(
+            pl.col("event_time") >= datetime.combine(shift, datetime.min.time())
+        )
+        return tx.join(_labels(folder).select("transaction_id"), on="transaction_id", how="semi")
+
+    a, b = frauds_after(tmp_path / "plain"), frauds_after(tmp_path / "moved")
+    assert a.height > 30 and abs(a.height - b.height) <= 3  # chargebacks within the 14 days
+    day = pl.col("event_time").dt.hour().is_between(9, 18)
+    assert b.filter(day).height / b.height > 0.7 > a.filter(day).height / a.height
+    assert b["amount"].median() < 0.6 * a["amount"].median()  # type: ignore[operator]

@@ -55,6 +55,18 @@ def _missing(
     show_default=True,
     help="Chargebacks: ~92% reported within this many days, the rest up to twice as late.",
 )
+@click.option(
+    "--camouflage-start",
+    type=DAY,
+    help="From this day most frauds mimic their card's habits (a shift that hurts the model).",
+)
+@click.option(
+    "--camouflage-share",
+    type=click.FloatRange(0, 1),
+    default=0.7,
+    show_default=True,
+    help="Share of the frauds camouflaged from --camouflage-start.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def simulate(
@@ -73,6 +85,8 @@ def simulate(
     defect_end: date | None,
     malformed_rate: float,
     label_delay_days: float,
+    camouflage_start: date | None,
+    camouflage_share: float,
     as_json: bool,
 ) -> None:
     """Write synthetic card transactions and chargebacks into a landing folder."""
@@ -95,6 +109,8 @@ def simulate(
         defect_end=defect_end,
         malformed_rate=malformed_rate,
         label_delay_days=label_delay_days,
+        camouflage_start=camouflage_start,
+        camouflage_share=camouflage_share,
     )
     summary = run(out, start=start, days=days, seed=seed, options=options, fmt=fmt)
     if as_json:
