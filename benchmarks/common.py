@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -119,12 +120,13 @@ def _insert_transactions(
     days: int,
     cards: int,
     merchants: int,
+    table: str = "transactions",
 ) -> None:
     """Rows ``lo <= i < hi`` of the synthetic stream: the history over ``days`` days, then
     ``new_rows`` on the next day (ingested now; the history a day ago)."""
     con.execute(
         f"""
-        INSERT INTO transactions (transaction_id, event_time, card_id, merchant_id, amount,
+        INSERT INTO {table} (transaction_id, event_time, card_id, merchant_id, amount,
                                   source_file, source_row, ingested_at, distance_km, channel)
         SELECT 'tx' || lpad(i::VARCHAR, 10, '0'),
                CASE WHEN i < {history_rows}
@@ -175,18 +177,32 @@ def build_warehouse(
     )
     cfg = load_config(root / "config.toml")
     con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
-    shape = dict(
+    shape: dict[str, Any] = dict(
         history_rows=history_rows, new_rows=new_rows, days=days, cards=cards, merchants=merchants
     )
     _insert_transactions(con, 0, history_rows if defer_new else history_rows + new_rows, **shape)
     # a few fraud labels, reported a day later, so merchant fraud rates are not all zero
     con.execute(
-        "INSERT INTO labels SELECT transaction_id, true, event_time + INTERVAL 1 DAY, 'bench', 0, now() "
+        f"INSERT INTO labels ({LABEL_COLUMNS}) SELECT transaction_id, true, event_time + INTERVAL 1 DAY, 'bench', 0, now() "
         f"FROM transactions WHERE hash(transaction_id) % 200 = 0 AND event_time < TIMESTAMP '2026-01-01' + INTERVAL {days} DAY"
     )
+    key_rows(con, rebuild=True)
     con.execute("CHECKPOINT")
     con.close()
     return cfg
+
+
+LABEL_COLUMNS = "transaction_id, is_fraud, reported_at, source_file, source_row, ingested_at"
+
+
+def key_rows(con: duckdb.DuckDBPyConnection, *, rebuild: bool = False) -> None:
+    """Key the rows written here by SQL, as ingest keys what it loads (jobs/keys.py), so the
+    features take the sweep as they do after an ingest."""
+    from jobs.keys import assign_keys, rebuild_keys
+    from jobs.warehouse import transaction
+
+    with transaction(con):
+        (rebuild_keys if rebuild else assign_keys)(con)
 
 
 def add_new_rows(
@@ -197,26 +213,91 @@ def add_new_rows(
     days: int = 30,
     cards: int = 500_000,
     merchants: int = 50_000,
+    land: bool = False,
 ) -> None:
-    """Land the new day's rows of a warehouse built with ``defer_new``."""
+    """Land the new day's rows of a warehouse built with ``defer_new``: with ``land``, as a
+    Parquet file in the landing folder (the measured run ingests it, as cron's does), else
+    inserted by SQL."""
     from jobs.warehouse import open_configured
 
     con = open_configured(cfg)  # type: ignore[arg-type]
-    _insert_transactions(
-        con,
-        history_rows,
-        history_rows + new_rows,
-        history_rows=history_rows,
-        new_rows=new_rows,
-        days=days,
-        cards=cards,
-        merchants=merchants,
+    shape: dict[str, Any] = dict(
+        history_rows=history_rows, new_rows=new_rows, days=days, cards=cards, merchants=merchants
     )
+    if land:
+        con.execute("CREATE TEMP TABLE fw_new_day AS SELECT * FROM transactions LIMIT 0")
+        _insert_transactions(
+            con,
+            history_rows,
+            history_rows + new_rows,
+            **shape,
+            table="fw_new_day",
+        )
+        landing = cfg.path.parent / "landing" / "new-day.parquet"  # type: ignore[attr-defined]
+        con.execute(
+            "COPY (SELECT transaction_id, event_time, card_id, merchant_id, amount, distance_km, "
+            f"channel FROM fw_new_day) TO '{landing}' (FORMAT parquet)"
+        )
+        con.execute("DROP TABLE fw_new_day")
+    else:
+        _insert_transactions(con, history_rows, history_rows + new_rows, **shape)
     # and the day's chargebacks for earlier transactions: the performance report's inputs move
     con.execute(
-        "INSERT INTO labels SELECT transaction_id, true, TIMESTAMP '2026-01-01' + "
+        f"INSERT INTO labels ({LABEL_COLUMNS}) SELECT transaction_id, true, TIMESTAMP '2026-01-01' + "
         f"INTERVAL {days} DAY + INTERVAL 12 HOUR, 'bench-new', 0, now() FROM transactions "
         f"WHERE hash(transaction_id) % 997 = 1 AND event_time < TIMESTAMP '2026-01-01' + INTERVAL {days} DAY"
     )
+    key_rows(con)
     con.execute("CHECKPOINT")
     con.close()
+
+
+# An analyst alongside a run: open the warehouse read-only, query, close, in a loop; a
+# connection that lands inside a write window is retried every 5 ms. Prints what it saw.
+_ANALYST = """
+import json, os, sys, time, duckdb
+path, stop = sys.argv[1], sys.argv[2]
+seen = {"queries": 0, "retried": 0, "failed": 0, "longest_retry_s": 0.0, "retry_s": []}
+while not os.path.exists(stop):
+    began, tries = time.monotonic(), 0
+    while True:
+        tries += 1
+        try:
+            with duckdb.connect(path, read_only=True) as con:
+                con.execute("SELECT count(*), max(scored_at) FROM scores").fetchall()
+            seen["queries"] += 1
+            break
+        except duckdb.IOException:
+            if time.monotonic() - began > 60:
+                seen["failed"] += 1
+                break
+            time.sleep(0.005)
+    if tries > 1:
+        waited = time.monotonic() - began
+        seen["retried"] += 1
+        seen["retry_s"].append(round(waited, 3))
+        seen["longest_retry_s"] = max(seen["longest_retry_s"], waited)
+    time.sleep(0.05)
+print(json.dumps(seen))
+"""
+
+
+@contextmanager
+def analyst_alongside(warehouse: Path, out: dict) -> Iterator[None]:
+    """An analyst's process querying ``warehouse`` in a loop during the block; what it saw
+    (queries, how many were retried, the longest retry) goes into ``out``."""
+    stop = warehouse.parent / "analyst.stop"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _ANALYST, str(warehouse), str(stop)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield
+    finally:
+        stop.touch()
+        seen = json.loads(proc.communicate(timeout=120)[0])
+        stop.unlink()
+        retries = sorted(seen.pop("retry_s"))
+        seen["median_retry_s"] = retries[len(retries) // 2] if retries else 0.0
+        out.update(seen)

@@ -12,31 +12,49 @@ and a bare ``booster.predict`` (2 threads) of the same model on the same feature
 ``--backlog N`` repeats it for a backlog of N new rows (memory stays flat: scoring
 works in bounded batches).
 
+It prints how long each stage held the file read-write (its write windows: count, total,
+longest, and the time it waited for readers; jobs/warehouse_windows.py). ``--analyst``
+then runs the same command on a copy of the same warehouse with an analyst's process
+querying it in a loop (open read-only, query, close, every 50 ms; a query landing in a
+write window retried every 5 ms), and prints the analyst's retries and the run's time
+next to the run alone.
+
 Targets: the reports stage < 5 s (issue 15), the whole run < 2 GB, reports
 included (issues 4 and 15).
 
     .venv/bin/python benchmarks/run.py [--history-rows 10000000] [--history-days 10]
-        [--new-rows 1000000] [--backlog 0] [--memory-limit 1.2GB]
+        [--new-rows 1000000] [--backlog 0] [--memory-limit 1.2GB] [--analyst]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_new_rows, build_warehouse, measure_fresh, peak_rss_mb, run_measured
+from common import (
+    add_new_rows,
+    analyst_alongside,
+    build_warehouse,
+    measure_fresh,
+    peak_rss_mb,
+    run_measured,
+)
 
 
-def measure(history: int, days: int, new: int, memory_limit: str | None) -> dict[str, float]:
+def measure(
+    history: int, days: int, new: int, memory_limit: str | None, analyst: bool = False
+) -> dict[str, Any]:
     from jobs.features import compute_features
     from jobs.model_inputs import encode
     from jobs.profiles import ensure_day_profiles
@@ -74,7 +92,7 @@ def measure(history: int, days: int, new: int, memory_limit: str | None) -> dict
             num_boost_round=300,
         )
         del day, x_day
-        model = reg.register_version("fraud", big.model_to_string(), lineage)
+        model = reg.register_version("fraud", big.model_to_string(), lineage)  # type: ignore[assignment]
         reg.set_alias("fraud", "champion", model.version, kind="force", reason="benchmark")
         reg.clear_alias("fraud", "challenger")
         con = open_configured(cfg)  # type: ignore[arg-type]
@@ -98,9 +116,24 @@ def measure(history: int, days: int, new: int, memory_limit: str | None) -> dict
         write_reports_with(con, cfg, reg)  # type: ignore[arg-type]
         first_reports_s = time.perf_counter() - t
         con.close()
-        add_new_rows(cfg, **shape)
+        add_new_rows(cfg, **shape, land=True)  # a Parquet file the run ingests
+        if analyst:  # the same deployment, for the run with an analyst alongside
+            twin = Path(tmp) / "twin"
+            shutil.copytree(Path(tmp) / "landing", twin / "landing")
+            shutil.copy(cfg.path, twin / "config.toml")  # type: ignore[attr-defined]
+            shutil.copytree(cfg.warehouse_path.parent, twin / "var")  # type: ignore[attr-defined]
         base = peak_rss_mb()
         run_s, summary, run_peak = run_once(cfg, Path(tmp))
+        beside: dict = {}
+        if analyst:
+            from jobs.config import load_config
+
+            twin_cfg = load_config(twin / "config.toml")
+            with analyst_alongside(twin_cfg.warehouse_path, beside):
+                beside["run_s"], twin_summary, _ = run_once(twin_cfg, twin)
+            beside["stages"] = twin_summary["counts"]["seconds"]
+            beside["windows"] = twin_summary["counts"].get("windows")
+            shutil.rmtree(twin)
         # the same command again with nothing new: start-up, and no report rewritten
         empty_s, empty, _ = run_once(cfg, Path(tmp))
         assert empty["counts"]["score"]["scored"] == 0
@@ -137,7 +170,20 @@ def measure(history: int, days: int, new: int, memory_limit: str | None) -> dict
             "memory_limit": cfg.settings.warehouse.memory_limit,  # type: ignore[attr-defined]
             "peak_rss_mb": run_peak,
             "rss_before_run_mb": base,
-        }  # type: ignore[return-value]
+            "windows": summary["counts"].get("windows"),
+            "with_analyst": beside,
+        }
+
+
+def print_windows(indent: str, windows: dict | None) -> None:
+    """How long each stage held the warehouse read-write (jobs/warehouse_windows.py)."""
+    for stage, w in (windows or {}).items():
+        mean = w["write_seconds"] / w["writes"] if w["writes"] else 0.0
+        print(
+            f"{indent}{stage} write windows: {w['writes']}, {w['write_seconds']:.2f} s in all, "
+            f"mean {mean:.3f} s, longest {w['longest_write']:.3f} s; waited for readers "
+            f"{w['waited_seconds']:.2f} s (longest {w['longest_wait']:.3f} s)"
+        )
 
 
 def run_once(cfg: object, tmp: Path) -> tuple[float, dict, float]:
@@ -160,12 +206,23 @@ def main() -> None:
     ap.add_argument(
         "--memory-limit", help="[warehouse] memory_limit for the run (default: the config's)"
     )
+    ap.add_argument(
+        "--analyst",
+        action="store_true",
+        help="also run it with an analyst querying alongside (on a copy of the warehouse)",
+    )
     ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
         print(
             json.dumps(
-                measure(args.history_rows, args.history_days, args.new_rows, args.memory_limit)
+                measure(
+                    args.history_rows,
+                    args.history_days,
+                    args.new_rows,
+                    args.memory_limit,
+                    args.analyst,
+                )
             )
         )
         return
@@ -182,6 +239,7 @@ def main() -> None:
                 "--new-rows",
                 str(new),
                 *(["--memory-limit", args.memory_limit] if args.memory_limit else []),
+                *(["--analyst"] if args.analyst else []),
             ]
         )
         results.append(r)
@@ -198,6 +256,16 @@ def main() -> None:
             + (f", FAILED: {r['reports_error']}" if r["reports_error"] else "")
         )
         print(f"  scoring steps  {r['scoring_steps']}")
+        print_windows("  ", r["windows"])
+        if r["with_analyst"]:
+            a = r["with_analyst"]
+            print(
+                f"  with an analyst querying alongside: run {a['run_s']:.1f} s (alone "
+                f"{r['run_s']:.1f} s) stages {a['stages']}; analyst {a['queries']} queries, "
+                f"{a['retried']} retried (median {a['median_retry_s']:.3f} s, longest "
+                f"{a['longest_retry_s']:.3f} s), {a['failed']} failed"
+            )
+            print_windows("    ", a["windows"])
         print(f"  peak RSS       {r['peak_rss_mb']:,.0f} MB, reports included (target < 2,048 MB)")
         print(
             f"  empty run      {r['empty_run_s']:.1f} s (nothing new: start-up, no report "

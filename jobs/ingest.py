@@ -13,7 +13,9 @@ For each file matched by ``[source] transactions`` (and ``labels``), in path ord
 3. values are coerced (TRY_CAST) and validated in SQL; each bad row goes to
    ``quarantine`` with the file, its 1-based row number, the raw values as JSON, a reason
    code and the field;
-4. good rows, quarantined rows and the ledger row are written in ONE transaction.
+4. good rows, quarantined rows and the ledger row are written in ONE transaction, with
+   the keyed state that describes them (:func:`jobs.keys.assign_keys`: card and merchant
+   keys, exact amounts, known frauds), so a crash never leaves rows without their keys.
 
 Analysts read the warehouse while files are ingested (:mod:`jobs.warehouse_windows`):
 files are read, typed and checked in the stage's own in-memory DuckDB connection, with the
@@ -64,10 +66,12 @@ from jobs.ingest_load import (
     quarantine_and_record,
     record,
     set_aside,
+    summarise,
 )
 from jobs.ingest_read import drop_staged, stage
 from jobs.ingest_revise import revise_labels, revise_transactions
 from jobs.ingest_sql import lit, parquet_rows
+from jobs.keys import assign_keys
 from jobs.landing import (
     LOADED,
     FileResult,
@@ -177,10 +181,12 @@ def _load_clean(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult
         return None
     with a.writing("ingest a group of files") as con, transaction(con):
         labels = load_transactions(con, cfg, CLEAN, [s.landing.name for s in group])
-        return [
+        done = [
             record(con, s.landing, "transactions", n, n, k)
             for s, n, k in zip(group, counts, labels, strict=True)
         ]
+        _keyed(con)
+        return done
 
 
 def _load_checked(a: Access, cfg: Config, s: _Staged) -> FileResult:
@@ -192,7 +198,9 @@ def _load_checked(a: Access, cfg: Config, s: _Staged) -> FileResult:
         with a.writing("ingest a file with bad rows") as con, transaction(con):
             good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
             [labels] = load_transactions(con, cfg, good, [s.landing.name])
-            return quarantine_and_record(con, s.landing, "transactions", s.types, s.view, labels)
+            res = quarantine_and_record(con, s.landing, "transactions", s.types, s.view, labels)
+            _keyed(con)
+            return res
     except duckdb.Error as exc:
         err = _unreadable(s.landing, exc)
         with a.writing("set a file aside") as con:
@@ -217,6 +225,12 @@ def _ingest_group(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResu
     return done
 
 
+def _keyed(con: duckdb.DuckDBPyConnection) -> None:
+    """The keyed state for the rows just written, in their transaction (jobs/keys.py)."""
+    done = assign_keys(con)
+    logs.event(log, "keys assigned", "debug", **done.to_dict())
+
+
 def _revise(a: Access, cfg: Config, s: _Staged, *, replace: bool) -> FileResult:
     """A new version of an ingested transactions file, in one transaction."""
     try:
@@ -224,6 +238,7 @@ def _revise(a: Access, cfg: Config, s: _Staged, *, replace: bool) -> FileResult:
             res = revise_transactions(
                 con, cfg, s.landing, s.typed, s.problem, list(s.types), s.view, replace=replace
             )
+            _keyed(con)
     except duckdb.Error as exc:
         if replace:
             raise _unreadable(s.landing, exc) from None
@@ -244,6 +259,7 @@ def _ingest_labels(a: Access, cfg: Config, f: Landing, *, replace: bool = False)
         if f.changed or replace:
             with a.writing("revise a changed labels file") as con, transaction(con):
                 res = revise_labels(con, cfg, f, types, replace=replace)
+                _keyed(con)
         else:
             with a.reading() as con:
                 check_labels(con, cfg, f.path, types)
@@ -251,6 +267,7 @@ def _ingest_labels(a: Access, cfg: Config, f: Landing, *, replace: bool = False)
                 load_labels(con, Path(f.name))
                 res = quarantine_and_record(con, f, "labels", types, "fw_raw", 0)
                 res = FileResult(**{**res.__dict__, "labels_loaded": res.rows_loaded})
+                _keyed(con)
     except (InputFileError, duckdb.Error) as exc:
         err = exc if isinstance(exc, InputFileError) else _unreadable(f, exc)
         if replace:
@@ -349,43 +366,8 @@ def ingest(
         if any(f.status in LOADED for f in result.files):  # fold what was written into the file
             a.checkpoint()
     with a.reading() as rcon:
-        _summarise(rcon, result, started)
+        summarise(rcon, result, started)
     return result
-
-
-def _summarise(con: duckdb.DuckDBPyConnection, result: IngestResult, started: Any) -> None:
-    """Quarantine reasons of this ingest, and labels that name no known transaction."""
-    loaded = [f.path for f in result.files if f.status in LOADED]
-    if not loaded:
-        return
-    rows = con.execute(
-        "SELECT reason, count(*) FROM quarantine WHERE source_file IN "
-        "(SELECT unnest(?::VARCHAR[])) AND quarantined_at >= ? GROUP BY reason",
-        [loaded, started],
-    ).fetchall()
-    result.quarantined_by_reason = {r: int(n) for r, n in rows}
-    feeds = [f.path for f in result.files if f.status in LOADED and f.feed == "labels"]
-    if feeds:
-        # the hash table is built on the new labels' ids, and the range filter lets DuckDB
-        # skip row groups of transactions whose ids are all outside theirs (zonemaps)
-        n, examples = con.execute(
-            """
-            WITH mine AS (
-                SELECT transaction_id, source_file, source_row FROM labels
-                WHERE source_file IN (SELECT unnest(?::VARCHAR[])) AND ingested_at >= ?),
-            known AS (
-                SELECT DISTINCT t.transaction_id FROM transactions t
-                SEMI JOIN mine USING (transaction_id)
-                WHERE t.transaction_id BETWEEN (SELECT min(transaction_id) FROM mine)
-                                           AND (SELECT max(transaction_id) FROM mine))
-            SELECT count(*), list(transaction_id ORDER BY source_file, source_row)[1:3]
-            FROM mine ANTI JOIN known USING (transaction_id)
-            """,
-            [feeds, started],
-        ).fetchall()[0]
-        result.orphan_labels, result.orphan_examples = int(n), list(examples or [])
-        if n:
-            logs.event(log, "labels for unknown transactions", 30, n=n, examples=examples)
 
 
 def ingest_job(cfg: Config, *, reingest_paths: Sequence[Path] = ()) -> IngestResult:

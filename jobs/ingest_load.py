@@ -18,7 +18,7 @@ from jobs.config import Config
 from jobs.errors import InputFileError
 from jobs.ingest_checks import REQUIRED
 from jobs.ingest_sql import lit, q, quarantine_insert
-from jobs.landing import SET_ASIDE, FileResult, Landing
+from jobs.landing import LOADED, SET_ASIDE, FileResult, IngestResult, Landing
 from jobs.runs import utcnow
 
 log = logs.get("ingest")
@@ -134,3 +134,38 @@ def quarantine_and_record(
     if read > loaded:  # raw values are read back from the file for the bad rows only
         con.execute(quarantine_insert(Path(f.name), feed, list(types), view), [utcnow()])
     return record(con, f, feed, read, loaded, labels)
+
+
+def summarise(con: duckdb.DuckDBPyConnection, result: IngestResult, started: datetime) -> None:
+    """Quarantine reasons of this ingest, and labels that name no known transaction."""
+    loaded = [f.path for f in result.files if f.status in LOADED]
+    if not loaded:
+        return
+    rows = con.execute(
+        "SELECT reason, count(*) FROM quarantine WHERE source_file IN "
+        "(SELECT unnest(?::VARCHAR[])) AND quarantined_at >= ? GROUP BY reason",
+        [loaded, started],
+    ).fetchall()
+    result.quarantined_by_reason = {r: int(n) for r, n in rows}
+    feeds = [f.path for f in result.files if f.status in LOADED and f.feed == "labels"]
+    if feeds:
+        # the hash table is built on the new labels' ids, and the range filter lets DuckDB
+        # skip row groups of transactions whose ids are all outside theirs (zonemaps)
+        n, examples = con.execute(
+            """
+            WITH mine AS (
+                SELECT transaction_id, source_file, source_row FROM labels
+                WHERE source_file IN (SELECT unnest(?::VARCHAR[])) AND ingested_at >= ?),
+            known AS (
+                SELECT DISTINCT t.transaction_id FROM transactions t
+                SEMI JOIN mine USING (transaction_id)
+                WHERE t.transaction_id BETWEEN (SELECT min(transaction_id) FROM mine)
+                                           AND (SELECT max(transaction_id) FROM mine))
+            SELECT count(*), list(transaction_id ORDER BY source_file, source_row)[1:3]
+            FROM mine ANTI JOIN known USING (transaction_id)
+            """,
+            [feeds, started],
+        ).fetchall()[0]
+        result.orphan_labels, result.orphan_examples = int(n), list(examples or [])
+        if n:
+            logs.event(log, "labels for unknown transactions", 30, n=n, examples=examples)

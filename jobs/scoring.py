@@ -230,7 +230,9 @@ def score_pending(
             with access.reading() as wh:
                 wh.execute("DROP TABLE IF EXISTS temp.fw_batch")
                 wh.execute(
-                    "CREATE TEMP TABLE fw_batch AS SELECT transaction_id FROM fw_unscored "
+                    # with their times: the features search only that time range for them
+                    "CREATE TEMP TABLE fw_batch AS SELECT transaction_id, event_time "
+                    "FROM fw_unscored "
                     "ORDER BY event_time, transaction_id LIMIT ? OFFSET ?",
                     [chunk_size, offset],
                 )

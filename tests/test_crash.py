@@ -1,6 +1,8 @@
 """Crash safety: `fraudwatch run`, `fraudwatch promote`, `fraudwatch ingest` while it sets
 files aside and `fraudwatch alerts retry --failed` while it re-queues, killed with SIGKILL at
-random moments.
+random moments, and `fraudwatch run` killed at each of its stages (as its log reaches it).
+The keyed state (jobs/keys.py) written with the rows stays consistent with them, and a
+rebuild from `transactions` and `labels` gives the same.
 
 A handful of seeded trials run in CI; ``FRAUDWATCH_FULL=1`` runs 30 of each.
 After each kill the command is run again to completion, then the invariants
@@ -9,14 +11,17 @@ are checked on the real warehouse and registry.
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -36,6 +41,71 @@ def kill_at(cmd: list[str], delay: float) -> int:
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     return proc.wait(60)
+
+
+def kill_when(cmd: list[str], message: str, what: str | None, delay: float) -> int:
+    """Run ``cmd`` (logging debug JSON lines) and SIGKILL it ``delay`` s after it logs
+    ``message`` (with the field ``what``, if given); returns its exit code (killed: -9)."""
+    proc = subprocess.Popen(
+        [*cmd[:3], "--log-level", "debug", *cmd[3:]],  # python -m jobs.cli_main --log-level
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        try:
+            got = json.loads(line)
+        except ValueError:
+            continue
+        if got.get("msg") == message and (what is None or got.get("what") == what):
+            time.sleep(delay)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            break
+    proc.stderr.close()
+    return proc.wait(60)
+
+
+def _key_state(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    """The keyed state in terms of ids (keys are numbered differently by a rebuild)."""
+    q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    return {
+        "rows": q(
+            "SELECT t.transaction_id, c.card_id IS NOT DISTINCT FROM t.card_id, "
+            "m.merchant_id IS NOT DISTINCT FROM t.merchant_id, t.amount_e4 FROM transactions t "
+            "LEFT JOIN card_keys c USING (card_key) LEFT JOIN merchant_keys m USING (merchant_key) "
+            "ORDER BY 1"
+        ),
+        "frauds": q(
+            "SELECT f.transaction_id, m.merchant_id, f.tx_time, f.reported_at, f.revoked_at "
+            "FROM known_frauds f LEFT JOIN merchant_keys m USING (merchant_key) ORDER BY ALL"
+        ),
+        "dictionaries": q(
+            "SELECT (SELECT count(*) FROM card_keys), (SELECT count(DISTINCT card_id) FROM "
+            "transactions), (SELECT count(*) FROM merchant_keys), "
+            "(SELECT count(DISTINCT merchant_id) FROM transactions)"
+        ),
+    }
+
+
+def check_keys(path: Path) -> None:
+    """Every row keyed by its own card and merchant, the state current, and a rebuild from
+    ``transactions`` and ``labels`` (on a copy) gives the same state."""
+    from jobs.keys import keys_current, rebuild_keys
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert keys_current(con)
+        kept = _key_state(con)
+    assert kept["rows"] and all(card and merchant for _, card, merchant, _ in kept["rows"])
+    copy = path.parent / "rebuilt.duckdb"
+    shutil.copy(path, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("BEGIN")
+        rebuild_keys(con)
+        con.execute("COMMIT")
+        assert _key_state(con) == kept
+    copy.unlink()
 
 
 def check_warehouse(world: World) -> None:
@@ -103,6 +173,37 @@ def test_run_killed_at_random_moments(world: World, seed: int) -> None:
     elif len(statuses) == 2:  # killed after its ledger row was written: the ledger shows it,
         # unless the kill came after the run had committed (while the process was exiting)
         assert statuses[0] in ("interrupted", "ok")
+    check_keys(world.cfg.warehouse_path)
+
+
+# the run's log, stage by stage: after its ledger row, in ingest (after a group of files is
+# written, while the next is staged), at the scoring backlog, after a scoring batch's write
+# window, after scoring (before delivery)
+STAGES = [
+    ("run started", None),
+    ("file ingested", None),
+    ("scoring backlog", None),
+    ("write window", "scores"),
+    ("scoring done", None),
+]
+
+
+@pytest.mark.parametrize(("stage", "what"), STAGES)
+def test_run_killed_at_each_stage_finishes_on_the_next_run(
+    world: World, stage: str, what: str | None
+) -> None:
+    world.land_days(date(2026, 4, 6), days=3)
+    text = world.cfg.path.read_text().replace(
+        "batch_size = 5000", "batch_size = 2000\nfeature_chunk_size = 5000"
+    )
+    world.cfg.path.write_text(text)
+    cmd = cli("run", "--config", str(world.cfg.path), "--no-reports")
+    code = kill_when(cmd, stage, what, random.Random(stage).uniform(0.0, 0.2))
+    assert code == -signal.SIGKILL, f"the run ended ({code}) before it was killed at {stage!r}"
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    check_warehouse(world)
+    check_keys(world.cfg.warehouse_path)
 
 
 @pytest.mark.parametrize("seed", range(TRIALS))
@@ -188,6 +289,7 @@ def test_ingest_killed_while_setting_files_aside(tmp_path, seed: int) -> None:  
     with duckdb.connect(str(tmp_path / "var" / "warehouse.duckdb"), read_only=True) as con:
         _ledger_agrees(con, names)
         assert con.execute("SELECT count(*) FROM transactions").fetchall() == [(good_rows,)]
+    check_keys(tmp_path / "var" / "warehouse.duckdb")
 
 
 @pytest.mark.parametrize("seed", range(TRIALS))
