@@ -38,6 +38,7 @@ import numpy as np
 
 US_PER_DAY = 86_400_000_000
 NONE = np.iinfo(np.int64).max  # "no time": a revoked_at that never came
+SCAN_MEMORY = "256MB"  # DuckDB's memory limit during the sweep's scans
 NULL_AMOUNT = np.iinfo(np.int64).min  # an amount_e4 that is NULL (above 10^14): out of means
 
 
@@ -130,17 +131,22 @@ def _scatter(  # type: ignore[no-untyped-def]
     since,
     want_card,
     want_merchant,
-    c_cur,
-    c_end,
+    shift,
+    b_cur,
+    b_end,
     c_time,
     c_amount,
     c_merchant,
+    c_low,
     m_cur,
     m_end,
     m_time,
 ):
-    """Pass 2, batch by batch: each row to its card's and its merchant's next place (scan
-    order). False if a group overflows (rows written between the passes)."""
+    """Pass 2, batch by batch: each merchant row to its merchant's next place; each card row
+    to the next place of its card's *bucket* (cards ``k >> shift``: a few hundred buckets, so
+    the writes stay in cache), with the card's low bits. False if a group overflows (rows
+    written between the passes)."""
+    mask = (1 << shift) - 1
     for i in range(card.size):
         m, t, c = merchant[i], times[i], card[i]
         if m < 0 or m >= want_merchant.size or c < 0 or c >= want_card.size:
@@ -152,14 +158,48 @@ def _scatter(  # type: ignore[no-untyped-def]
             m_time[at] = t
             m_cur[m] = at + 1
         if t >= since and want_card[c]:
-            at = c_cur[c]
-            if at >= c_end[c]:
+            bk = c >> shift
+            at = b_cur[bk]
+            if at >= b_end[bk]:
                 return False
             c_time[at] = t
             c_amount[at] = amounts[i]
             c_merchant[at] = m
-            c_cur[c] = at + 1
+            c_low[at] = c & mask
+            b_cur[bk] = at + 1
     return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _settle(c_off, shift, c_time, c_amount, c_merchant, c_low):  # type: ignore[no-untyped-def]
+    """Within each bucket, each row to its card's place, keeping the scan order."""
+    n_cards = c_off.size - 1
+    width = 1 << shift
+    biggest = 0
+    for k0 in range(0, n_cards, width):
+        biggest = max(biggest, c_off[min(k0 + width, n_cards)] - c_off[k0])
+    tt = np.empty(biggest, np.int64)
+    ta = np.empty(biggest, np.int64)
+    tm = np.empty(biggest, c_merchant.dtype)
+    tl = np.empty(biggest, c_low.dtype)
+    cur = np.empty(width, np.int64)
+    for k0 in range(0, n_cards, width):
+        k1 = min(k0 + width, n_cards)
+        a, b = c_off[k0], c_off[k1]
+        n = b - a
+        tt[:n] = c_time[a:b]
+        ta[:n] = c_amount[a:b]
+        tm[:n] = c_merchant[a:b]
+        tl[:n] = c_low[a:b]
+        for k in range(k0, k1):
+            cur[k - k0] = c_off[k]
+        for j in range(n):
+            low = tl[j]
+            at = cur[low]
+            cur[low] = at + 1
+            c_time[at] = tt[j]
+            c_amount[at] = ta[j]
+            c_merchant[at] = tm[j]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -244,21 +284,43 @@ def _card_features(  # type: ignore[no-untyped-def]
 def _merchant_features(  # type: ignore[no-untyped-def]
     t_merchant, t_time, off, times, windows, delay, f_off, f_time, f_reported, f_revoked
 ):
-    """Per target: the merchant's transactions in ``[t - w, t]`` and its fraud rate over
-    ``(t - d - w, t - d]`` (frauds known at t over the transactions then), each window."""
+    """Per target (in time order): the merchant's transactions in ``[t - w, t]`` and its fraud
+    rate over ``(t - d - w, t - d]`` (frauds known at t over the transactions then), each
+    window. Every bound only moves forward as t grows: one pointer per merchant and bound,
+    side by side, so a target reads one or two cache lines of them."""
     n, nw = t_merchant.size, windows.size
     counts = np.empty((nw, n), np.int64)
     rates = np.empty((nw, n), np.float64)
     longest = windows.max()
     frauds = np.zeros(nw, np.int64)
+    n_keys = off.size - 1
+    # per merchant: [hi, upto, lo_0.., dlo_0.., fa, fb]
+    ptr = np.empty((n_keys, 2 * nw + 4), np.int64)
+    for k in range(n_keys):
+        ptr[k, : 2 * nw + 2] = off[k]
+        ptr[k, 2 * nw + 2 :] = f_off[k]
     for i in range(n):
         k, t = t_merchant[i], t_time[i]
-        a, b = off[k], off[k + 1]
-        hi = _upper(times, a, b, t)
+        b = off[k + 1]
+        p = ptr[k]
+        hi = p[0]
+        while hi < b and times[hi] <= t:
+            hi += 1
+        p[0] = hi
         until = t - delay
-        upto = _upper(times, a, hi, until)
-        fa = _upper(f_time, f_off[k], f_off[k + 1], until - longest)
-        fb = _upper(f_time, fa, f_off[k + 1], until)
+        upto = p[1]
+        while upto < b and times[upto] <= until:
+            upto += 1
+        p[1] = upto
+        fb_end = f_off[k + 1]
+        fa = p[2 * nw + 2]
+        while fa < fb_end and f_time[fa] <= until - longest:
+            fa += 1
+        p[2 * nw + 2] = fa
+        fb = max(fa, p[2 * nw + 3])
+        while fb < fb_end and f_time[fb] <= until:
+            fb += 1
+        p[2 * nw + 3] = fb
         frauds[:] = 0
         for e in range(fa, fb):
             if f_reported[e] <= t and f_revoked[e] > t:
@@ -266,8 +328,18 @@ def _merchant_features(  # type: ignore[no-untyped-def]
                     if f_time[e] > until - windows[w]:
                         frauds[w] += 1
         for w in range(nw):
-            counts[w, i] = hi - _lower(times, a, hi, t - windows[w])
-            delayed = upto - _upper(times, a, upto, until - windows[w])
+            lo = p[2 + w]
+            since = t - windows[w]
+            while lo < b and times[lo] < since:
+                lo += 1
+            p[2 + w] = lo
+            counts[w, i] = hi - lo
+            dlo = p[2 + nw + w]
+            edge = until - windows[w]
+            while dlo < b and times[dlo] <= edge:
+                dlo += 1
+            p[2 + nw + w] = dlo
+            delayed = upto - dlo
             rates[w, i] = frauds[w] / delayed if delayed > 0 else 0.0
     return counts, rates
 
@@ -342,8 +414,12 @@ def _history(
     c_rows, m_rows = int(c_off[-1]), int(m_off[-1])
     c_time, c_amount = np.empty(c_rows, np.int64), np.empty(c_rows, np.int64)
     c_merchant = np.empty(c_rows, np.int32)
+    shift = max(0, n_cards.bit_length() - 9)  # at most 512 buckets of cards
+    c_low = np.empty(c_rows, np.int16 if shift < 16 else np.int32)
     m_time = np.empty(m_rows, np.int64)
-    c_cur, m_cur = c_off[:-1].copy(), m_off[:-1].copy()
+    b_cur = c_off[: -1 : 1 << shift].copy()
+    b_end = c_off[np.minimum(np.arange(1, b_cur.size + 1) << shift, n_cards)]
+    m_cur = m_off[:-1].copy()
     cols = "card_key, merchant_key, epoch_us(event_time), amount_e4"
     for b in _batches(con, cols, lo_us, hi_us):
         if b.column(0).null_count or b.column(1).null_count:
@@ -351,12 +427,14 @@ def _history(
         ok = _scatter(
             b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2).to_numpy(),
             b.column(3).fill_null(NULL_AMOUNT).to_numpy(), card_since, want_card, want_merchant,
-            c_cur, c_off[1:], c_time, c_amount, c_merchant, m_cur, m_off[1:], m_time,
+            shift, b_cur, b_end, c_time, c_amount, c_merchant, c_low, m_cur, m_off[1:], m_time,
         )  # fmt: skip
         if not ok:
             return None
-    if not (np.array_equal(c_cur, c_off[1:]) and np.array_equal(m_cur, m_off[1:])):
+    if not (np.array_equal(b_cur, b_end) and np.array_equal(m_cur, m_off[1:])):
         return None  # rows gone between the passes
+    _settle(c_off, shift, c_time, c_amount, c_merchant, c_low)
+    del c_low
     return History(rows, c_off, c_time, c_amount, c_merchant, m_off, m_time, n_merchants)
 
 
@@ -388,22 +466,31 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     """The card and merchant features of ``targets`` (see the module's docstring), or None
     when the keyed state cannot give them exactly (the caller takes the SQL path)."""
     laps: dict[str, float] = {}
-    clock = [time.perf_counter()]
+    clock = [time.perf_counter(), time.process_time()]
 
     def lap(step: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         laps[step] = round(laps.get(step, 0.0) + now - clock[0], 3)
-        clock[0] = now
+        laps[f"{step} (cpu)"] = round(laps.get(f"{step} (cpu)", 0.0) + cpu - clock[1], 3)
+        clock[0], clock[1] = now, cpu
 
     first, last = int(targets.time_us.min()), int(targets.time_us.max())
     card_since = first - win.card_history * US_PER_DAY
     merchant_reach = (max(win.merchant) + win.delay) * US_PER_DAY
-    ordered = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    ordered, limit = con.execute(
+        "SELECT current_setting('preserve_insertion_order'), current_setting('memory_limit')"
+    ).fetchall()[0]
+    # rows in insertion order (roughly time order: little to sort), and DuckDB's cache kept
+    # small while the grouped arrays fill: a scan needs a few blocks at a time
     con.execute("SET preserve_insertion_order = true")
+    con.execute(f"SET memory_limit = '{SCAN_MEMORY}'")
     try:
         h = _history(con, targets, min(card_since, first - merchant_reach), card_since, last)
+    except duckdb.OutOfMemoryException:  # the connection's temp tables need more: SQL path
+        return None
     finally:
         con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
+        con.execute(f"SET memory_limit = '{limit}'")
     if h is None:
         return None
     lap("scan")
@@ -433,9 +520,12 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
         con, n_merchants, first - merchant_reach, last - delay, last
     )
     m_days = np.array(win.merchant, np.int64)
+    order = None
+    if targets.time_us.size > 1 and bool((np.diff(targets.time_us) < 0).any()):
+        order = np.argsort(targets.time_us, kind="stable")  # the pointers need time order
     m_counts, rates = _merchant_features(
-        targets.merchant_key,
-        targets.time_us,
+        targets.merchant_key if order is None else targets.merchant_key[order],
+        targets.time_us if order is None else targets.time_us[order],
         m_off,
         m_time,
         m_days * US_PER_DAY,
@@ -446,6 +536,10 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
         f_rev,
     )
     del m_off, m_time
+    if order is not None:
+        back = np.empty_like(order)
+        back[order] = np.arange(order.size)
+        m_counts, rates = m_counts[:, back], rates[:, back]
     lap("merchant sweep")
     columns: dict[str, np.ndarray] = {}
     nulls: dict[str, np.ndarray] = {}
@@ -476,3 +570,36 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
         seconds=laps,
     )
     return SweepResult(columns, nulls, stats)
+
+
+def warm_up() -> None:
+    """Load every kernel's machine code (from numba's cache; compiled on an install's first
+    run) by running it on a few rows of the types a sweep passes. A process that will compute
+    features may call it early, e.g. in a thread while it ingests (numba's first use in a
+    process costs about a second; the kernels release the GIL while they run)."""
+    import pyarrow as pa
+
+    def ro(values: list[int], kind: pa.DataType) -> np.ndarray:  # read-only, like a scan's
+        return pa.array(values, kind).to_numpy()
+
+    one, zero = np.zeros(2, np.int64), np.zeros(1, np.int64)
+    want = np.ones(1, np.bool_)
+    card, merchant = ro([0], pa.int32()), ro([0], pa.int32())
+    times, amounts = ro([0], pa.int64()), ro([0], pa.int64())
+    _count(card, merchant, np.ones(1, np.bool_), want, want, np.zeros(2, np.int64), one.copy())
+    c_time, c_amount = np.zeros(1, np.int64), np.zeros(1, np.int64)
+    c_merchant, c_low, m_time = np.zeros(1, np.int32), np.zeros(1, np.int16), np.zeros(1, np.int64)
+    offsets = np.array([0, 1], np.int64)
+    _scatter(
+        card, merchant, times, amounts, 0, want, want, 0, zero.copy(), offsets[1:].copy(),
+        c_time, c_amount, c_merchant, c_low, zero.copy(), offsets[1:], m_time,
+    )  # fmt: skip
+    _settle(offsets, 0, c_time, c_amount, c_merchant, c_low)
+    _sort_merchant_groups(offsets, m_time)
+    _sort_card_groups(offsets, c_time, c_amount, c_merchant)
+    t_card, t_time = np.zeros(1, np.int32), np.zeros(1, np.int64)
+    window = np.array([US_PER_DAY], np.int64)
+    _card_features(t_card, t_time, offsets, c_time, c_amount, c_merchant, 1, window, US_PER_DAY)
+    f_off = np.cumsum(np.zeros(2, np.int64))
+    empty = np.asarray(np.zeros(0, np.int64), np.int64)
+    _merchant_features(t_card, t_time, offsets, m_time, window, 0, f_off, empty, empty, empty)
