@@ -31,7 +31,7 @@ master = "local[2]"
 warehouse = "var/spark-warehouse"
 
 [spark.conf]
-"spark.sql.shuffle.partitions" = 4
+"spark.sql.shuffle.partitions" = 2
 "spark.default.parallelism" = 2
 "spark.driver.memory" = "1g"
 "spark.ui.enabled" = false
