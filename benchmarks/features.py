@@ -120,6 +120,12 @@ def main() -> None:
     ap.add_argument("--new-rows", type=int, default=1_000_000)
     ap.add_argument("--root", type=Path, help="warehouse folder to reuse (built there if absent)")
     ap.add_argument("--skip-plain", action="store_true", help="leave out the slow reference")
+    ap.add_argument(
+        "--sweep-only",
+        action="store_true",
+        help="the sweep alone, compared with "
+        "the other approaches' Parquet left in --root by an earlier run",
+    )
     ap.add_argument("--measure", nargs=2, metavar=("ROOT", "APPROACH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
@@ -137,7 +143,8 @@ def main() -> None:
         if keyed is not None:
             print(f"keyed every row (rebuild-keys) in {keyed:.0f} s")
         print(f"load average {os.getloadavg()[0]:.1f} (2 cores)")
-        approaches = ["sweep", "sql"] + ([] if args.skip_plain else ["plain"])
+        approaches = ["sweep"] if args.sweep_only else ["sweep", "sql"]
+        approaches += [] if args.skip_plain or args.sweep_only else ["plain"]
         got = {}
         for approach in approaches:
             r = measure_fresh([__file__, "--measure", str(root), approach])
@@ -153,13 +160,14 @@ def main() -> None:
                 f"(process before: {r['base_mb']:,.0f} MB)  rows {r['rows']:,}{extra}"
             )
         sweep = pl.read_parquet(root / "sweep.parquet")
-        for other in approaches[1:]:
-            ok, how = compare(sweep, pl.read_parquet(root / f"{other}.parquet"))
-            print(f"sweep vs {other}: {'same values' if ok else 'DIFFERENT'} ({how})")
-        print(
-            f"speed-up {got['sql']['seconds'] / got['sweep']['seconds']:.1f}x over the SQL path; "
-            f"load average now {os.getloadavg()[0]:.1f}"
-        )
+        for other in ("sql", "plain"):
+            if (root / f"{other}.parquet").exists():
+                ok, how = compare(sweep, pl.read_parquet(root / f"{other}.parquet"))
+                print(f"sweep vs {other}: {'same values' if ok else 'DIFFERENT'} ({how})")
+        if "sql" in got:
+            speed = got["sql"]["seconds"] / got["sweep"]["seconds"]
+            print(f"speed-up {speed:.1f}x over the SQL path in this run")
+        print(f"load average now {os.getloadavg()[0]:.1f}")
 
 
 def ensure_keys(root: Path) -> float | None:

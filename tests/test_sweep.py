@@ -269,3 +269,37 @@ def test_feature_days_bound_each_sweep_and_equal_one_call(
     joined = pl.concat([pl.from_arrow(p) for p in parts])  # type: ignore[misc]
     assert joined.equals(pl.from_arrow(whole))
     assert joined["event_time"].min() >= start and joined["event_time"].max() < end  # type: ignore[operator]
+
+
+def test_after_a_real_ingest_the_sweep_answers_and_equals_the_reference(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    """Ingest keys what it loads (transactions and the chargebacks feed, in the same
+    transaction): the features then come from the sweep, equal to the reference."""
+    from datetime import date
+
+    from jobs.ingest import ingest
+    from jobs.simulate import SimulationOptions, simulate
+
+    simulate(
+        tmp_path / "landing",
+        start=date(2026, 1, 5),
+        days=20,
+        seed=3,
+        options=SimulationOptions(n_cards=150, n_merchants=40),
+    )
+    cfg = write_config()
+    con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
+    ingest(con, cfg)
+    assert keys_current(con)
+    assert con.execute("SELECT count(*) FROM known_frauds").fetchall()[0][0] > 0
+    con.execute(
+        "CREATE TEMP TABLE late_days AS SELECT transaction_id, event_time FROM transactions "
+        "WHERE event_time >= TIMESTAMP '2026-01-20'"
+    )
+    swept = swept_features(con, cfg, ids_table="late_days")
+    assert swept is not None and swept.num_rows > 100
+    fast = pl.from_arrow(swept)
+    assert isinstance(fast, pl.DataFrame)
+    assert fast["merchant_fraud_rate_7d"].max() > 0  # type: ignore[operator]
+    assert_same(fast, pl.from_arrow(reference_features(con, cfg, "late_days")))  # type: ignore[arg-type]
