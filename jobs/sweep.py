@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import duckdb
 import numba as nb
 import numpy as np
+import pyarrow as pa
 
 US_PER_DAY = 86_400_000_000
 NONE = np.iinfo(np.int64).max  # "no time": a revoked_at that never came
@@ -108,7 +109,7 @@ def _upper(a: np.ndarray, lo: int, hi: int, x: int) -> int:
 
 
 @nb.njit(cache=True, nogil=True)
-def _count(card, merchant, in_card, want_card, want_merchant, c_count, m_count):  # type: ignore[no-untyped-def]
+def _count(card, merchant, times, since, want_card, want_merchant, c_count, m_count):  # type: ignore[no-untyped-def]
     """Pass 1, batch by batch: the rows each wanted card (in its look-back) and each wanted
     merchant has. False if a key is outside the dictionaries."""
     for i in range(card.size):
@@ -117,7 +118,7 @@ def _count(card, merchant, in_card, want_card, want_merchant, c_count, m_count):
             return False
         if want_merchant[m]:
             m_count[m + 1] += 1
-        if in_card[i] and want_card[c]:
+        if times[i] >= since and want_card[c]:
             c_count[c + 1] += 1
     return True
 
@@ -369,6 +370,13 @@ def _batches(con: duckdb.DuckDBPyConnection, cols: str, lo_us: int, hi_us: int):
     ).to_arrow_reader(1 << 20)
 
 
+def _micros(column: pa.Array) -> np.ndarray:
+    """A TIMESTAMP column as epoch microseconds, without a copy."""
+    if column.type != pa.timestamp("us"):  # DuckDB's TIMESTAMP; anything else: convert
+        column = column.cast(pa.timestamp("us"))
+    return column.to_numpy().view(np.int64)
+
+
 def _history(
     con: duckdb.DuckDBPyConnection,
     targets: Targets,
@@ -395,17 +403,12 @@ def _history(
     c_off = np.zeros(n_cards + 1, np.int64)
     m_off = np.zeros(n_merchants + 1, np.int64)
     rows = 0
-    for b in _batches(
-        con,
-        f"card_key, merchant_key, event_time >= make_timestamp({int(card_since)})",
-        lo_us,
-        hi_us,
-    ):
+    for b in _batches(con, "card_key, merchant_key, event_time", lo_us, hi_us):
         if b.column(0).null_count or b.column(1).null_count:
             return None  # a row without keys
         rows += b.num_rows
         ok = _count(
-            b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2).to_numpy(zero_copy_only=False),
+            b.column(0).to_numpy(), b.column(1).to_numpy(), _micros(b.column(2)), card_since,
             want_card, want_merchant, c_off, m_off,
         )  # fmt: skip
         if not ok:
@@ -420,12 +423,12 @@ def _history(
     b_cur = c_off[: -1 : 1 << shift].copy()
     b_end = c_off[np.minimum(np.arange(1, b_cur.size + 1) << shift, n_cards)]
     m_cur = m_off[:-1].copy()
-    cols = "card_key, merchant_key, epoch_us(event_time), amount_e4"
+    cols = "card_key, merchant_key, event_time, amount_e4"
     for b in _batches(con, cols, lo_us, hi_us):
         if b.column(0).null_count or b.column(1).null_count:
             return None
         ok = _scatter(
-            b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2).to_numpy(),
+            b.column(0).to_numpy(), b.column(1).to_numpy(), _micros(b.column(2)),
             b.column(3).fill_null(NULL_AMOUNT).to_numpy(), card_since, want_card, want_merchant,
             shift, b_cur, b_end, c_time, c_amount, c_merchant, c_low, m_cur, m_off[1:], m_time,
         )  # fmt: skip
@@ -577,7 +580,6 @@ def warm_up() -> None:
     run) by running it on a few rows of the types a sweep passes. A process that will compute
     features may call it early, e.g. in a thread while it ingests (numba's first use in a
     process costs about a second; the kernels release the GIL while they run)."""
-    import pyarrow as pa
 
     def ro(values: list[int], kind: pa.DataType) -> np.ndarray:  # read-only, like a scan's
         return pa.array(values, kind).to_numpy()
@@ -585,8 +587,9 @@ def warm_up() -> None:
     one, zero = np.zeros(2, np.int64), np.zeros(1, np.int64)
     want = np.ones(1, np.bool_)
     card, merchant = ro([0], pa.int32()), ro([0], pa.int32())
-    times, amounts = ro([0], pa.int64()), ro([0], pa.int64())
-    _count(card, merchant, np.ones(1, np.bool_), want, want, np.zeros(2, np.int64), one.copy())
+    times = _micros(pa.array([0], pa.timestamp("us")))
+    amounts = ro([0], pa.int64())
+    _count(card, merchant, times, 0, want, want, np.zeros(2, np.int64), one.copy())
     c_time, c_amount = np.zeros(1, np.int64), np.zeros(1, np.int64)
     c_merchant, c_low, m_time = np.zeros(1, np.int32), np.zeros(1, np.int16), np.zeros(1, np.int64)
     offsets = np.array([0, 1], np.int64)
