@@ -33,10 +33,9 @@ from jobs import logs
 from jobs.alerting import deliver
 from jobs.config import Config
 from jobs.ingest import ingest
-from jobs.loaded_model import inference_policy
+from jobs.lightgbm_lean import import_lightgbm
 from jobs.registry_access import open_registry
 from jobs.runs import RunRecord, recorded_run
-from jobs.scoring import score_pending
 from jobs.warehouse import configured_warehouse, open_configured
 from jobs.warehouse_windows import Windows
 
@@ -62,6 +61,9 @@ class RunSummary:
 
 
 def run_policy(cfg: Config) -> dict[str, Any]:
+    import_lightgbm()  # before jobs.loaded_model: start-up is a small run's cost
+    from jobs.loaded_model import inference_policy
+
     a = cfg.settings.alerts
     return {
         "inference": inference_policy(cfg).to_dict(),
@@ -87,6 +89,9 @@ def _for_reports(cfg: Config) -> AbstractContextManager[duckdb.DuckDBPyConnectio
 def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
     """The stages of one run, each opening the warehouse for as long as it needs it; counts
     and problems go into ``rec``."""
+    import_lightgbm()  # before jobs.scoring: start-up is a small run's cost
+    from jobs.scoring import score_pending
+
     if cfg.settings.engine.kind == "spark":  # issue 19: the data-parallel stages on Spark
         from jobs.spark.run import spark_stages
 

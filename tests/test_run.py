@@ -290,15 +290,15 @@ def test_analysts_read_while_a_long_run_goes_on_and_a_second_run_fails_fast(
         [*fw, "run", "--config", str(world.cfg.path)], capture_output=True, text=True, timeout=60
     )
     assert second.returncode == 1 and "in use by another fraudwatch process" in second.stderr
-    reads, listed = 0, None
+    reads, alerts, listed = 0, 0, None
     while run.poll() is None:
         try:
             with duckdb.connect(path, read_only=True) as con:
-                con.execute("SELECT count(*) FROM alerts").fetchall()
+                alerts = con.execute("SELECT count(*) FROM alerts").fetchall()[0][0]
                 reads += 1
         except duckdb.IOException:
-            pass  # a writing stage: the file is locked while it writes
-        if reads and listed is None and run.poll() is None:
+            pass  # a write in progress: the file is locked while it writes
+        if alerts and listed is None and run.poll() is None:  # once scoring made alerts
             listed = subprocess.run(
                 [*fw, "alerts", "list", "--config", str(world.cfg.path)],
                 capture_output=True,

@@ -102,6 +102,9 @@ def run(config_path: str | None, as_json: bool, no_reports: bool) -> None:
 @handle_errors
 def score(config_path: str | None, as_json: bool) -> None:
     """Score transactions the champion has not scored yet (challenger in shadow)."""
+    from jobs.lightgbm_lean import import_lightgbm
+
+    import_lightgbm()  # LightGBM without scikit-learn: start-up is a small run's cost
     from jobs.loaded_model import inference_policy
     from jobs.registry_access import open_registry
     from jobs.runs import recorded_run
