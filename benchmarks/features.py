@@ -177,10 +177,13 @@ def ensure_keys(root: Path) -> float | None:
     from jobs.warehouse import open_configured, transaction
 
     cfg = load_config(root / "config.toml")
+    con = open_configured(cfg, read_only=True)
+    current = keys_current(con)
+    con.close()
+    if current:
+        return None
     con = open_configured(cfg)
     try:
-        if keys_current(con):
-            return None
         t = time.perf_counter()
         with transaction(con):
             rebuild_keys(con)
