@@ -68,14 +68,15 @@ def estimate_performance(
         bins = con.execute(
             f"SELECT day, model_version, least(floor(sqrt(greatest(score, 0)) * {BINS}), "
             f"{BINS - 1})::INTEGER AS bin, score >= ? AS above, count(*), avg(score), "
-            "count(*) FILTER (WHERE is_fraud) FROM fw_est GROUP BY ALL ORDER BY 1",
+            "count(*) FILTER (WHERE is_fraud) FROM fw_est GROUP BY ALL ORDER BY 1, 2, 3, 4",
             [s.alerts.threshold],
         ).fetchall()
         cards = con.execute(
             "WITH best AS (SELECT day, card_id FROM fw_est GROUP BY day, card_id QUALIFY "
             "row_number() OVER (PARTITION BY day ORDER BY max(score) DESC, card_id) <= ?) "
             "SELECT f.day, f.card_id, f.score, f.model_version, f.is_fraud "
-            "FROM fw_est f SEMI JOIN best b ON b.day = f.day AND b.card_id = f.card_id",
+            "FROM fw_est f SEMI JOIN best b ON b.day = f.day AND b.card_id = f.card_id "
+            "ORDER BY f.day, f.card_id, f.score",
             [k],
         ).fetchall()
     finally:
