@@ -45,7 +45,8 @@ def measure(root: Path, approach: str) -> dict[str, object]:
     started = time.perf_counter()
     from jobs.config import load_config
     from jobs.feature_reference import reference_features
-    from jobs.features import compute_features, sql_features, swept_with_stats
+    from jobs.feature_sweep import swept_with_stats
+    from jobs.features import compute_features, sql_features
     from jobs.warehouse import open_configured
 
     cfg = load_config(root / "config.toml")

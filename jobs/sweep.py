@@ -18,10 +18,11 @@ states them plainly; the tests compare value for value). What this module does i
    merchants; seconds since the previous transaction are integer microseconds / 10^6.
    Same-instant rows are inside ``[t - w, t]``, as in SQL.
 
-Compiled with numba, ``cache=True``: the first run in a fresh install compiles (~10-20 s,
-measured in benchmarks/README.md) and writes the machine code to ``__pycache__`` beside this
-file, or, where that is not writable (an installed package), to numba's user-wide cache
-(``~/.cache/numba``), or to ``NUMBA_CACHE_DIR`` when set; later processes load it.
+The kernels (:mod:`jobs.sweep_kernels`) are compiled with numba, ``cache=True``: the first
+run in a fresh install compiles them (measured in benchmarks/README.md) and writes the machine
+code to ``__pycache__`` beside them, or, where that is not writable (an installed package),
+to numba's user-wide cache (``~/.cache/numba``), or to ``NUMBA_CACHE_DIR`` when set; later
+processes load it (:func:`warm_up` does so ahead of time).
 
 :func:`sweep` returns None when it cannot vouch for the result (a scanned row without keys, a
 sum beyond 64 bits): the caller then takes the SQL path.
@@ -33,14 +34,15 @@ import time
 from dataclasses import dataclass, field
 
 import duckdb
-import numba as nb
 import numpy as np
 import pyarrow as pa
+
+from jobs import sweep_kernels as kernels
+from jobs.sweep_kernels import NULL_AMOUNT
 
 US_PER_DAY = 86_400_000_000
 NONE = np.iinfo(np.int64).max  # "no time": a revoked_at that never came
 SCAN_MEMORY = "256MB"  # DuckDB's memory limit during the sweep's scans
-NULL_AMOUNT = np.iinfo(np.int64).min  # an amount_e4 that is NULL (above 10^14): out of means
 
 
 @dataclass(frozen=True)
@@ -81,268 +83,6 @@ class SweepResult:
     columns: dict[str, np.ndarray]  # feature name -> values (NaN where SQL gives NULL)
     nulls: dict[str, np.ndarray]  # feature name -> mask of NULLs, for the nullable ones
     stats: SweepStats
-
-
-# -- compiled kernels -----------------------------------------------------------------------
-@nb.njit(cache=True, nogil=True)
-def _lower(a: np.ndarray, lo: int, hi: int, x: int) -> int:
-    """First index in [lo, hi) with a[i] >= x (hi if none); a sorted there."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@nb.njit(cache=True, nogil=True)
-def _upper(a: np.ndarray, lo: int, hi: int, x: int) -> int:
-    """First index in [lo, hi) with a[i] > x (hi if none)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] <= x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@nb.njit(cache=True, nogil=True)
-def _count(card, merchant, times, since, want_card, want_merchant, c_count, m_count):  # type: ignore[no-untyped-def]
-    """Pass 1, batch by batch: the rows each wanted card (in its look-back) and each wanted
-    merchant has. False if a key is outside the dictionaries."""
-    for i in range(card.size):
-        m, c = merchant[i], card[i]
-        if m < 0 or m >= want_merchant.size or c < 0 or c >= want_card.size:
-            return False
-        if want_merchant[m]:
-            m_count[m + 1] += 1
-        if times[i] >= since and want_card[c]:
-            c_count[c + 1] += 1
-    return True
-
-
-@nb.njit(cache=True, nogil=True)
-def _scatter(  # type: ignore[no-untyped-def]
-    card,
-    merchant,
-    times,
-    amounts,
-    since,
-    want_card,
-    want_merchant,
-    shift,
-    b_cur,
-    b_end,
-    c_time,
-    c_amount,
-    c_merchant,
-    c_low,
-    m_cur,
-    m_end,
-    m_time,
-):
-    """Pass 2, batch by batch: each merchant row to its merchant's next place; each card row
-    to the next place of its card's *bucket* (cards ``k >> shift``: a few hundred buckets, so
-    the writes stay in cache), with the card's low bits. False if a group overflows (rows
-    written between the passes)."""
-    mask = (1 << shift) - 1
-    for i in range(card.size):
-        m, t, c = merchant[i], times[i], card[i]
-        if m < 0 or m >= want_merchant.size or c < 0 or c >= want_card.size:
-            return False
-        if want_merchant[m]:
-            at = m_cur[m]
-            if at >= m_end[m]:
-                return False
-            m_time[at] = t
-            m_cur[m] = at + 1
-        if t >= since and want_card[c]:
-            bk = c >> shift
-            at = b_cur[bk]
-            if at >= b_end[bk]:
-                return False
-            c_time[at] = t
-            c_amount[at] = amounts[i]
-            c_merchant[at] = m
-            c_low[at] = c & mask
-            b_cur[bk] = at + 1
-    return True
-
-
-@nb.njit(cache=True, nogil=True)
-def _settle(c_off, shift, c_time, c_amount, c_merchant, c_low):  # type: ignore[no-untyped-def]
-    """Within each bucket, each row to its card's place, keeping the scan order."""
-    n_cards = c_off.size - 1
-    width = 1 << shift
-    biggest = 0
-    for k0 in range(0, n_cards, width):
-        biggest = max(biggest, c_off[min(k0 + width, n_cards)] - c_off[k0])
-    tt = np.empty(biggest, np.int64)
-    ta = np.empty(biggest, np.int64)
-    tm = np.empty(biggest, c_merchant.dtype)
-    tl = np.empty(biggest, c_low.dtype)
-    cur = np.empty(width, np.int64)
-    for k0 in range(0, n_cards, width):
-        k1 = min(k0 + width, n_cards)
-        a, b = c_off[k0], c_off[k1]
-        n = b - a
-        tt[:n] = c_time[a:b]
-        ta[:n] = c_amount[a:b]
-        tm[:n] = c_merchant[a:b]
-        tl[:n] = c_low[a:b]
-        for k in range(k0, k1):
-            cur[k - k0] = c_off[k]
-        for j in range(n):
-            low = tl[j]
-            at = cur[low]
-            cur[low] = at + 1
-            c_time[at] = tt[j]
-            c_amount[at] = ta[j]
-            c_merchant[at] = tm[j]
-
-
-@nb.njit(cache=True, nogil=True)
-def _sort_merchant_groups(off, times):  # type: ignore[no-untyped-def]
-    """Sort each group's times where they are out of order; how many were."""
-    unsorted = 0
-    for k in range(off.size - 1):
-        a, b = off[k], off[k + 1]
-        for j in range(a + 1, b):
-            if times[j] < times[j - 1]:
-                times[a:b].sort()
-                unsorted += 1
-                break
-    return unsorted
-
-
-@nb.njit(cache=True, nogil=True)
-def _sort_card_groups(off, times, amounts, merchants):  # type: ignore[no-untyped-def]
-    """Sort each card's rows by time where they are out of order; how many were."""
-    unsorted = 0
-    for k in range(off.size - 1):
-        a, b = off[k], off[k + 1]
-        for j in range(a + 1, b):
-            if times[j] < times[j - 1]:
-                order = np.argsort(times[a:b], kind="mergesort") + a
-                times[a:b] = times[order]
-                amounts[a:b] = amounts[order]
-                merchants[a:b] = merchants[order]
-                unsorted += 1
-                break
-    return unsorted
-
-
-@nb.njit(cache=True, nogil=True)
-def _card_features(  # type: ignore[no-untyped-def]
-    t_card, t_time, off, times, amounts, merchants, n_merchants, windows, history
-):
-    """Per target: counts, exact-amount means, distinct merchants for each window (``windows``
-    ascending, in microseconds) and seconds since the card's previous transaction."""
-    n, nw = t_card.size, windows.size
-    counts = np.empty((nw, n), np.int64)
-    distinct = np.empty((nw, n), np.int64)
-    means = np.empty((nw, n), np.float64)
-    prev = np.empty(n, np.float64)
-    stamp = np.full(n_merchants, -1, np.int64)
-    big = np.iinfo(np.int64).max
-    overflow = False
-    for i in range(n):
-        k, t = t_card[i], t_time[i]
-        a, b = off[k], off[k + 1]
-        hi = _upper(times, a, b, t)
-        eq = _lower(times, a, hi, t)
-        if hi - eq > 1:  # another transaction of the card at the same instant
-            prev[i] = 0.0
-        elif eq > a and times[eq - 1] >= t - history:
-            prev[i] = (t - times[eq - 1]) / 1e6
-        else:
-            prev[i] = np.nan
-        total, known, seen = 0, 0, 0
-        j = hi - 1
-        for w in range(nw):
-            lo = _lower(times, a, hi, t - windows[w])
-            while j >= lo:
-                m = merchants[j]
-                if stamp[m] != i:
-                    stamp[m] = i
-                    seen += 1
-                x = amounts[j]
-                if x != NULL_AMOUNT:
-                    if (x > 0 and total > big - x) or (x < 0 and total < -big - x):
-                        overflow = True
-                    total += x
-                    known += 1
-                j -= 1
-            counts[w, i] = hi - lo
-            distinct[w, i] = seen
-            means[w, i] = total / (known * 10000.0) if known else np.nan
-    return counts, distinct, means, prev, overflow
-
-
-@nb.njit(cache=True, nogil=True)
-def _merchant_features(  # type: ignore[no-untyped-def]
-    t_merchant, t_time, off, times, windows, delay, f_off, f_time, f_reported, f_revoked
-):
-    """Per target (in time order): the merchant's transactions in ``[t - w, t]`` and its fraud
-    rate over ``(t - d - w, t - d]`` (frauds known at t over the transactions then), each
-    window. Every bound only moves forward as t grows: one pointer per merchant and bound,
-    side by side, so a target reads one or two cache lines of them."""
-    n, nw = t_merchant.size, windows.size
-    counts = np.empty((nw, n), np.int64)
-    rates = np.empty((nw, n), np.float64)
-    longest = windows.max()
-    frauds = np.zeros(nw, np.int64)
-    n_keys = off.size - 1
-    # per merchant: [hi, upto, lo_0.., dlo_0.., fa, fb]
-    ptr = np.empty((n_keys, 2 * nw + 4), np.int64)
-    for k in range(n_keys):
-        ptr[k, : 2 * nw + 2] = off[k]
-        ptr[k, 2 * nw + 2 :] = f_off[k]
-    for i in range(n):
-        k, t = t_merchant[i], t_time[i]
-        b = off[k + 1]
-        p = ptr[k]
-        hi = p[0]
-        while hi < b and times[hi] <= t:
-            hi += 1
-        p[0] = hi
-        until = t - delay
-        upto = p[1]
-        while upto < b and times[upto] <= until:
-            upto += 1
-        p[1] = upto
-        fb_end = f_off[k + 1]
-        fa = p[2 * nw + 2]
-        while fa < fb_end and f_time[fa] <= until - longest:
-            fa += 1
-        p[2 * nw + 2] = fa
-        fb = max(fa, p[2 * nw + 3])
-        while fb < fb_end and f_time[fb] <= until:
-            fb += 1
-        p[2 * nw + 3] = fb
-        frauds[:] = 0
-        for e in range(fa, fb):
-            if f_reported[e] <= t and f_revoked[e] > t:
-                for w in range(nw):
-                    if f_time[e] > until - windows[w]:
-                        frauds[w] += 1
-        for w in range(nw):
-            lo = p[2 + w]
-            since = t - windows[w]
-            while lo < b and times[lo] < since:
-                lo += 1
-            p[2 + w] = lo
-            counts[w, i] = hi - lo
-            dlo = p[2 + nw + w]
-            edge = until - windows[w]
-            while dlo < b and times[dlo] <= edge:
-                dlo += 1
-            p[2 + nw + w] = dlo
-            delayed = upto - dlo
-            rates[w, i] = frauds[w] / delayed if delayed > 0 else 0.0
-    return counts, rates
 
 
 # -- the scan -------------------------------------------------------------------------------
@@ -407,7 +147,7 @@ def _history(
         if b.column(0).null_count or b.column(1).null_count:
             return None  # a row without keys
         rows += b.num_rows
-        ok = _count(
+        ok = kernels.count_rows(
             b.column(0).to_numpy(), b.column(1).to_numpy(), _micros(b.column(2)), card_since,
             want_card, want_merchant, c_off, m_off,
         )  # fmt: skip
@@ -427,7 +167,7 @@ def _history(
     for b in _batches(con, cols, lo_us, hi_us):
         if b.column(0).null_count or b.column(1).null_count:
             return None
-        ok = _scatter(
+        ok = kernels.place_rows(
             b.column(0).to_numpy(), b.column(1).to_numpy(), _micros(b.column(2)),
             b.column(3).fill_null(NULL_AMOUNT).to_numpy(), card_since, want_card, want_merchant,
             shift, b_cur, b_end, c_time, c_amount, c_merchant, c_low, m_cur, m_off[1:], m_time,
@@ -436,7 +176,7 @@ def _history(
             return None
     if not (np.array_equal(b_cur, b_end) and np.array_equal(m_cur, m_off[1:])):
         return None  # rows gone between the passes
-    _settle(c_off, shift, c_time, c_amount, c_merchant, c_low)
+    kernels.settle_cards(c_off, shift, c_time, c_amount, c_merchant, c_low)
     del c_low
     return History(rows, c_off, c_time, c_amount, c_merchant, m_off, m_time, n_merchants)
 
@@ -499,11 +239,11 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     lap("scan")
     rows, card_rows, n_merchants = h.rows, int(h.c_off[-1]), h.n_merchants
     m_off, m_time = h.m_off, h.m_time
-    m_unsorted = _sort_merchant_groups(m_off, m_time)
-    c_unsorted = _sort_card_groups(h.c_off, h.c_time, h.c_amount, h.c_merchant)
+    m_unsorted = kernels.sort_merchant_groups(m_off, m_time)
+    c_unsorted = kernels.sort_card_groups(h.c_off, h.c_time, h.c_amount, h.c_merchant)
     lap("late rows")
     card_days = np.array(sorted(set(win.card)), np.int64)
-    counts, distinct, means, prev, overflow = _card_features(
+    counts, distinct, means, prev, overflow = kernels.card_features(
         targets.card_key,
         targets.time_us,
         h.c_off,
@@ -526,7 +266,7 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     order = None
     if targets.time_us.size > 1 and bool((np.diff(targets.time_us) < 0).any()):
         order = np.argsort(targets.time_us, kind="stable")  # the pointers need time order
-    m_counts, rates = _merchant_features(
+    m_counts, rates = kernels.merchant_features(
         targets.merchant_key if order is None else targets.merchant_key[order],
         targets.time_us if order is None else targets.time_us[order],
         m_off,
@@ -589,20 +329,24 @@ def warm_up() -> None:
     card, merchant = ro([0], pa.int32()), ro([0], pa.int32())
     times = _micros(pa.array([0], pa.timestamp("us")))
     amounts = ro([0], pa.int64())
-    _count(card, merchant, times, 0, want, want, np.zeros(2, np.int64), one.copy())
+    kernels.count_rows(card, merchant, times, 0, want, want, np.zeros(2, np.int64), one.copy())
     c_time, c_amount = np.zeros(1, np.int64), np.zeros(1, np.int64)
     c_merchant, c_low, m_time = np.zeros(1, np.int32), np.zeros(1, np.int16), np.zeros(1, np.int64)
     offsets = np.array([0, 1], np.int64)
-    _scatter(
+    kernels.place_rows(
         card, merchant, times, amounts, 0, want, want, 0, zero.copy(), offsets[1:].copy(),
         c_time, c_amount, c_merchant, c_low, zero.copy(), offsets[1:], m_time,
     )  # fmt: skip
-    _settle(offsets, 0, c_time, c_amount, c_merchant, c_low)
-    _sort_merchant_groups(offsets, m_time)
-    _sort_card_groups(offsets, c_time, c_amount, c_merchant)
+    kernels.settle_cards(offsets, 0, c_time, c_amount, c_merchant, c_low)
+    kernels.sort_merchant_groups(offsets, m_time)
+    kernels.sort_card_groups(offsets, c_time, c_amount, c_merchant)
     t_card, t_time = np.zeros(1, np.int32), np.zeros(1, np.int64)
     window = np.array([US_PER_DAY], np.int64)
-    _card_features(t_card, t_time, offsets, c_time, c_amount, c_merchant, 1, window, US_PER_DAY)
+    kernels.card_features(
+        t_card, t_time, offsets, c_time, c_amount, c_merchant, 1, window, US_PER_DAY
+    )
     f_off = np.cumsum(np.zeros(2, np.int64))
     empty = np.asarray(np.zeros(0, np.int64), np.int64)
-    _merchant_features(t_card, t_time, offsets, m_time, window, 0, f_off, empty, empty, empty)
+    kernels.merchant_features(
+        t_card, t_time, offsets, m_time, window, 0, f_off, empty, empty, empty
+    )

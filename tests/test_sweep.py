@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from jobs.config import Config, load_config
 from jobs.feature_reference import reference_features
-from jobs.features import compute_features, iter_feature_batches, swept_features
+from jobs.feature_sweep import swept_features
+from jobs.features import compute_features, iter_feature_batches
 from jobs.keys import assign_keys, keys_current, rebuild_keys
 from jobs.warehouse import open_warehouse, transaction
 from tests.conftest import BASE_CONFIG
