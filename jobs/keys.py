@@ -26,6 +26,11 @@ known frauds of every label written since the last call, whatever its ``source``
 idempotent and cheap when nothing changed. :func:`rebuild_keys` (``fraudwatch warehouse
 rebuild-keys``) rebuilds everything from ``transactions`` and ``labels``.
 
+To have the features' compiled kernels loaded before the first batch is scored, a run may
+call :func:`jobs.sweep.warm_up` in a thread while it ingests (``compute_features`` otherwise
+overlaps it with its own target query). Scoring chunks that carry ``event_time`` beside
+``transaction_id`` let the sweep find the target rows by time instead of joining every id.
+
 Deletions (``ingest --reingest``) are found by the counts and refresh the known frauds whole
 (one join of the fraud labels with ``transactions``); new rows only key themselves and the
 labels written since.
