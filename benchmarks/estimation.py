@@ -146,9 +146,11 @@ def report(name: str, out: dict[str, object]) -> None:
             vals = [v for v in got if v is not None]
             return f"{sum(vals) / len(vals):.3f}" if vals else "n/a"
 
+        split = [sum(1 for d in part if d.holds(m)) for part in (before, after)]
         print(
             f"{m:24s} interval held the realised figure on {held}/{compared} days "
-            f"({held / compared:.0%}); estimate before/after {shift}: {mean(before, False)} / "
+            f"({held / compared:.0%}; before {shift}: {split[0]}/{len(before)}, from it: "
+            f"{split[1]}/{len(after)}); estimate before/after: {mean(before, False)} / "
             f"{mean(after, False)}; realised: {mean(before, True)} / {mean(after, True)}"
         )
     print(f"training took {out['train_seconds']:.1f} s")
