@@ -76,7 +76,7 @@ compute_features(con, cfg, start=last - timedelta(minutes=1))
 con.close()
 t = time.perf_counter()
 summary = run_batch(cfg)
-print(json.dumps({"run_s": time.perf_counter() - t, "summary": summary.to_dict()}, default=str))
+print("FW_RESULT", json.dumps({"run_s": time.perf_counter() - t, "summary": summary.to_dict()}, default=str))
 """
 
 
@@ -182,7 +182,8 @@ def measure(
             )
             if code != 0:
                 raise RuntimeError(err.read_text()[-3000:])
-            got = json.loads(out.read_text().strip().splitlines()[-1])
+            lines = out.read_text().splitlines()  # the run may print too
+            got = json.loads(next(x for x in lines if x.startswith("FW_RESULT "))[10:])
             in_daemon["run_s"] = got["run_s"]
             in_daemon["stages"] = got["summary"]["counts"]["seconds"]
             shutil.rmtree(warm)
