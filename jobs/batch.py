@@ -22,6 +22,7 @@ aside or changed after ingestion, alerts given up on) ends ``needs_attention``.
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
     import_lightgbm()  # before jobs.scoring: start-up is a small run's cost
     from jobs.scoring import score_pending
 
+    # the feature sweep's compiled kernels load while ingest works (jobs.sweep.warm_up)
+    threading.Thread(target=_warm_up_features, name="fw-warm-up", daemon=True).start()
+
     if cfg.settings.engine.kind == "spark":  # issue 19: the data-parallel stages on Spark
         from jobs.spark.run import spark_stages
 
@@ -127,6 +131,15 @@ def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
                 t = time.perf_counter()
                 rec.counts["reports"] = _reports(con, cfg, reg, write_reports_with)
                 seconds["reports"] = round(time.perf_counter() - t, 3)
+
+
+def _warm_up_features() -> None:
+    try:
+        from jobs.sweep import warm_up
+
+        warm_up()
+    except Exception as exc:  # scoring loads them itself
+        logs.event(log, "feature kernels not warmed up", "debug", error=str(exc))
 
 
 def _reports(con: duckdb.DuckDBPyConnection, cfg: Config, reg: Any, write: Any) -> Any:
