@@ -139,16 +139,27 @@ def fraud_intervals_sql(labels: str = "labels") -> str:
     never overlap.
 
     This is THE label semantics of every feature (the fast query, the reference and the
-    sweep's ``known_frauds`` table, :mod:`jobs.keys`): a transaction is a known fraud from the
-    first report of a fraud label on, and a later label saying otherwise does not revoke it
-    (``revoked_at`` is always NULL today). A change of semantics (e.g. a later chargeback that
-    disagrees wins) is a change of this statement alone; then refresh ``known_frauds`` whole
-    (``UPDATE key_state SET labels = -1``, and the next :func:`jobs.keys.assign_keys` does).
+    sweep's ``known_frauds`` table, :mod:`jobs.keys`): at time ``t`` a transaction's label is
+    its latest label reported by ``t``, as training and the performance report read it. So
+    a transaction is a known fraud from the first fraud label on, until a later label says
+    otherwise (an analyst's "fraud" that a chargeback then contradicts, see
+    :mod:`jobs.dispositions`), and again from a later fraud label. Labels reported at the same
+    instant: the fraud one is taken as the later. A change of semantics is a change of this
+    statement alone; then refresh ``known_frauds`` whole (``UPDATE key_state SET labels =
+    -1``, and the next :func:`jobs.keys.assign_keys` does).
     """
-    return (
-        "SELECT transaction_id, min(reported_at) AS reported_at, NULL::TIMESTAMP AS revoked_at "
-        f"FROM {labels} WHERE is_fraud GROUP BY transaction_id"
+    return f"""SELECT transaction_id, reported_at, revoked_at FROM (
+    SELECT transaction_id, is_fraud, reported_at,
+           lead(reported_at) OVER (PARTITION BY transaction_id ORDER BY reported_at, is_fraud)
+           AS revoked_at
+    FROM (
+        SELECT transaction_id, is_fraud, reported_at,
+               lag(is_fraud) OVER (PARTITION BY transaction_id ORDER BY reported_at, is_fraud)
+               AS was_fraud
+        FROM {labels}
     )
+    WHERE was_fraud IS DISTINCT FROM is_fraud  -- the label changes here
+) WHERE is_fraud"""
 
 
 def merchant_fraud_ctes(f: Features, delay: int, hist: str) -> str:

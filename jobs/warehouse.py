@@ -241,9 +241,30 @@ FROM (SELECT count(*) AS n, max(ingested_at) AS through FROM transactions) t,
      (SELECT count(*) AS n, max(ingested_at) AS through FROM labels) l;
 """
 
+# v8: a later label that contradicts a fraud label ends it (jobs.features.fraud_intervals_sql:
+# the latest label reported by t is the label at t); the known frauds rewritten so (that
+# statement as it was then: a migration is a snapshot).
+SCHEMA_V8 = """
+DELETE FROM known_frauds;
+INSERT INTO known_frauds
+SELECT f.transaction_id, t.merchant_key, t.event_time, f.reported_at, f.revoked_at
+FROM (
+    SELECT transaction_id, reported_at, lead_at AS revoked_at FROM (
+        SELECT transaction_id, is_fraud, reported_at,
+               lead(reported_at) OVER (PARTITION BY transaction_id ORDER BY reported_at, is_fraud)
+               AS lead_at
+        FROM (SELECT transaction_id, is_fraud, reported_at,
+                     lag(is_fraud) OVER (PARTITION BY transaction_id
+                                         ORDER BY reported_at, is_fraud) AS was_fraud
+              FROM labels)
+        WHERE was_fraud IS DISTINCT FROM is_fraud
+    ) WHERE is_fraud
+) f LEFT JOIN transactions t USING (transaction_id);
+"""
+
 # Each entry brings the schema from version i to i + 1. Append, never edit.
 MIGRATIONS: list[str] = [
-    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

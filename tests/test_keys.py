@@ -130,7 +130,7 @@ def test_migration_backfills_a_warehouse_of_the_previous_schema(tmp_path: Path) 
     old.execute(
         "CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
     )
-    for version, step in enumerate(MIGRATIONS[:-1], start=1):  # the schema before the keys
+    for version, step in enumerate(MIGRATIONS[:6], start=1):  # the schema before the keys (v7)
         old.execute(step)
         old.execute("INSERT INTO schema_version VALUES (?, now())", [version])
     _add_tx(old, [("a", T0, "c1", "m1", 10.0), ("b", T0, "c2", "m2", 0.12345)])

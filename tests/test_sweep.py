@@ -304,3 +304,47 @@ def test_after_a_real_ingest_the_sweep_answers_and_equals_the_reference(
     assert isinstance(fast, pl.DataFrame)
     assert fast["merchant_fraud_rate_7d"].max() > 0  # type: ignore[operator]
     assert_same(fast, pl.from_arrow(reference_features(con, cfg, "late_days")))  # type: ignore[arg-type]
+
+
+def test_a_later_label_that_contradicts_a_fraud_ends_it_in_every_path(
+    write_config: Callable[..., Config],
+) -> None:
+    """An analyst confirms fraud, then a chargeback says legitimate: the merchant's risk counts
+    the fraud from the review until the chargeback, not after (the latest label by t wins, as
+    training and the performance report read labels); a third label saying fraud again
+    counts from its own time on. The sweep, the SQL path and the reference agree."""
+    cfg = write_config()  # label_delay_days = 7, merchant windows 1, 7, 30 days
+    con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
+    fraud_at = BASE + timedelta(hours=12)
+    _insert(con, [("f", fraud_at, "c-f", "m", 10.0), ("g", fraud_at, "c-g", "m", 10.0)])
+    review, chargeback, again = (BASE + timedelta(days=d) for d in (9, 11, 13))
+    _label(con, "f", True, review)  # the analyst's decision
+    _label(con, "f", False, chargeback)  # the chargeback disagrees: it wins from then on
+    _label(con, "f", True, again)  # and a later fraud label counts again
+    # later transactions at the same merchant, each on its own card
+    probes = {"before": 8.5, "reviewed": 10, "overturned": 12, "again": 14}
+    _insert(
+        con,
+        [(p, BASE + timedelta(days=d), f"c-{p}", "m", 1.0) for p, d in probes.items()],
+    )
+    with transaction(con):
+        assign_keys(con)
+    con.execute(
+        "CREATE TEMP TABLE probes AS SELECT unnest(?::VARCHAR[]) AS transaction_id", [list(probes)]
+    )
+    swept = swept_features(con, cfg, ids_table="probes")
+    assert swept is not None
+    plain = pl.from_arrow(reference_features(con, cfg, "probes"))
+    assert isinstance(plain, pl.DataFrame)
+    fast = pl.from_arrow(swept)
+    assert isinstance(fast, pl.DataFrame)
+    assert_same(fast, plain)
+    _insert(con, [("elsewhere", BASE, "c-z", "m-z", 1.0)])  # written without keys
+    assert not keys_current(con)  # so the SQL path answers now
+    by_sql = pl.from_arrow(compute_features(con, cfg, ids_table="probes"))
+    assert isinstance(by_sql, pl.DataFrame)
+    assert_same(by_sql, plain)
+    rate = dict(zip(plain["transaction_id"], plain["merchant_fraud_rate_30d"], strict=True))
+    # two transactions of the merchant 7+ days before each probe; "f" is one of them
+    assert rate == {"before": 0.0, "reviewed": 0.5, "overturned": 0.0, "again": 0.5}
+    con.close()
