@@ -268,7 +268,7 @@ def requeue_failed(con: duckdb.DuckDBPyConnection, channel: str | None = None) -
         [channel, channel],
     ).fetchall()
     if rows:
-        logs.event(log, "failed alerts re-queued", 20, n=len(rows), channel=channel)
+        logs.event(log, "failed alerts re-queued", "info", n=len(rows), channel=channel)
     return len(rows)
 
 
@@ -306,7 +306,7 @@ def deliver(cfg: Config, session: Session) -> DeliveryResult:
         except ConfigError as exc:
             res.error = str(exc)
             res.pending = rows.height
-            logs.event(log, "channel not configured", 40, channel=name, error=str(exc))
+            logs.event(log, "channel not configured", "error", channel=name, error=str(exc))
             continue
         digest = build_digest(
             cfg,

@@ -81,7 +81,7 @@ def swept_features(
     if done is None:
         return None
     table, stats = done
-    logs.event(log, "features by the sweep", 10, rows=table.num_rows, **stats.to_dict())
+    logs.event(log, "features by the sweep", "debug", rows=table.num_rows, **stats.to_dict())
     return table
 
 
@@ -118,7 +118,7 @@ def swept_with_stats(
         try:
             warm_up()
         except Exception as exc:  # the sweep itself will say what is wrong
-            logs.event(log, "feature sweep kernels not loaded", 30, error=str(exc))
+            logs.event(log, "feature sweep kernels not loaded", "warning", error=str(exc))
 
     kernels = threading.Thread(target=load_kernels, name="fw-sweep-warm-up", daemon=True)
     kernels.start()
