@@ -30,7 +30,14 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
+    """No room on the disk: the OS said so, or DuckDB could not spill to its temp folder
+    ("failed to offload data block": its Out of Memory error when the spill file cannot grow)."""
+    text = str(exc)
+    return (
+        getattr(exc, "errno", None) == errno.ENOSPC
+        or "No space left on device" in text
+        or "failed to offload data block" in text
+    )
 
 
 def disk_full(where: Path) -> FraudwatchError:

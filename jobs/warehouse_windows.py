@@ -114,8 +114,11 @@ class Windows:
     def __enter__(self) -> Windows:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, value: BaseException | None, tb: object) -> None:
         self.close()
+        # the stage's own work (staging files, the backlog) spills beside the warehouse too
+        if isinstance(value, duckdb.Error | OSError) and is_disk_full(value):
+            raise disk_full(self.path) from None
 
     def close(self) -> None:
         self._detach()
