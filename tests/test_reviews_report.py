@@ -17,6 +17,7 @@ from jobs.batch import run_batch
 from jobs.cli import cli
 from jobs.config import Config, load_config
 from tests.conftest import World
+from tests.test_slack import FakeSlack, slack  # noqa: F401 (the local Slack server fixture)
 
 
 def _config(world: World, max_age_days: int = 2) -> Config:
@@ -81,6 +82,40 @@ def test_digest_shows_yesterdays_confirmed_rate(world: World) -> None:
     ) in text
     html = next(p for p in msg.walk() if p.get_content_type() == "text/html")
     assert "confirmed rate 67% of those decided" in str(html.get_payload(decode=True))
+
+
+def test_slack_digest_shows_yesterdays_reviews(world: World, slack: type[FakeSlack]) -> None:  # noqa: F811
+    """The Slack digest carries the same line on yesterday's reviews as the email."""
+    cfg = _config(world)
+    text = cfg.path.read_text().replace('channels = ["file"]', 'channels = ["file", "slack"]')
+    cfg.path.write_text(text + '\n[alerts.slack]\nwebhook_url_env = "FW_TEST_SLACK_URL"\n')
+    cfg = load_config(cfg.path)
+    run_batch(cfg, reports=False)
+    [(day,)] = _query(cfg, "SELECT max(alert_day) FROM alerts")
+    alerts = _query(
+        cfg,
+        "SELECT transaction_id, any_value(event_time) FROM alerts WHERE alert_day = ? "
+        "GROUP BY 1 ORDER BY 1",
+        [day],
+    )
+    for (tid, t), verdict in zip(alerts, ["--fraud", "--legit"], strict=False):
+        _review(cfg, tid, verdict, t + timedelta(hours=2))
+    slack.received.clear()
+    world.land_days(day + timedelta(days=1))
+    run_batch(cfg, reports=False)
+    assert slack.received, "the new day's digest went to Slack"
+    contexts = [
+        e["text"]
+        for m in slack.received
+        for b in m["blocks"]
+        if b["type"] == "context"
+        for e in b["elements"]
+    ]
+    line = (
+        f"Yesterday ({day}): {len(alerts)} alert(s), 1 confirmed as fraud, 1 cleared, "
+        f"{len(alerts) - 2} pending review; confirmed rate 50% of those decided"
+    )
+    assert all(line in c for c in contexts), contexts
 
 
 def _cells(html: str, table: str) -> list[list[str]]:

@@ -57,6 +57,10 @@ def messages(digest: Digest) -> list[tuple[list[str], list[dict[str, Any]], str]
         days += " · UNDELIVERED (given up, `fraudwatch alerts retry --failed`): " + ", ".join(
             f"{c} {n}" for c, n in digest.undelivered
         )
+    if digest.yesterday_line:  # what analysts decided about yesterday's alerts
+        days += " · " + digest.yesterday_line
+    if digest.estimate_alarm:  # first: it is what the reader must not miss
+        days = f"ALARM: {digest.estimate_alarm} · {days}"
     for n, chunk in enumerate(chunks, 1):
         header = clip(f"{digest.subject} ({n}/{len(chunks)})", 150)
         blocks: list[dict[str, Any]] = [
