@@ -282,7 +282,7 @@ def deliver(cfg: Config, session: Session) -> DeliveryResult:
 
     a = cfg.settings.alerts
     result = DeliveryResult(max_attempts=a.max_attempts)
-    alarm = estimate_alarm(cfg)
+    alarm = estimate_alarm(cfg.reports_dir)
     with session() as con:
         pending = {
             r[0]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -164,13 +165,13 @@ def item_dict(item: DigestItem) -> dict[str, Any]:
     return dict(item.__dict__)
 
 
-def estimate_alarm(cfg: Config) -> str | None:
+def estimate_alarm(reports_dir: Path) -> str | None:
     """The alarm of the latest performance report (an estimated drop beyond
     ``[estimation] max_drop``), read from the reports index: digests repeat it."""
     from reports.index import latest_entry
 
     try:
-        entry = latest_entry(cfg.reports_dir, "performance")
+        entry = latest_entry(reports_dir, "performance")
     except (OSError, ValueError, TypeError):  # an unreadable index never stops a digest
         return None
     if entry is None or entry.status != "bad" or not entry.summary.startswith("Alarm: "):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,7 +38,7 @@ import duckdb
 
 from jobs import logs
 from jobs.alert_reviews import LABEL_SOURCE, LATEST
-from jobs.config import Config
+from jobs.config import Config, Dispositions
 from jobs.errors import ConfigError, FraudwatchError, InputFileError
 from jobs.ingest_load import set_aside
 from jobs.ingest_read import drop_staged, stage
@@ -112,8 +113,9 @@ def ingest_dispositions(con: duckdb.DuckDBPyConnection, cfg: Config) -> list[Fil
     return out
 
 
-def _mapping(cfg: Config, have: list[str], path: Path) -> tuple[dict[str, str], str | None]:
-    dc = cfg.settings.source.disposition_columns
+def _mapping(
+    dc: Mapping[Any, str], have: list[str], path: Path
+) -> tuple[dict[str, str], str | None]:
     mapping = {c: dc.get(c, c) for c in COLUMNS}  # type: ignore[call-overload]
     for canonical, source in mapping.items():
         if source not in have:
@@ -140,7 +142,7 @@ def _values_sql(values: list[str]) -> str:
 def _check(con: duckdb.DuckDBPyConnection, cfg: Config, f: Landing, types: dict[str, str]) -> None:
     """``fw_checked``: the file's rows typed, each with its problem (``reason``, ``field``,
     ``detail``; ``_same`` for a row of a changed file that is already stored)."""
-    m, note = _mapping(cfg, list(types), f.path)
+    m, note = _mapping(cfg.settings.source.disposition_columns, list(types), f.path)
     d = cfg.settings.dispositions
     s = cfg.settings.source
     horizon = utcnow() + timedelta(hours=s.future_tolerance_hours)
@@ -327,7 +329,7 @@ def _record(
 # -- one decision from the command line --------------------------------------------------------
 def record_review(
     con: duckdb.DuckDBPyConnection,
-    cfg: Config,
+    d: Dispositions,
     transaction_id: str,
     disposition: str,
     analyst: str,
@@ -336,7 +338,6 @@ def record_review(
     note: str | None = None,
 ) -> Review:
     """Record one analyst's decision (``alerts review``) and its label, in one transaction."""
-    d = cfg.settings.dispositions
     tid = transaction_id.strip()
     value = disposition.strip().lower()
     try:

@@ -61,7 +61,7 @@ def reference_feature_sql(cfg: Config) -> str:
         f"AS mdc_{w}"
         for w in f.merchant_windows_days
     )
-    extra_cols = extra_feature_columns(cfg)
+    extra_cols = extra_feature_columns(cfg.extra_columns())
     ordered = ", ".join(quote_ident(n) for n in spec.names if n != "amount")
     return f"""
 WITH everything AS (

@@ -106,7 +106,7 @@ def swept_with_stats(
         [
             "x.transaction_id, x.event_time, x.card_id, x.merchant_id, x.amount",
             time_of_day_columns(f),
-            *extra_feature_columns(cfg),
+            *extra_feature_columns(cfg.extra_columns()),
             "x.card_key AS fw_card_key, x.merchant_key AS fw_merchant_key, "
             "epoch_us(x.event_time) AS fw_us",
         ]

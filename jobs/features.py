@@ -27,7 +27,7 @@ Card and merchant ids are keys, never model inputs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -190,11 +190,11 @@ merchant_frauds AS (
 ),"""
 
 
-def extra_feature_columns(cfg: Config) -> list[str]:
+def extra_feature_columns(extra: Mapping[str, str]) -> list[str]:
     """The config's extra columns from the target rows ``x``, typed as the model takes them."""
     return [
         f"x.{quote_ident(n)}::{'DOUBLE' if k == 'numeric' else 'VARCHAR'} AS {quote_ident(n)}"
-        for n, k in cfg.extra_columns().items()
+        for n, k in extra.items()
     ]
 
 
@@ -346,7 +346,7 @@ def feature_sql(
         or "SELECT NULL::VARCHAR AS merchant_id, NULL::TIMESTAMP AS event_time WHERE false"
     )
     extra = cfg.extra_columns()
-    extra_cols = extra_feature_columns(cfg)
+    extra_cols = extra_feature_columns(cfg.extra_columns())
     ordered = ", ".join(quote_ident(n) for n in spec.names if n != "amount")
     extra_select = "".join(f", t.{quote_ident(n)}" for n in extra)
     return f"""

@@ -44,8 +44,8 @@ def performance_window(
     )
 
 
-def _roles(cfg: Config, reg: Registry) -> list[tuple[str, str, list[Any]]]:
-    challenger = reg.get_alias(cfg.settings.model.name, "challenger")
+def _roles(reg: Registry, name: str) -> list[tuple[str, str, list[Any]]]:
+    challenger = reg.get_alias(name, "challenger")
     roles: list[tuple[str, str, list[Any]]] = [("champion", "s.role = 'champion'", [])]
     if challenger is not None:
         roles.append(
@@ -77,7 +77,7 @@ def performance_inputs(
     return fingerprint(
         {
             "window": [window.start, window.end],
-            "roles": _roles(cfg, reg),
+            "roles": _roles(reg, cfg.settings.model.name),
             "labels": [as_of, labels],
             "reviews": reviews,
             "policy": [s.alerts.threshold, s.alerts.daily_budget, s.reports.currency],
@@ -100,7 +100,7 @@ def performance_report(
     window = performance_window(con, cfg, start, end)
     as_of = labels_as_of(con)
     results = []
-    for role, where, params in _roles(cfg, reg):
+    for role, where, params in _roles(reg, cfg.settings.model.name):
         agg = aggregates(
             con,
             model_name=s.model.name,
@@ -149,7 +149,7 @@ def delivery_backlog(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 def reviews_section(
-    con: duckdb.DuckDBPyConnection, cfg: Config, window: Window
+    con: duckdb.DuckDBPyConnection, label_delay_days: int, window: Window
 ) -> tuple[list[ReviewDay], Overturned]:
     """Alert days from the window's start to the data clock's: the analysts' decisions, and
     the chargebacks' verdict on the days whose labels matured; how often chargebacks
@@ -158,9 +158,7 @@ def reviews_section(
     from jobs.performance_data import review_days
 
     clock = data_clock(con)
-    matured = datetime.combine(
-        (clock - timedelta(days=cfg.settings.source.label_delay_days)).date(), time()
-    )
+    matured = datetime.combine((clock - timedelta(days=label_delay_days)).date(), time())
     end = datetime.combine(clock.date(), time()) + timedelta(days=1)
     days = review_days(con, window.start, end, matured, labels_as_of(con))
     return days, overturned(con, window.start, end)
@@ -215,7 +213,7 @@ def write_performance(
 
     results, window = performance_report(con, cfg, reg, **kw)
     undelivered = delivery_backlog(con)
-    reviews, overturns = reviews_section(con, cfg, window)
+    reviews, overturns = reviews_section(con, cfg.settings.source.label_delay_days, window)
     estimation = estimation_section(con, cfg, reg, window)
     meta = {
         "window": window.label(),

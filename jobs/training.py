@@ -31,7 +31,7 @@ import pyarrow as pa
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from jobs import logs
-from jobs.config import Config
+from jobs.config import Config, Promotion
 from jobs.errors import NotEnoughData
 from jobs.features import FEATURE_VERSION, compute_features, feature_spec, iter_feature_days
 from jobs.model_inputs import build_vocab, encode, medians
@@ -201,16 +201,16 @@ def fingerprint(frame: pl.DataFrame, names: tuple[str, ...]) -> str:
 STOPPING_METRICS = {"average_precision": "average_precision", "roc_auc": "auc"}
 
 
-def stopping_metric(cfg: Config) -> str:
+def stopping_metric(promotion: Promotion) -> str:
     """The metric early stopping watches: the gate's primary metric where LightGBM has it
     (average precision otherwise). One metric: with several, LightGBM stops when any stalls."""
-    return STOPPING_METRICS.get(cfg.settings.promotion.primary_metric, "average_precision")
+    return STOPPING_METRICS.get(promotion.primary_metric, "average_precision")
 
 
 def lightgbm_params(cfg: Config, scale_pos_weight: float) -> dict[str, Any]:
     params = dict(DEFAULT_PARAMS)
     params["learning_rate"] = cfg.settings.model.learning_rate
-    params["metric"] = stopping_metric(cfg)
+    params["metric"] = stopping_metric(cfg.settings.promotion)
     params["seed"] = cfg.settings.training.seed
     params["scale_pos_weight"] = scale_pos_weight
     params.update(cfg.settings.model.params)

@@ -178,7 +178,7 @@ def review(
     value = {"fraud": d.fraud[0], "legit": d.legitimate[0]}.get(chosen[0], chosen[0])
     with configured_warehouse(cfg) as con:
         rec = record_review(
-            con, cfg, transaction_id, value, actor(cfg), reviewed_at=reviewed_at, note=note
+            con, d, transaction_id, value, actor(cfg), reviewed_at=reviewed_at, note=note
         )
     if as_json:
         echo_json(rec.to_dict())

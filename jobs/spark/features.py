@@ -28,7 +28,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.config import Config
+from jobs.config import Config, Features
 from jobs.features import feature_spec
 
 if TYPE_CHECKING:
@@ -43,10 +43,9 @@ def _us(col: str) -> Column:
     return F.unix_micros(F.col(col).cast("timestamp"))
 
 
-def _time_of_day(cfg: Config) -> list[Column]:
+def _time_of_day(f: Features) -> list[Column]:
     from pyspark.sql import functions as F
 
-    f = cfg.settings.features
     hour = F.hour("event_time")
     start, end = int(f.night_start_hour), int(f.night_end_hour)
     night = (hour >= start) | (hour < end) if start > end else (hour >= start) & (hour < end)
@@ -189,7 +188,7 @@ def spark_features(
         target.join(card, "transaction_id")
         .join(merchant, "transaction_id")
         .join(frauds, "transaction_id", "left")
-        .select("*", *_time_of_day(cfg), *rates)
+        .select("*", *_time_of_day(cfg.settings.features), *rates)
     )
     out = out.select(*[c for c in out.columns if c not in extras], *typed_extras)
     return out.select(*keys, *[n for n in spec.names if n != "amount"])

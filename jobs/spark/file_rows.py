@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from jobs.config import Config, Settings
+from jobs.config import Config, Settings, Source
 from jobs.errors import InputFileError
 from jobs.ingest_checks import check_labels, typed_transactions
 from jobs.ingest_read import stage
@@ -40,8 +40,7 @@ PROBLEM_FIELDS = [
 ]
 
 
-def transaction_fields(cfg: Config) -> list[tuple[str, pa.DataType]]:
-    s = cfg.settings.source
+def transaction_fields(s: Source) -> list[tuple[str, pa.DataType]]:
     fields = [
         ("__file", pa.int32()),
         ("__row", pa.int64()),
@@ -151,7 +150,7 @@ def file_rows(
 
     def rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         cfg = Config(Settings.model_validate_json(settings_json), Path(config_path))
-        fields = transaction_fields(cfg) if feed == "transactions" else LABEL_FIELDS
+        fields = transaction_fields(cfg.settings.source) if feed == "transactions" else LABEL_FIELDS
         schema = pa.schema(fields)
         memory = cfg.settings.warehouse.ingest_limit()
         for batch in batches:

@@ -63,7 +63,7 @@ def _checked(spark: SparkSession, cfg: Config, feed: str, files: list[Landing]) 
     paths = spark.createDataFrame(
         [(i, str(f.path)) for i, f in enumerate(files)], "file int, path string"
     ).repartition(max(1, len(files)), "file")
-    fields = transaction_fields(cfg) if feed == "transactions" else LABEL_FIELDS
+    fields = transaction_fields(cfg.settings.source) if feed == "transactions" else LABEL_FIELDS
     fn = file_rows(cfg.settings.model_dump_json(), str(cfg.path), feed)
     return paths.mapInArrow(fn, spark_schema(fields))  # type: ignore[arg-type]
 
@@ -158,9 +158,9 @@ def _stage_feed(cfg: Config, commit: Commit, f: _Feed, stamp: Any) -> DataFrame:
         F.lit(stamp).cast("timestamp_ntz").alias("quarantined_at"),
     )
     quarantined.write.mode("append").partitionBy("feed").parquet(str(commit.staging("quarantine")))
-    label_cols = [n for n, _ in columns(cfg, "labels")]
+    label_cols = [n for n, _ in columns(cfg.settings.source, "labels")]
     if f.feed == "transactions":
-        tx_cols = [n for n, _ in columns(cfg, "transactions")]
+        tx_cols = [n for n, _ in columns(cfg.settings.source, "transactions")]
         good = rows.filter(ok).select(
             "*",
             src.alias("source_file"),

@@ -166,11 +166,10 @@ def _models(cfg: Config, reg: Registry, result: SparkScoreResult) -> list[Loaded
     return models
 
 
-def unscored(cfg: Config, transactions: DataFrame, scores: DataFrame, champion: int) -> DataFrame:
+def unscored(name: str, transactions: DataFrame, scores: DataFrame, champion: int) -> DataFrame:
     """The ids no champion has scored, nor this champion in shadow."""
     from pyspark.sql import functions as F
 
-    name = cfg.settings.model.name
     done = scores.filter(
         (F.col("model_name") == name)
         & ((F.col("role") == "champion") | (F.col("model_version") == champion))
@@ -193,7 +192,7 @@ def spark_score(spark: SparkSession, cfg: Config, reg: Registry, run_id: str) ->
         recover(cfg)
         tx, labels = read_table(spark, cfg, "transactions"), read_table(spark, cfg, "labels")
         scores = read_table(spark, cfg, "scores")
-        todo = unscored(cfg, tx, scores, models[0].version)
+        todo = unscored(cfg.settings.model.name, tx, scores, models[0].version)
         feats = spark_features(cfg, tx, labels, todo).persist(StorageLevel.MEMORY_AND_DISK)
         fn = score_batches(shipped, inference_policy(cfg), cfg.settings.scoring.num_threads)
         new = feats.mapInArrow(fn, SCORE_SCHEMA)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from jobs.config import Config
+from jobs.config import Config, Source
 from jobs.ingest_sql import lit, q
 
 # the table -> its partition column: a column of its own, or (DERIVED) a day of one, which
@@ -106,12 +106,11 @@ BASE_COLUMNS = {
 }
 
 
-def columns(cfg: Config, table: str) -> list[tuple[str, str]]:
+def columns(s: Source, table: str) -> list[tuple[str, str]]:
     """The table's columns and Spark types in the DuckDB warehouse's order, then a derived
     partition column (transactions carry the config's extra columns)."""
     cols = list(BASE_COLUMNS[table])
     if table == "transactions":
-        s = cfg.settings.source
         cols += [(n, "double") for n in s.numeric_columns]
         cols += [(n, "string") for n in s.categorical_columns]
     part = PARTITIONS[table]
@@ -120,7 +119,7 @@ def columns(cfg: Config, table: str) -> list[tuple[str, str]]:
 
 def ddl(cfg: Config, table: str) -> str:
     """The table's schema as Spark DDL (``transaction_id string, ...``)."""
-    return ", ".join(f"`{n}` {t}" for n, t in columns(cfg, table))
+    return ", ".join(f"`{n}` {t}" for n, t in columns(cfg.settings.source, table))
 
 
 def table_path(cfg: Config, table: str) -> Path:
@@ -219,7 +218,7 @@ def recover(cfg: Config) -> list[str]:
 def parquet_scan(cfg: Config, table: str) -> str:
     """A DuckDB subquery over the table's files with its columns, the partition column
     dropped; an empty table reads as no rows of the right types."""
-    cols = [(n, t) for n, t in columns(cfg, table) if n not in DERIVED]
+    cols = [(n, t) for n, t in columns(cfg.settings.source, table) if n not in DERIVED]
     duck = {
         "string": "VARCHAR",
         "timestamp_ntz": "TIMESTAMP",

@@ -59,7 +59,7 @@ class Sampling:
         }
 
 
-def labelled(cfg: Config, feats: DataFrame, labels: DataFrame, window: TrainingWindow) -> Any:
+def labelled(feats: DataFrame, labels: DataFrame, window: TrainingWindow) -> Any:
     """Features with ``is_fraud``: the latest label reported by the cutoff, else legit."""
     from pyspark.sql import functions as F
 
@@ -88,7 +88,7 @@ def spark_training_set(
     feats = spark_features(
         cfg, transactions, labels, window_ids(transactions, window.start, window.end)
     )
-    full = labelled(cfg, feats, labels, window).persist(StorageLevel.MEMORY_AND_DISK)
+    full = labelled(feats, labels, window).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = full.agg(F.count("*"), F.count(F.when(F.col("is_fraud"), 1))).first()
         n, frauds = (int(counts[0]), int(counts[1])) if counts else (0, 0)
