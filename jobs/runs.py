@@ -145,7 +145,9 @@ def recorded_run(
                 with configured_warehouse(cfg) as con:
                     finish_run(con, rec)
             except Exception as again:  # e.g. the disk is still full: the first error matters
-                logs.event(log, "run ledger not updated", "error", run_id=rec.run_id, error=str(again))
+                logs.event(
+                    log, "run ledger not updated", "error", run_id=rec.run_id, error=str(again)
+                )
             raise
         rec.succeed()
         with configured_warehouse(cfg) as con:
