@@ -33,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 
 from jobs import logs
-from jobs.config import Config
+from jobs.config import Alerts, Config
 from jobs.errors import ConfigError
 from jobs.runs import utcnow
 
@@ -104,7 +104,7 @@ class DeliveryResult:
 
 def create_alerts(
     con: duckdb.DuckDBPyConnection,
-    cfg: Config,
+    a: Alerts,
     candidates: pl.DataFrame,
     run_id: str,
     explain: Callable[[list[str]], Sequence[str]] | None = None,
@@ -115,7 +115,6 @@ def create_alerts(
     alerts and returns their ``reasons`` (JSON), which replace the candidates' own: the
     reasons are costly to compute, and the budget lets few candidates through.
     """
-    a = cfg.settings.alerts
     frame = candidates.select(CANDIDATE_COLUMNS).filter(pl.col("score") >= a.threshold)
     con.register("fw_candidates", frame.to_arrow())
     try:
@@ -341,7 +340,7 @@ def deliver(cfg: Config, session: Session) -> DeliveryResult:
         logs.event(
             log,
             "digest delivered" if not res.error else "digest not (fully) delivered",
-            20 if not res.error else (40 if res.newly_failed else 30),
+            "info" if not res.error else ("error" if res.newly_failed else "warning"),
             channel=name,
             sent=res.sent,
             pending=res.pending,

@@ -67,7 +67,7 @@ def run_policy(cfg: Config) -> dict[str, Any]:
 
     a = cfg.settings.alerts
     return {
-        "inference": inference_policy(cfg).to_dict(),
+        "inference": inference_policy(cfg.settings.scoring).to_dict(),
         "alerts": {
             "threshold": a.threshold,
             "daily_budget": a.daily_budget,
@@ -127,7 +127,7 @@ def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
         from jobs.reporting import reports_due, write_reports_with
 
         with _for_reports(cfg) as con:
-            if reports_due(con, cfg):
+            if reports_due(con, cfg.settings.reports.cadence):
                 t = time.perf_counter()
                 rec.counts["reports"] = _reports(con, cfg, reg, write_reports_with)
                 seconds["reports"] = round(time.perf_counter() - t, 3)

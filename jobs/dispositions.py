@@ -103,7 +103,7 @@ def ingest_dispositions(con: duckdb.DuckDBPyConnection, cfg: Config) -> list[Fil
     that cannot be read is set aside and the others go on."""
     out: list[FileResult] = []
     for path in find_files(cfg).ready:
-        got = look_up(con, cfg, path, FEED)
+        got = look_up(con, cfg.root, path, FEED)
         out.append(got if isinstance(got, FileResult) else _ingest_file(con, cfg, got))
     # chargebacks just ingested may be reported before a decision's review: they win
     if con.execute("SELECT count(*) FROM labels WHERE source = ?", [LABEL_SOURCE]).fetchall()[0][0]:

@@ -56,7 +56,7 @@ from typing import Any
 import duckdb
 
 from jobs import logs
-from jobs.config import Config
+from jobs.config import Config, Warehouse
 from jobs.dispositions import ingest_dispositions
 from jobs.errors import InputFileError
 from jobs.ingest_checks import check_labels, check_transactions, clean_group, typed_transactions
@@ -106,11 +106,10 @@ class _Staged:
 
 
 @contextmanager
-def _memory_limit(con: duckdb.DuckDBPyConnection, cfg: Config) -> Iterator[None]:
+def _memory_limit(con: duckdb.DuckDBPyConnection, w: Warehouse) -> Iterator[None]:
     """DuckDB's memory cap at ``[warehouse] ingest_memory_limit`` for the block, then back
     at ``memory_limit``. Ingest streams: past the cap DuckDB spills to disk instead of
     caching, so its memory stays flat however much is landed (``benchmarks/ingest.py``)."""
-    w = cfg.settings.warehouse
     con.execute(f"SET memory_limit = {lit(w.ingest_limit())}")  # validated by config
     try:
         yield
@@ -128,7 +127,7 @@ def _unreadable(f: Landing, exc: duckdb.Error) -> InputFileError:
 def _stage(con: duckdb.DuckDBPyConnection, cfg: Config, f: Landing, view: str) -> _Staged:
     types = stage(con, f.path, cfg.settings.source, view)
     try:
-        typed, problem = typed_transactions(cfg, f.path, types, view)
+        typed, problem = typed_transactions(cfg.settings.source, f.path, types, view)
     except InputFileError:
         drop_staged(con, view)
         raise
@@ -151,7 +150,7 @@ def _group_rows(con: duckdb.DuckDBPyConnection, cfg: Config, group: list[_Staged
             f"{parquet_rows(paths, '__fw_file')}"
         )
         typed, problem = typed_transactions(
-            cfg, first.landing.path, first.types, "fw_raw_group", keep="__fw_file"
+            cfg.settings.source, first.landing.path, first.types, "fw_raw_group", keep="__fw_file"
         )
         index = " ".join(f"WHEN {lit(str(p))} THEN {i}" for i, p in enumerate(paths))
         return (
@@ -180,7 +179,7 @@ def _load_clean(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult
     if counts is None:
         return None
     with a.writing("ingest a group of files") as con, transaction(con):
-        labels = load_transactions(con, cfg, CLEAN, [s.landing.name for s in group])
+        labels = load_transactions(con, cfg.settings.source, CLEAN, [s.landing.name for s in group])
         done = [
             record(con, s.landing, "transactions", n, n, k)
             for s, n, k in zip(group, counts, labels, strict=True)
@@ -197,7 +196,7 @@ def _load_checked(a: Access, cfg: Config, s: _Staged) -> FileResult:
             check_transactions(con, s.typed, s.problem)
         with a.writing("ingest a file with bad rows") as con, transaction(con):
             good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
-            [labels] = load_transactions(con, cfg, good, [s.landing.name])
+            [labels] = load_transactions(con, cfg.settings.source, good, [s.landing.name])
             res = quarantine_and_record(con, s.landing, "transactions", s.types, s.view, labels)
             _keyed(con)
             return res
@@ -249,7 +248,7 @@ def _revise(a: Access, cfg: Config, s: _Staged, *, replace: bool) -> FileResult:
         for table in _TEMP:
             a.con.execute(f"DROP TABLE IF EXISTS temp.{table}")
         drop_staged(a.con, s.view)
-    logs.event(log, f"landing file {res.status}", 30, **res.to_dict())
+    logs.event(log, f"landing file {res.status}", "warning", **res.to_dict())
     return res
 
 
@@ -262,7 +261,7 @@ def _ingest_labels(a: Access, cfg: Config, f: Landing, *, replace: bool = False)
                 _keyed(con)
         else:
             with a.reading() as con:
-                check_labels(con, cfg, f.path, types)
+                check_labels(con, cfg.settings.source, f.path, types)
             with a.writing("ingest a labels file") as con, transaction(con):
                 load_labels(con, Path(f.name))
                 res = quarantine_and_record(con, f, "labels", types, "fw_raw", 0)
@@ -296,7 +295,7 @@ def _transactions(
             group.clear()
 
     with a.reading() as con:  # what the ledger knows of each (only this job writes it)
-        found = [look_up(con, cfg, path, "transactions") for path in files]
+        found = [look_up(con, cfg.root, path, "transactions") for path in files]
     for got in found:
         if isinstance(got, FileResult):
             result.files.append(got)
@@ -331,7 +330,7 @@ def reingest(
     out = []
     for path in paths:
         with a.reading() as rcon:
-            f, feed = landing_for(rcon, cfg, path)
+            f, feed = landing_for(rcon, cfg.root, path)
         if feed == "labels":
             out.append(_ingest_labels(a, cfg, f, replace=True))
         else:
@@ -352,12 +351,12 @@ def ingest(
     transactions, labels = find(cfg, "transactions"), find(cfg, "labels")
     result.waiting = [str(p) for p in transactions.waiting + labels.waiting]
     total = len(transactions.ready) + len(labels.ready) + len(reingest_paths)
-    with _memory_limit(a.con, cfg), logs.progress("ingest", total) as bar:
+    with _memory_limit(a.con, cfg.settings.warehouse), logs.progress("ingest", total) as bar:
         result.files.extend(reingest(a, cfg, reingest_paths))
         bar.update(len(reingest_paths))
         _transactions(a, cfg, transactions.ready, result, bar)
         with a.reading() as rcon:
-            found = [look_up(rcon, cfg, path, "labels") for path in labels.ready]
+            found = [look_up(rcon, cfg.root, path, "labels") for path in labels.ready]
         for got in found:
             result.files.append(got if isinstance(got, FileResult) else _ingest_labels(a, cfg, got))
             bar.update(1)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from jobs.config import CANONICAL, Config
+from jobs.config import CANONICAL, Source
 from jobs.errors import InputFileError
 from jobs.ingest_sql import boolean, num, present, q, split_problem, text, ts
 from jobs.runs import utcnow
@@ -32,12 +32,11 @@ def require(path: Path, have: list[str], mapping: dict[str, str]) -> None:
 
 
 def typed_transactions(
-    cfg: Config, path: Path, types: dict[str, str], view: str = "fw_raw", keep: str = ""
+    s: Source, path: Path, types: dict[str, str], view: str = "fw_raw", keep: str = ""
 ) -> tuple[str, str]:
     """The file's rows typed and mapped (a SELECT over the temp view ``view``, with its
     column ``keep`` as it is, if given), and the CASE that names a row's problem (NULL
     for a good row)."""
-    s = cfg.settings.source
     m = s.columns
     mapping = {c: getattr(m, c) for c in REQUIRED}
     if m.label:
@@ -153,9 +152,9 @@ def check_transactions(con: duckdb.DuckDBPyConnection, typed: str, problem: str)
 
 
 def check_labels(
-    con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, types: dict[str, str]
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, types: dict[str, str]
 ) -> None:
-    lc = cfg.settings.source.label_columns
+    lc = source.label_columns
     mapping = {k: lc.get(k, k) for k in ("transaction_id", "is_fraud", "reported_at")}  # type: ignore[call-overload]
     require(path, list(types), mapping)
     checks = ["WHEN __malformed IS NOT NULL THEN __malformed"]

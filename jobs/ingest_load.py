@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from jobs import logs
-from jobs.config import Config
+from jobs.config import Source
 from jobs.errors import InputFileError
 from jobs.ingest_checks import REQUIRED
 from jobs.ingest_sql import lit, q, quarantine_insert
@@ -25,12 +25,11 @@ log = logs.get("ingest")
 
 
 def load_transactions(
-    con: duckdb.DuckDBPyConnection, cfg: Config, rows: str, names: list[str]
+    con: duckdb.DuckDBPyConnection, s: Source, rows: str, names: list[str]
 ) -> list[int]:
     """Insert good rows and their inline labels, one statement each: ``rows`` yields only
     good rows, each with ``__file``, its file's index in ``names`` (as recorded). Returns
     the inline labels loaded per file."""
-    s = cfg.settings.source
     extras = [*s.numeric_columns, *s.categorical_columns]
     cols = ", ".join([*REQUIRED, *(q(e) for e in extras)])
     source = "[" + ", ".join(lit(n) for n in names) + "][__file + 1]"
@@ -96,7 +95,7 @@ def set_aside(
     of an ingested file, a note on its ledger row (the earlier version's rows stay)."""
     why = str(exc).removeprefix(f"{exc.path}: ")
     if not f.path.exists():  # moved away while it was being read: nothing to set aside
-        logs.event(log, "landing file vanished while read", 30, path=f.name, why=why)
+        logs.event(log, "landing file vanished while read", "warning", path=f.name, why=why)
         return FileResult(f.name, feed, "vanished")
     if f.changed:
         note = f"a new version (sha256 {f.digest[:12]}…) cannot be read: {why}"
@@ -113,7 +112,7 @@ def set_aside(
              f.prior.sha256 if f.prior else None],
         )  # fmt: skip
         res = FileResult(f.name, feed, SET_ASIDE, note=why)
-    logs.event(log, "landing file set aside", 40, path=f.name, feed=feed, why=why)
+    logs.event(log, "landing file set aside", "error", path=f.name, feed=feed, why=why)
     return res
 
 
@@ -168,4 +167,4 @@ def summarise(con: duckdb.DuckDBPyConnection, result: IngestResult, started: dat
         ).fetchall()[0]
         result.orphan_labels, result.orphan_examples = int(n), list(examples or [])
         if n:
-            logs.event(log, "labels for unknown transactions", 30, n=n, examples=examples)
+            logs.event(log, "labels for unknown transactions", "warning", n=n, examples=examples)

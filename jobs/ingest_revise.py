@@ -30,7 +30,7 @@ from typing import Any
 
 import duckdb
 
-from jobs.config import Config
+from jobs.config import Config, Source
 from jobs.ingest_checks import REQUIRED, check_labels, check_transactions
 from jobs.ingest_load import load_labels, load_transactions
 from jobs.ingest_sql import lit, q, quarantine_insert
@@ -38,10 +38,9 @@ from jobs.landing import FileResult, Landing
 from jobs.runs import utcnow
 
 
-def _compare(con: duckdb.DuckDBPyConnection, cfg: Config, name: str, replace: bool) -> None:
+def _compare(con: duckdb.DuckDBPyConnection, s: Source, name: str, replace: bool) -> None:
     """Mark the rows of ``fw_checked`` this file loaded before: ``_same``, or changed
     (quarantined, or with ``replace`` loaded in place of the old row)."""
-    s = cfg.settings.source
     cols = [*REQUIRED, *s.numeric_columns, *s.categorical_columns]
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE fw_prior AS SELECT {', '.join(q(c) for c in cols)} "
@@ -126,7 +125,7 @@ def revise_transactions(
 ) -> FileResult:
     """A new version of an ingested transactions file (inside the caller's transaction)."""
     check_transactions(con, typed, problem)
-    _compare(con, cfg, f.name, replace)
+    _compare(con, cfg.settings.source, f.name, replace)
     gone = _gone(con)
     if replace:
         _replace_prior(con, f.name)
@@ -135,7 +134,7 @@ def revise_transactions(
         )
     read, loaded, same, changed = _counts(con)
     good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
-    [labels] = load_transactions(con, cfg, good, [f.name])
+    [labels] = load_transactions(con, cfg.settings.source, good, [f.name])
     if cfg.settings.source.columns.label:  # a label that changed on a row that did not
         labels += _count(
             con,
@@ -186,7 +185,7 @@ def revise_labels(
     if replace:
         con.execute("DELETE FROM labels WHERE source_file = ?", [f.name])
         con.execute("DELETE FROM quarantine WHERE source_file = ? AND feed = 'labels'", [f.name])
-    check_labels(con, cfg, f.path, types)
+    check_labels(con, cfg.settings.source, f.path, types)
     con.execute(
         "UPDATE fw_checked SET reason = '_same', field = NULL, detail = NULL "
         "WHERE reason = 'duplicate_label' AND EXISTS (SELECT 1 FROM labels l WHERE "

@@ -140,13 +140,13 @@ def find(cfg: Config, feed: str) -> Found:
 
 
 def look_up(
-    con: duckdb.DuckDBPyConnection, cfg: Config, path: Path, feed: str
+    con: duckdb.DuckDBPyConnection, root: Path, path: Path, feed: str
 ) -> Landing | FileResult:
     """The file to read, or the verdict on it: skipped or still set aside (the ledger),
     ``vanished`` (moved away since the folder was listed: nothing to do), or
     ``unreadable_now`` (no permission to read it: reported every run, recorded nowhere,
     so it is read once it can be)."""
-    name = recorded_path(cfg.root, path)
+    name = recorded_path(root, path)
     try:
         size = path.stat().st_size
         digest = sha256_of(path)
@@ -168,9 +168,9 @@ def look_up(
     return Landing(path, name, size, digest, Prior(sha, status))
 
 
-def landing_for(con: duckdb.DuckDBPyConnection, cfg: Config, path: Path) -> tuple[Landing, str]:
+def landing_for(con: duckdb.DuckDBPyConnection, root: Path, path: Path) -> tuple[Landing, str]:
     """A file named for ``--reingest`` and its feed: it must exist and be in the ledger."""
-    name = recorded_path(cfg.root, path)
+    name = recorded_path(root, path)
     if not path.is_file():
         raise ConfigError(f"--reingest {path}: no such file")
     known = con.execute(

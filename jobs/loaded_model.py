@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from jobs import logs
-from jobs.config import Config
+from jobs.config import Scoring
 from jobs.errors import FeatureMismatch
 from jobs.features import FEATURE_VERSION
 from jobs.model_inputs import InferencePolicy, apply_policy, encode
@@ -37,8 +37,7 @@ class LoadedModel:
     medians: Mapping[str, float]
 
 
-def inference_policy(cfg: Config) -> InferencePolicy:
-    s = cfg.settings.scoring
+def inference_policy(s: Scoring) -> InferencePolicy:
     return InferencePolicy(missing=s.missing, fill=dict(s.fill))
 
 

@@ -94,8 +94,8 @@ def get(name: str) -> logging.Logger:
     return logging.getLogger(f"fraudwatch.{name}")
 
 
-def event(logger: logging.Logger, msg: str, level: int | str = "info", **fields: Any) -> None:
-    """Log ``msg`` at ``level`` (a name: ``"warning"``; numbers still work) with ``fields``."""
+def event(logger: logging.Logger, msg: str, level: str = "info", **fields: Any) -> None:
+    """Log ``msg`` at ``level`` (a name: ``"debug"``, ``"info"``, ``"warning"``, ``"error"``) with ``fields``."""
     logger.log(level_number(level), msg, extra={"fields": fields})
 
 

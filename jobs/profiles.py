@@ -386,7 +386,7 @@ def _compute_reference(
         [window.start, window.end],
     )
     parts: list[Profile] = []
-    policy = inference_policy(cfg)
+    policy = inference_policy(cfg.settings.scoring)
     try:
         for batch in iter_feature_batches(
             con, cfg, "fw_reference", cfg.settings.scoring.batch_size

@@ -148,7 +148,7 @@ def _labelled_frame(
     from jobs.loaded_model import inference_policy, predict
 
     feats = compute_features(con, cfg, start=start, end=end)
-    policy = inference_policy(cfg)
+    policy = inference_policy(cfg.settings.scoring)
     frame = pl.from_arrow(feats.select(["transaction_id", "event_time", "card_id", "amount"]))
     assert isinstance(frame, pl.DataFrame)
     for key, model in models.items():
@@ -265,7 +265,7 @@ def promote(
         raise FraudwatchError("--force needs --reason TEXT: say why the gate is overridden")
     reg = open_registry(cfg)
     name = cfg.settings.model.name
-    who = actor or default_actor(cfg)
+    who = actor or default_actor(cfg.settings.registry)
     reg.get_version(name, version)  # an unknown version fails before any work
     champion = reg.get_alias(name, "champion")
     if champion is not None and champion.version == version:
@@ -324,7 +324,7 @@ def rollback(cfg: Config, *, reason: str = "", actor: str | None = None) -> Alia
     return reg.rollback(
         cfg.settings.model.name,
         "champion",
-        actor=actor or default_actor(cfg),
+        actor=actor or default_actor(cfg.settings.registry),
         reason=reason or "rollback",
     )
 

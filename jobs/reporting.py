@@ -346,8 +346,7 @@ def publish_comparison(
 
 
 # -- the reports stage --------------------------------------------------------------------------
-def reports_due(con: duckdb.DuckDBPyConnection, cfg: Config) -> bool:
-    cadence = cfg.settings.reports.cadence
+def reports_due(con: duckdb.DuckDBPyConnection, cadence: str) -> bool:
     if cadence == "every_run":
         return True
     if cadence == "never":

@@ -177,7 +177,7 @@ def finish_run(con: duckdb.DuckDBPyConnection, rec: RunRecord) -> None:
     logs.event(
         log,
         f"run {rec.status}",
-        {"failed": 40, "needs_attention": 30}.get(rec.status, 20),
+        {"failed": "error", "needs_attention": "warning"}.get(rec.status, "info"),
         run_id=rec.run_id,
         job=rec.job,
         seconds=round((rec.finished_at - rec.started_at).total_seconds(), 3),

@@ -216,7 +216,7 @@ def score_pending(
         cfg=cfg,
         champion=champion,
         challenger=challenger,
-        policy=inference_policy(cfg),
+        policy=inference_policy(cfg.settings.scoring),
         descriptions=spec.descriptions,
         spec=spec,
         alert_after=(latest - timedelta(days=s.alerts.max_age_days)) if latest else None,
@@ -286,7 +286,9 @@ class BatchScorer:
             if challenger is not None and shadow is not None:
                 _write_scores(con, challenger, feats["transaction_id"], shadow, self.run_id)
             created = (
-                create_alerts(con, self.cfg, candidates, self.run_id, explain) if len(hot) else None
+                create_alerts(con, self.cfg.settings.alerts, candidates, self.run_id, explain)
+                if len(hot)
+                else None
             )
             write_profiles(
                 con,

@@ -325,7 +325,7 @@ def test_alerts_retry_killed_during_the_requeue_loses_nothing(tmp_path, seed: in
     )
     con = open_warehouse(cfg.warehouse_path)
     con.execute("BEGIN")
-    create_alerts(con, cfg, frame, "run-1")
+    create_alerts(con, cfg.settings.alerts, frame, "run-1")
     con.execute("COMMIT")
     con.close()
     cfg.outbox_dir.write_text("a file where the outbox folder should be")  # the channel fails

@@ -152,7 +152,7 @@ def candidates(n: int = 3) -> pl.DataFrame:
 def make_alerts(cfg: Config, n: int = 3) -> Any:
     con = open_warehouse(cfg.warehouse_path)
     con.execute("BEGIN")
-    create_alerts(con, cfg, candidates(n), "run-1")
+    create_alerts(con, cfg.settings.alerts, candidates(n), "run-1")
     con.execute("COMMIT")
     return con
 
@@ -330,7 +330,7 @@ timeout_seconds = 5
         pl.Series("transaction_id", ["u0", "u1"]), pl.Series("card_id", ["card9991", "card9992"])
     )
     con.execute("BEGIN")
-    create_alerts(con, cfg, later, "run-2")
+    create_alerts(con, cfg.settings.alerts, later, "run-2")
     con.execute("COMMIT")
     con.close()
     inbox = Inbox()

@@ -73,7 +73,7 @@ def test_each_alert_carries_the_reasons_of_its_own_transaction(world: World) -> 
         feats = compute_features(con, world.cfg, ids_table="alerted")
     model = load_model(open_registry(world.cfg), "fraud", "champion")
     assert model is not None
-    _, x = predict(model, feats, inference_policy(world.cfg), 1)
+    _, x = predict(model, feats, inference_policy(world.cfg.settings.scoring), 1)
     expected = top_reasons(model, x, feature_spec(world.cfg).descriptions, 1)
     ids = feats["transaction_id"].to_pylist()
     assert {tid: json.loads(stored[tid]) for tid in ids} == dict(zip(ids, expected, strict=True))

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -247,6 +247,15 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     """
     logs.setup(log_level)
     ctx.obj = State(config_path)
+
+
+NEEDS_ATTENTION = 1  # the exit code of a result that needs a person (as an error's)
+
+
+def exit_needs_attention() -> NoReturn:
+    """End a command whose result, already printed, needs a person (problems listed, alerts
+    not delivered, a run that needs attention): exit 1, with nothing more said."""
+    raise click.exceptions.Exit(NEEDS_ATTENTION)
 
 
 def main() -> None:

@@ -6,7 +6,15 @@ from typing import Any
 
 import click
 
-from jobs.cli import DAY, cli, config_option, echo_json, get_config, handle_errors
+from jobs.cli import (
+    DAY,
+    cli,
+    config_option,
+    echo_json,
+    exit_needs_attention,
+    get_config,
+    handle_errors,
+)
 
 
 @cli.group(epilog="Example: fraudwatch alerts send")
@@ -34,7 +42,7 @@ def _deliver(config_path: str | None, as_json: bool, requeue: bool, channel: str
         for problem in result.problems:
             click.echo(f"needs attention: {problem}", err=True)
     if result.problems or any(c.error and c.pending for c in result.channels.values()):
-        raise SystemExit(1)
+        exit_needs_attention()
 
 
 @alerts.command(epilog="Example: fraudwatch alerts send --json")
@@ -178,7 +186,13 @@ def review(
     value = {"fraud": d.fraud[0], "legit": d.legitimate[0]}.get(chosen[0], chosen[0])
     with configured_warehouse(cfg) as con:
         rec = record_review(
-            con, d, transaction_id, value, actor(cfg), reviewed_at=reviewed_at, note=note
+            con,
+            d,
+            transaction_id,
+            value,
+            actor(cfg.settings.registry),
+            reviewed_at=reviewed_at,
+            note=note,
         )
     if as_json:
         echo_json(rec.to_dict())

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from jobs.cli import cli, config_option, echo_json, for_terminal, get_config, handle_errors
+from jobs.cli import (
+    cli,
+    config_option,
+    echo_json,
+    exit_needs_attention,
+    for_terminal,
+    get_config,
+    handle_errors,
+)
 
 
 def _print_summary(summary: dict) -> None:
@@ -93,7 +101,7 @@ def run(config_path: str | None, as_json: bool, no_reports: bool) -> None:
     elif for_terminal():  # off a terminal (cron's log) the JSON log lines say it all
         _print_summary(summary)
     if summary["status"] == "needs_attention":
-        raise SystemExit(1)
+        exit_needs_attention()
 
 
 @cli.command(epilog="Example: fraudwatch score --json")
@@ -112,7 +120,7 @@ def score(config_path: str | None, as_json: bool) -> None:
     from jobs.warehouse_windows import Windows
 
     cfg = get_config(config_path)
-    policy = {"inference": inference_policy(cfg).to_dict()}
+    policy = {"inference": inference_policy(cfg.settings.scoring).to_dict()}
     with recorded_run(cfg, "score", policy=policy) as rec, Windows(cfg) as access:
         result = score_pending(access, cfg, open_registry(cfg), rec.run_id)
         rec.counts["score"] = result.to_dict()

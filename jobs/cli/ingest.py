@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from jobs.cli import cli, config_option, echo_json, get_config, handle_errors
+from jobs.cli import (
+    cli,
+    config_option,
+    echo_json,
+    exit_needs_attention,
+    get_config,
+    handle_errors,
+)
 
 
 @cli.command(epilog="Example: fraudwatch ingest --config config.toml --json")
@@ -50,4 +57,4 @@ def ingest(config_path: str | None, as_json: bool, reingest: tuple[Path, ...]) -
         for problem in result.problems:
             click.echo(f"needs attention: {problem}", err=True)
     if result.problems:
-        raise SystemExit(1)
+        exit_needs_attention()

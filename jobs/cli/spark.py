@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import click
 
-from jobs.cli import cli, config_option, echo_json, get_config, handle_errors
+from jobs.cli import (
+    cli,
+    config_option,
+    echo_json,
+    exit_needs_attention,
+    get_config,
+    handle_errors,
+)
 
 
 @cli.group(epilog="Example: fraudwatch spark ingest --config config.toml")
@@ -38,7 +45,7 @@ def spark_ingest_command(config_path: str | None, as_json: bool) -> None:
         for problem in result.problems:
             click.echo(f"needs attention: {problem}", err=True)
     if result.problems:
-        raise SystemExit(1)
+        exit_needs_attention()
 
 
 @spark.command("score", epilog="Example: fraudwatch spark score --config config.toml --json")

@@ -88,7 +88,7 @@ def _raw(cols: list[str]) -> str:
 
 def _transactions_sql(cfg: Config, con: duckdb.DuckDBPyConnection, path: Path, i: int) -> str:
     types = stage(con, path, cfg.settings.source, "fw_raw")
-    typed, problem = typed_transactions(cfg, path, types, "fw_raw")
+    typed, problem = typed_transactions(cfg.settings.source, path, types, "fw_raw")
     s = cfg.settings.source
     extras = "".join(f", c.{q(n)}" for n in [*s.numeric_columns, *s.categorical_columns])
     label = "c.label" if s.columns.label else "NULL::BOOLEAN AS label"
@@ -105,7 +105,7 @@ def _labels_sql(cfg: Config, con: duckdb.DuckDBPyConnection, path: Path, i: int)
     types = stage(con, path, cfg.settings.source, "fw_raw")
     # duplicates against the warehouse are Spark's to find: here, none is known
     con.execute("CREATE TABLE labels (transaction_id VARCHAR, is_fraud BOOLEAN)")
-    check_labels(con, cfg, path, types)
+    check_labels(con, cfg.settings.source, path, types)
     return f"""
         SELECT {i}::INTEGER AS __file, c.__row, c.transaction_id, c.is_fraud, c.reported_at,
                c.reason, c.field, c.detail,

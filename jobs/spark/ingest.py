@@ -257,7 +257,7 @@ def _look_up(
     result.waiting += [str(p) for p in found.waiting]
     todo = []
     for path in found.ready:
-        got = look_up(con, cfg, path, feed)
+        got = look_up(con, cfg.root, path, feed)
         if isinstance(got, FileResult):
             result.files.append(got)
         elif got.changed:
@@ -289,7 +289,7 @@ def spark_ingest(spark: SparkSession, cfg: Config) -> IngestResult:
     result = IngestResult()
     with writer_lock(cfg.spark_warehouse / "tables"):
         for line in recover(cfg):
-            logs.event(log, line, 30)
+            logs.event(log, line, "warning")
         con = _ledger(cfg)
         stamp = _stamp(con)
         feeds = []

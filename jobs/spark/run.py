@@ -66,7 +66,7 @@ def _reports(cfg: Config, reg: Any) -> Any:
     try:
         with configured_warehouse(cfg) as con:
             duckdb_views(con, cfg)
-            if not reports_due(con, cfg):
+            if not reports_due(con, cfg.settings.reports.cadence):
                 return None
             return write_reports_with(con, cfg, reg)
     except Exception as exc:

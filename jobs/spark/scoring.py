@@ -194,7 +194,9 @@ def spark_score(spark: SparkSession, cfg: Config, reg: Registry, run_id: str) ->
         scores = read_table(spark, cfg, "scores")
         todo = unscored(cfg.settings.model.name, tx, scores, models[0].version)
         feats = spark_features(cfg, tx, labels, todo).persist(StorageLevel.MEMORY_AND_DISK)
-        fn = score_batches(shipped, inference_policy(cfg), cfg.settings.scoring.num_threads)
+        fn = score_batches(
+            shipped, inference_policy(cfg.settings.scoring), cfg.settings.scoring.num_threads
+        )
         new = feats.mapInArrow(fn, SCORE_SCHEMA)
         mine = scores.filter(F.col("model_name") == name).select("transaction_id", "model_version")
         new = new.join(mine, ["transaction_id", "model_version"], "left_anti")
@@ -249,7 +251,9 @@ def _alerts(cfg: Config, champion: LoadedModel, feats: pa.Table, latest: Any, ru
         return 0
     s = cfg.settings
     feats = feats.sort_by([("event_time", "ascending"), ("transaction_id", "ascending")])
-    scores, x = predict(champion, feats, inference_policy(cfg), s.scoring.num_threads)
+    scores, x = predict(
+        champion, feats, inference_policy(cfg.settings.scoring), s.scoring.num_threads
+    )
     times = feats["event_time"].to_numpy()
     recent = np.ones(len(times), dtype=bool)
     if latest is not None:
@@ -262,5 +266,5 @@ def _alerts(cfg: Config, champion: LoadedModel, feats: pa.Table, latest: Any, ru
     spec = feature_spec(cfg)
     explain = explainer(champion, candidates, x[hot], spec.descriptions, s.scoring.num_threads)
     with configured_warehouse(cfg) as con:
-        created = create_alerts(con, cfg, candidates, run_id, explain)
+        created = create_alerts(con, cfg.settings.alerts, candidates, run_id, explain)
     return int(created.created)
