@@ -56,7 +56,7 @@ from typing import Any
 import duckdb
 
 from jobs import logs
-from jobs.config import Config, Warehouse
+from jobs.config import Config, Source, Warehouse
 from jobs.dispositions import ingest_dispositions
 from jobs.errors import InputFileError
 from jobs.ingest_checks import check_labels, check_transactions, clean_group, typed_transactions
@@ -124,17 +124,17 @@ def _unreadable(f: Landing, exc: duckdb.Error) -> InputFileError:
     return InputFileError(str(f.path), f"cannot be read: {str(exc).splitlines()[0]}")
 
 
-def _stage(con: duckdb.DuckDBPyConnection, cfg: Config, f: Landing, view: str) -> _Staged:
-    types = stage(con, f.path, cfg.settings.source, view)
+def _stage(con: duckdb.DuckDBPyConnection, source: Source, f: Landing, view: str) -> _Staged:
+    types = stage(con, f.path, source, view)
     try:
-        typed, problem = typed_transactions(cfg.settings.source, f.path, types, view)
+        typed, problem = typed_transactions(source, f.path, types, view)
     except InputFileError:
         drop_staged(con, view)
         raise
     return _Staged(f, view, types, typed, problem)
 
 
-def _group_rows(con: duckdb.DuckDBPyConnection, cfg: Config, group: list[_Staged]) -> str:
+def _group_rows(con: duckdb.DuckDBPyConnection, source: Source, group: list[_Staged]) -> str:
     """Every row of the group, typed, with ``__file`` (the file's index) and ``__problem``.
 
     Parquet files of one schema are read by one scan over all of them; other files
@@ -150,7 +150,7 @@ def _group_rows(con: duckdb.DuckDBPyConnection, cfg: Config, group: list[_Staged
             f"{parquet_rows(paths, '__fw_file')}"
         )
         typed, problem = typed_transactions(
-            cfg.settings.source, first.landing.path, first.types, "fw_raw_group", keep="__fw_file"
+            source, first.landing.path, first.types, "fw_raw_group", keep="__fw_file"
         )
         index = " ".join(f"WHEN {lit(str(p))} THEN {i}" for i, p in enumerate(paths))
         return (
@@ -169,7 +169,9 @@ def _load_clean(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult
     window. None, with nothing written, when a row of any has a problem or a file cannot be
     read to the end."""
     try:
-        a.con.execute(f"CREATE OR REPLACE TEMP TABLE fw_clean AS {_group_rows(a.con, cfg, group)}")
+        a.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE fw_clean AS {_group_rows(a.con, cfg.settings.source, group)}"
+        )
         with a.reading() as con:
             counts = clean_group(con, CLEAN, len(group))
     except duckdb.Error as exc:  # e.g. a file broken half-way: the file-by-file path names it
@@ -188,7 +190,7 @@ def _load_clean(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult
         return done
 
 
-def _load_checked(a: Access, cfg: Config, s: _Staged) -> FileResult:
+def _load_checked(a: Access, source: Source, s: _Staged) -> FileResult:
     """One file with bad rows: checked with the warehouse read-only, then good rows loaded
     and bad ones quarantined in one transaction."""
     try:
@@ -196,7 +198,7 @@ def _load_checked(a: Access, cfg: Config, s: _Staged) -> FileResult:
             check_transactions(con, s.typed, s.problem)
         with a.writing("ingest a file with bad rows") as con, transaction(con):
             good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
-            [labels] = load_transactions(con, cfg.settings.source, good, [s.landing.name])
+            [labels] = load_transactions(con, source, good, [s.landing.name])
             res = quarantine_and_record(con, s.landing, "transactions", s.types, s.view, labels)
             _keyed(con)
             return res
@@ -213,7 +215,7 @@ def _ingest_group(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResu
     try:
         done = _load_clean(a, cfg, group)
         if done is None:
-            done = [_load_checked(a, cfg, s) for s in group]
+            done = [_load_checked(a, cfg.settings.source, s) for s in group]
     finally:
         a.con.execute("DROP TABLE IF EXISTS temp.fw_clean")
         a.con.execute("DROP VIEW IF EXISTS temp.fw_raw_group")
@@ -235,7 +237,14 @@ def _revise(a: Access, cfg: Config, s: _Staged, *, replace: bool) -> FileResult:
     try:
         with a.writing("revise a changed file") as con, transaction(con):
             res = revise_transactions(
-                con, cfg, s.landing, s.typed, s.problem, list(s.types), s.view, replace=replace
+                con,
+                cfg.settings.source,
+                s.landing,
+                s.typed,
+                s.problem,
+                list(s.types),
+                s.view,
+                replace=replace,
             )
             _keyed(con)
     except duckdb.Error as exc:
@@ -257,7 +266,7 @@ def _ingest_labels(a: Access, cfg: Config, f: Landing, *, replace: bool = False)
         types = stage(a.con, f.path, cfg.settings.source, "fw_raw")
         if f.changed or replace:
             with a.writing("revise a changed labels file") as con, transaction(con):
-                res = revise_labels(con, cfg, f, types, replace=replace)
+                res = revise_labels(con, cfg.settings.source, f, types, replace=replace)
                 _keyed(con)
         else:
             with a.reading() as con:
@@ -306,7 +315,10 @@ def _transactions(
             flush()
         try:
             staged = _stage(
-                a.con, cfg, got, "fw_raw_rev" if got.changed else f"fw_raw_{len(group)}"
+                a.con,
+                cfg.settings.source,
+                got,
+                "fw_raw_rev" if got.changed else f"fw_raw_{len(group)}",
             )
         except InputFileError as exc:
             with a.writing("set a file aside") as con:
@@ -334,7 +346,9 @@ def reingest(
         if feed == "labels":
             out.append(_ingest_labels(a, cfg, f, replace=True))
         else:
-            out.append(_revise(a, cfg, _stage(a.con, cfg, f, "fw_raw_rev"), replace=True))
+            out.append(
+                _revise(a, cfg, _stage(a.con, cfg.settings.source, f, "fw_raw_rev"), replace=True)
+            )
     return out
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import duckdb
 
-from jobs.config import Config, Source
+from jobs.config import Source
 from jobs.ingest_checks import REQUIRED, check_labels, check_transactions
 from jobs.ingest_load import load_labels, load_transactions
 from jobs.ingest_sql import lit, q, quarantine_insert
@@ -114,7 +114,7 @@ def _counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
 
 def revise_transactions(
     con: duckdb.DuckDBPyConnection,
-    cfg: Config,
+    source: Source,
     f: Landing,
     typed: str,
     problem: str,
@@ -125,7 +125,7 @@ def revise_transactions(
 ) -> FileResult:
     """A new version of an ingested transactions file (inside the caller's transaction)."""
     check_transactions(con, typed, problem)
-    _compare(con, cfg.settings.source, f.name, replace)
+    _compare(con, source, f.name, replace)
     gone = _gone(con)
     if replace:
         _replace_prior(con, f.name)
@@ -134,8 +134,8 @@ def revise_transactions(
         )
     read, loaded, same, changed = _counts(con)
     good = "SELECT *, 0 AS __file FROM fw_checked WHERE reason IS NULL"
-    [labels] = load_transactions(con, cfg.settings.source, good, [f.name])
-    if cfg.settings.source.columns.label:  # a label that changed on a row that did not
+    [labels] = load_transactions(con, source, good, [f.name])
+    if source.columns.label:  # a label that changed on a row that did not
         labels += _count(
             con,
             "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
@@ -143,7 +143,7 @@ def revise_transactions(
             "FROM fw_checked c WHERE reason = '_same' AND label IS NOT NULL AND NOT EXISTS "
             "(SELECT 1 FROM labels l WHERE l.transaction_id = c.transaction_id "
             "AND l.is_fraud = c.label)",
-            [cfg.settings.source.label_delay_days, f.name, utcnow()],
+            [source.label_delay_days, f.name, utcnow()],
         )
     quarantined = _count(
         con,
@@ -175,7 +175,7 @@ def revise_transactions(
 
 def revise_labels(
     con: duckdb.DuckDBPyConnection,
-    cfg: Config,
+    source: Source,
     f: Landing,
     types: dict[str, str],
     *,
@@ -185,7 +185,7 @@ def revise_labels(
     if replace:
         con.execute("DELETE FROM labels WHERE source_file = ?", [f.name])
         con.execute("DELETE FROM quarantine WHERE source_file = ? AND feed = 'labels'", [f.name])
-    check_labels(con, cfg.settings.source, f.path, types)
+    check_labels(con, source, f.path, types)
     con.execute(
         "UPDATE fw_checked SET reason = '_same', field = NULL, detail = NULL "
         "WHERE reason = 'duplicate_label' AND EXISTS (SELECT 1 FROM labels l WHERE "

@@ -67,7 +67,7 @@ def _spark_tables(spark: Any, cfg: Config, con: duckdb.DuckDBPyConnection) -> tu
     ):  # fmt: skip
         path = cfg.root / f"{table}.parquet"
         con.execute(f"COPY (SELECT {cols} FROM {table}) TO '{path}' (FORMAT parquet)")
-        out[table] = spark.read.schema(ddl(cfg, table)).parquet(str(path))
+        out[table] = spark.read.schema(ddl(cfg.settings.source, table)).parquet(str(path))
     return out["transactions"], out["labels"]
 
 

@@ -86,10 +86,10 @@ def _raw(cols: list[str]) -> str:
     return f"coalesce(r.__raw, to_json(struct_pack({pairs})))" if cols else "r.__raw"
 
 
-def _transactions_sql(cfg: Config, con: duckdb.DuckDBPyConnection, path: Path, i: int) -> str:
-    types = stage(con, path, cfg.settings.source, "fw_raw")
-    typed, problem = typed_transactions(cfg.settings.source, path, types, "fw_raw")
-    s = cfg.settings.source
+def _transactions_sql(source: Source, con: duckdb.DuckDBPyConnection, path: Path, i: int) -> str:
+    types = stage(con, path, source, "fw_raw")
+    typed, problem = typed_transactions(source, path, types, "fw_raw")
+    s = source
     extras = "".join(f", c.{q(n)}" for n in [*s.numeric_columns, *s.categorical_columns])
     label = "c.label" if s.columns.label else "NULL::BOOLEAN AS label"
     return f"""
@@ -101,11 +101,11 @@ def _transactions_sql(cfg: Config, con: duckdb.DuckDBPyConnection, path: Path, i
     """
 
 
-def _labels_sql(cfg: Config, con: duckdb.DuckDBPyConnection, path: Path, i: int) -> str:
-    types = stage(con, path, cfg.settings.source, "fw_raw")
+def _labels_sql(source: Source, con: duckdb.DuckDBPyConnection, path: Path, i: int) -> str:
+    types = stage(con, path, source, "fw_raw")
     # duplicates against the warehouse are Spark's to find: here, none is known
     con.execute("CREATE TABLE labels (transaction_id VARCHAR, is_fraud BOOLEAN)")
-    check_labels(con, cfg.settings.source, path, types)
+    check_labels(con, source, path, types)
     return f"""
         SELECT {i}::INTEGER AS __file, c.__row, c.transaction_id, c.is_fraud, c.reported_at,
                c.reason, c.field, c.detail,
@@ -124,7 +124,7 @@ def _one_file(
         con.execute(f"SET memory_limit = '{memory}'")
         build = _transactions_sql if feed == "transactions" else _labels_sql
         try:
-            reader = con.sql(build(cfg, con, path, i)).to_arrow_reader(65_536)
+            reader = con.sql(build(cfg.settings.source, con, path, i)).to_arrow_reader(65_536)
             for batch in reader:
                 yield pa.RecordBatch.from_arrays(
                     [batch.column(f.name).cast(f.type) for f in schema], schema=schema

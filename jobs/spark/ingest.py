@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs import logs
-from jobs.config import Config
+from jobs.config import Config, Source
 from jobs.landing import SET_ASIDE, FileResult, IngestResult, Landing, find, look_up
 from jobs.spark.file_rows import LABEL_FIELDS, file_rows, spark_schema, transaction_fields
 from jobs.spark.tables import Commit, columns, ddl, duckdb_views, has_rows, recover, table_path
@@ -54,8 +54,8 @@ class _Feed:
 def read_table(spark: SparkSession, cfg: Config, table: str) -> DataFrame:
     """A Parquet table as a Spark frame (no rows when nothing was written yet)."""
     if not has_rows(cfg, table):
-        return spark.createDataFrame([], ddl(cfg, table))
-    return spark.read.schema(ddl(cfg, table)).parquet(str(table_path(cfg, table)))
+        return spark.createDataFrame([], ddl(cfg.settings.source, table))
+    return spark.read.schema(ddl(cfg.settings.source, table)).parquet(str(table_path(cfg, table)))
 
 
 def _checked(spark: SparkSession, cfg: Config, feed: str, files: list[Landing]) -> DataFrame:
@@ -141,7 +141,7 @@ def _source(files: list[Landing]) -> Any:
     return F.element_at(names, F.col("__file") + 1)
 
 
-def _stage_feed(cfg: Config, commit: Commit, f: _Feed, stamp: Any) -> DataFrame:
+def _stage_feed(source: Source, commit: Commit, f: _Feed, stamp: Any) -> DataFrame:
     """Write the feed's good rows and quarantine into the commit; return its per-file counts."""
     from pyspark.sql import functions as F
 
@@ -158,9 +158,9 @@ def _stage_feed(cfg: Config, commit: Commit, f: _Feed, stamp: Any) -> DataFrame:
         F.lit(stamp).cast("timestamp_ntz").alias("quarantined_at"),
     )
     quarantined.write.mode("append").partitionBy("feed").parquet(str(commit.staging("quarantine")))
-    label_cols = [n for n, _ in columns(cfg.settings.source, "labels")]
+    label_cols = [n for n, _ in columns(source, "labels")]
     if f.feed == "transactions":
-        tx_cols = [n for n, _ in columns(cfg.settings.source, "transactions")]
+        tx_cols = [n for n, _ in columns(source, "transactions")]
         good = rows.filter(ok).select(
             "*",
             src.alias("source_file"),
@@ -171,7 +171,7 @@ def _stage_feed(cfg: Config, commit: Commit, f: _Feed, stamp: Any) -> DataFrame:
         good.select(*tx_cols).write.partitionBy("event_date").parquet(
             str(commit.staging("transactions"))
         )
-        delay = cfg.settings.source.label_delay_days
+        delay = source.label_delay_days
         inline = good.filter(F.col("label").isNotNull()).select(
             "transaction_id",
             F.col("label").alias("is_fraud"),
@@ -319,7 +319,7 @@ def spark_ingest(spark: SparkSession, cfg: Config) -> IngestResult:
                 }
                 counts = {
                     int(r["__file"]): (int(r["read"]), int(r["loaded"]), int(r["labels"]))
-                    for r in _stage_feed(cfg, commit, f, stamp).collect()
+                    for r in _stage_feed(cfg.settings.source, commit, f, stamp).collect()
                 }
                 if f.feed == "transactions" and cfg.settings.source.columns.label:
                     inline = rows.filter(F.col("reason").isNull() & F.col("label").isNotNull())

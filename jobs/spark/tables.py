@@ -117,9 +117,9 @@ def columns(s: Source, table: str) -> list[tuple[str, str]]:
     return [*cols, (part, DERIVED[part][0])] if part in DERIVED else cols
 
 
-def ddl(cfg: Config, table: str) -> str:
+def ddl(source: Source, table: str) -> str:
     """The table's schema as Spark DDL (``transaction_id string, ...``)."""
-    return ", ".join(f"`{n}` {t}" for n, t in columns(cfg.settings.source, table))
+    return ", ".join(f"`{n}` {t}" for n, t in columns(source, table))
 
 
 def table_path(cfg: Config, table: str) -> Path:
