@@ -30,7 +30,7 @@ BINS = 1000
 
 
 def _load(
-    con: duckdb.DuckDBPyConnection, cfg: Config, start: datetime, end: datetime, as_of: datetime
+    con: duckdb.DuckDBPyConnection, name: str, start: datetime, end: datetime, as_of: datetime
 ) -> None:
     con.execute("DROP TABLE IF EXISTS temp.fw_est")
     con.execute(
@@ -41,7 +41,7 @@ def _load(
         f"LEFT JOIN {LATEST_LABELS} l USING (transaction_id) "
         "WHERE s.model_name = ? AND s.role = 'champion' AND t.event_time >= ? "
         "AND t.event_time < ?",
-        [as_of, as_of, cfg.settings.model.name, start, end],
+        [as_of, as_of, name, start, end],
     )
 
 
@@ -63,7 +63,7 @@ def estimate_performance(
     scores."""
     s = cfg.settings
     k = s.alerts.daily_budget
-    _load(con, cfg, start, end, as_of)
+    _load(con, cfg.settings.model.name, start, end, as_of)
     try:
         bins = con.execute(
             f"SELECT day, model_version, least(floor(sqrt(greatest(score, 0)) * {BINS}), "

@@ -162,7 +162,7 @@ def _group_rows(con: duckdb.DuckDBPyConnection, source: Source, group: list[_Sta
     )
 
 
-def _load_clean(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult] | None:
+def _load_clean(a: Access, source: Source, group: list[_Staged]) -> list[FileResult] | None:
     """Insert the files in ONE transaction when every row of every one is good (the common
     case). The files are read once, by one statement over all of them (both cores work),
     into the temp table ``fw_clean``, checked there, and inserted from it in a short write
@@ -170,7 +170,7 @@ def _load_clean(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult
     read to the end."""
     try:
         a.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE fw_clean AS {_group_rows(a.con, cfg.settings.source, group)}"
+            f"CREATE OR REPLACE TEMP TABLE fw_clean AS {_group_rows(a.con, source, group)}"
         )
         with a.reading() as con:
             counts = clean_group(con, CLEAN, len(group))
@@ -181,7 +181,7 @@ def _load_clean(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult
     if counts is None:
         return None
     with a.writing("ingest a group of files") as con, transaction(con):
-        labels = load_transactions(con, cfg.settings.source, CLEAN, [s.landing.name for s in group])
+        labels = load_transactions(con, source, CLEAN, [s.landing.name for s in group])
         done = [
             record(con, s.landing, "transactions", n, n, k)
             for s, n, k in zip(group, counts, labels, strict=True)
@@ -213,7 +213,7 @@ def _load_checked(a: Access, source: Source, s: _Staged) -> FileResult:
 def _ingest_group(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult]:
     """The staged files, in order: together when all clean, else one by one."""
     try:
-        done = _load_clean(a, cfg, group)
+        done = _load_clean(a, cfg.settings.source, group)
         if done is None:
             done = [_load_checked(a, cfg.settings.source, s) for s in group]
     finally:
@@ -232,13 +232,13 @@ def _keyed(con: duckdb.DuckDBPyConnection) -> None:
     logs.event(log, "keys assigned", "debug", **done.to_dict())
 
 
-def _revise(a: Access, cfg: Config, s: _Staged, *, replace: bool) -> FileResult:
+def _revise(a: Access, source: Source, s: _Staged, *, replace: bool) -> FileResult:
     """A new version of an ingested transactions file, in one transaction."""
     try:
         with a.writing("revise a changed file") as con, transaction(con):
             res = revise_transactions(
                 con,
-                cfg.settings.source,
+                source,
                 s.landing,
                 s.typed,
                 s.problem,
@@ -261,16 +261,16 @@ def _revise(a: Access, cfg: Config, s: _Staged, *, replace: bool) -> FileResult:
     return res
 
 
-def _ingest_labels(a: Access, cfg: Config, f: Landing, *, replace: bool = False) -> FileResult:
+def _ingest_labels(a: Access, source: Source, f: Landing, *, replace: bool = False) -> FileResult:
     try:
-        types = stage(a.con, f.path, cfg.settings.source, "fw_raw")
+        types = stage(a.con, f.path, source, "fw_raw")
         if f.changed or replace:
             with a.writing("revise a changed labels file") as con, transaction(con):
-                res = revise_labels(con, cfg.settings.source, f, types, replace=replace)
+                res = revise_labels(con, source, f, types, replace=replace)
                 _keyed(con)
         else:
             with a.reading() as con:
-                check_labels(con, cfg.settings.source, f.path, types)
+                check_labels(con, source, f.path, types)
             with a.writing("ingest a labels file") as con, transaction(con):
                 load_labels(con, Path(f.name))
                 res = quarantine_and_record(con, f, "labels", types, "fw_raw", 0)
@@ -326,7 +326,7 @@ def _transactions(
             bar.update(1)
             continue
         if got.changed:
-            result.files.append(_revise(a, cfg, staged, replace=False))
+            result.files.append(_revise(a, cfg.settings.source, staged, replace=False))
             bar.update(1)
         else:
             group.append(staged)
@@ -344,10 +344,15 @@ def reingest(
         with a.reading() as rcon:
             f, feed = landing_for(rcon, cfg.root, path)
         if feed == "labels":
-            out.append(_ingest_labels(a, cfg, f, replace=True))
+            out.append(_ingest_labels(a, cfg.settings.source, f, replace=True))
         else:
             out.append(
-                _revise(a, cfg, _stage(a.con, cfg.settings.source, f, "fw_raw_rev"), replace=True)
+                _revise(
+                    a,
+                    cfg.settings.source,
+                    _stage(a.con, cfg.settings.source, f, "fw_raw_rev"),
+                    replace=True,
+                )
             )
     return out
 
@@ -372,7 +377,9 @@ def ingest(
         with a.reading() as rcon:
             found = [look_up(rcon, cfg.root, path, "labels") for path in labels.ready]
         for got in found:
-            result.files.append(got if isinstance(got, FileResult) else _ingest_labels(a, cfg, got))
+            result.files.append(
+                got if isinstance(got, FileResult) else _ingest_labels(a, cfg.settings.source, got)
+            )
             bar.update(1)
         with a.writing("ingest the dispositions feed") as dcon:  # issue 18
             result.files.extend(ingest_dispositions(dcon, cfg))

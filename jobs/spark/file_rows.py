@@ -116,7 +116,7 @@ def _labels_sql(source: Source, con: duckdb.DuckDBPyConnection, path: Path, i: i
 
 
 def _one_file(
-    cfg: Config, feed: str, path: Path, i: int, schema: pa.Schema, memory: str
+    source: Source, feed: str, path: Path, i: int, schema: pa.Schema, memory: str
 ) -> Iterator[pa.RecordBatch]:
     con = duckdb.connect()
     try:
@@ -124,7 +124,7 @@ def _one_file(
         con.execute(f"SET memory_limit = '{memory}'")
         build = _transactions_sql if feed == "transactions" else _labels_sql
         try:
-            reader = con.sql(build(cfg.settings.source, con, path, i)).to_arrow_reader(65_536)
+            reader = con.sql(build(source, con, path, i)).to_arrow_reader(65_536)
             for batch in reader:
                 yield pa.RecordBatch.from_arrays(
                     [batch.column(f.name).cast(f.type) for f in schema], schema=schema
@@ -157,6 +157,6 @@ def file_rows(
             for i, path in zip(
                 batch.column("file").to_pylist(), batch.column("path").to_pylist(), strict=True
             ):
-                yield from _one_file(cfg, feed, Path(path), int(i), schema, memory)
+                yield from _one_file(cfg.settings.source, feed, Path(path), int(i), schema, memory)
 
     return rows

@@ -16,7 +16,7 @@ import shutil
 import sys
 from typing import TYPE_CHECKING
 
-from jobs.config import Config
+from jobs.config import Config, Spark
 from jobs.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ BASE_CONF = {
 }
 
 
-def missing_requirement(cfg: Config | None = None) -> str | None:
+def missing_requirement(spark: Spark | None = None) -> str | None:
     """Why a Spark session cannot start here (no pyspark, no Java), or None.
 
     Spark Connect needs no local Java: the server runs the JVM."""
@@ -41,7 +41,7 @@ def missing_requirement(cfg: Config | None = None) -> str | None:
         import pyspark  # noqa: F401
     except ImportError:
         return "pyspark is not installed (pip install 'fraudwatch[spark]')"
-    remote = cfg is not None and cfg.settings.spark.remote
+    remote = spark is not None and spark.remote
     java_home = os.environ.get("JAVA_HOME")
     has_java = shutil.which("java") or (java_home and os.path.exists(f"{java_home}/bin/java"))
     if not remote and not has_java:
@@ -54,7 +54,7 @@ def missing_requirement(cfg: Config | None = None) -> str | None:
 
 def spark_session(cfg: Config) -> SparkSession:
     """The session ``[spark]`` describes (an existing one in this process is reused)."""
-    why = missing_requirement(cfg)
+    why = missing_requirement(cfg.settings.spark)
     if why:
         raise ConfigError(f'{cfg.path}: [engine] kind = "spark" cannot start: {why}')
     from pyspark.sql import SparkSession
