@@ -210,12 +210,12 @@ def _load_checked(a: Access, source: Source, s: _Staged) -> FileResult:
         a.con.execute("DROP TABLE IF EXISTS temp.fw_checked")
 
 
-def _ingest_group(a: Access, cfg: Config, group: list[_Staged]) -> list[FileResult]:
+def _ingest_group(a: Access, source: Source, group: list[_Staged]) -> list[FileResult]:
     """The staged files, in order: together when all clean, else one by one."""
     try:
-        done = _load_clean(a, cfg.settings.source, group)
+        done = _load_clean(a, source, group)
         if done is None:
-            done = [_load_checked(a, cfg.settings.source, s) for s in group]
+            done = [_load_checked(a, source, s) for s in group]
     finally:
         a.con.execute("DROP TABLE IF EXISTS temp.fw_clean")
         a.con.execute("DROP VIEW IF EXISTS temp.fw_raw_group")
@@ -299,7 +299,7 @@ def _transactions(
 
     def flush() -> None:
         if group:
-            result.files.extend(_ingest_group(a, cfg, group))
+            result.files.extend(_ingest_group(a, cfg.settings.source, group))
             bar.update(len(group))
             group.clear()
 

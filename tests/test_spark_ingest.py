@@ -209,18 +209,18 @@ def test_a_commit_is_whole_or_nothing_across_a_crash(tmp_path: Path) -> None:
     from jobs.spark.tables import Commit, has_rows, recover
 
     cfg = _deployment(tmp_path)
-    dead = Commit.begin(cfg)
+    dead = Commit.begin(cfg.spark_warehouse)
     _stage_rows(dead, "2026-03-02", ["a", "b"])
-    assert recover(cfg) == [f"rolled back commit {dead.commit_id}"]
+    assert recover(cfg.spark_warehouse) == [f"rolled back commit {dead.commit_id}"]
     assert not has_rows(cfg, "transactions") and not dead.folder.exists()
 
-    sealed = Commit.begin(cfg)
+    sealed = Commit.begin(cfg.spark_warehouse)
     _stage_rows(sealed, "2026-03-03", ["c"])
     assert sealed.seal() == 1  # died right after its commit point
     assert not has_rows(cfg, "transactions")
-    assert recover(cfg) == [f"finished commit {sealed.commit_id}"]
+    assert recover(cfg.spark_warehouse) == [f"finished commit {sealed.commit_id}"]
     views = duckdb.connect()
     files = str(cfg.spark_warehouse / "transactions" / "**" / "*.parquet")
     got = views.execute("SELECT transaction_id FROM read_parquet(?)", [files]).fetchall()
     assert got == [("c",)] and not sealed.folder.exists()
-    assert recover(cfg) == []
+    assert recover(cfg.spark_warehouse) == []

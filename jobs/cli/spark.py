@@ -86,7 +86,7 @@ def spark_tables_command(config_path: str | None, as_json: bool) -> None:
     duckdb_views(con, cfg)
     out = {
         t: {
-            "path": str(table_path(cfg, t)),
+            "path": str(table_path(cfg.spark_warehouse, t)),
             "rows": int(con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0]),
         }
         for t in TABLES

@@ -55,7 +55,9 @@ def read_table(spark: SparkSession, cfg: Config, table: str) -> DataFrame:
     """A Parquet table as a Spark frame (no rows when nothing was written yet)."""
     if not has_rows(cfg, table):
         return spark.createDataFrame([], ddl(cfg.settings.source, table))
-    return spark.read.schema(ddl(cfg.settings.source, table)).parquet(str(table_path(cfg, table)))
+    return spark.read.schema(ddl(cfg.settings.source, table)).parquet(
+        str(table_path(cfg.spark_warehouse, table))
+    )
 
 
 def _checked(spark: SparkSession, cfg: Config, feed: str, files: list[Landing]) -> DataFrame:
@@ -288,7 +290,7 @@ def spark_ingest(spark: SparkSession, cfg: Config) -> IngestResult:
 
     result = IngestResult()
     with writer_lock(cfg.spark_warehouse / "tables"):
-        for line in recover(cfg):
+        for line in recover(cfg.spark_warehouse):
             logs.event(log, line, "warning")
         con = _ledger(cfg)
         stamp = _stamp(con)
@@ -300,7 +302,7 @@ def spark_ingest(spark: SparkSession, cfg: Config) -> IngestResult:
         con.close()
         if not feeds:
             return result
-        commit = Commit.begin(cfg)
+        commit = Commit.begin(cfg.spark_warehouse)
         try:
             inline: Any = None
             for f in feeds:

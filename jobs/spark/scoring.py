@@ -189,7 +189,7 @@ def spark_score(spark: SparkSession, cfg: Config, reg: Registry, run_id: str) ->
     shipped = [ShippedModel.of(reg, m) for m in models]
     name = cfg.settings.model.name
     with writer_lock(cfg.spark_warehouse / "tables"):
-        recover(cfg)
+        recover(cfg.spark_warehouse)
         tx, labels = read_table(spark, cfg, "transactions"), read_table(spark, cfg, "labels")
         scores = read_table(spark, cfg, "scores")
         todo = unscored(cfg.settings.model.name, tx, scores, models[0].version)
@@ -209,7 +209,7 @@ def spark_score(spark: SparkSession, cfg: Config, reg: Registry, run_id: str) ->
             F.lit(utcnow().isoformat(sep=" ")).cast("timestamp_ntz").alias("scored_at"),
             F.lit(run_id).alias("run_id"),
         ).persist(StorageLevel.MEMORY_AND_DISK)
-        commit = Commit.begin(cfg)
+        commit = Commit.begin(cfg.spark_warehouse)
         try:
             new.write.partitionBy("model_version").parquet(str(commit.staging("scores")))
             for role, n in new.groupBy("role").count().collect():

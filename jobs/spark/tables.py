@@ -122,12 +122,12 @@ def ddl(source: Source, table: str) -> str:
     return ", ".join(f"`{n}` {t}" for n, t in columns(source, table))
 
 
-def table_path(cfg: Config, table: str) -> Path:
-    return cfg.spark_warehouse / table
+def table_path(root: Path, table: str) -> Path:
+    return root / table
 
 
 def has_rows(cfg: Config, table: str) -> bool:
-    folder = table_path(cfg, table)
+    folder = table_path(cfg.spark_warehouse, table)
     return folder.is_dir() and any(folder.rglob("*.parquet"))
 
 
@@ -143,9 +143,9 @@ class Commit:
     commit_id: str
 
     @classmethod
-    def begin(cls, cfg: Config) -> Commit:
+    def begin(cls, root: Path) -> Commit:
         commit_id = f"{_utc_now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
-        return cls(cfg.spark_warehouse, commit_id)
+        return cls(root, commit_id)
 
     @property
     def folder(self) -> Path:
@@ -200,10 +200,10 @@ def _apply(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def recover(cfg: Config) -> list[str]:
+def recover(root: Path) -> list[str]:
     """Finish the commits that reached their commit point, delete the others (a crashed job's
     staging); returns what was done, one line each."""
-    staging = cfg.spark_warehouse / "_staging"
+    staging = root / "_staging"
     done = []
     for folder in sorted(staging.iterdir()) if staging.is_dir() else []:
         if (folder / "_COMMIT.json").exists():
@@ -231,7 +231,7 @@ def parquet_scan(cfg: Config, table: str) -> str:
         nulls = ", ".join(f"CAST(NULL AS {duck[t]}) AS {q(n)}" for n, t in cols)
         return f"(SELECT {nulls} WHERE false)"
     names = ", ".join(f"CAST({q(n)} AS {duck[t]}) AS {q(n)}" for n, t in cols)
-    files = lit(str(table_path(cfg, table) / "**" / "*.parquet"))
+    files = lit(str(table_path(cfg.spark_warehouse, table) / "**" / "*.parquet"))
     return (
         f"(SELECT {names} FROM read_parquet({files}, hive_partitioning = true, "
         "union_by_name = true))"
@@ -245,7 +245,7 @@ def duckdb_views(con: duckdb.DuckDBPyConnection, cfg: Config, *, temp: bool = Tr
     ``temp``: temporary views, which DuckDB finds before the warehouse's own tables of the
     same names, so the alerts, reports and the gate read what Spark wrote through an
     ordinary warehouse connection; they vanish with it."""
-    recover(cfg)
+    recover(cfg.spark_warehouse)
     kind = "TEMP VIEW" if temp else "VIEW"
     for table in TABLES:
         con.execute(
