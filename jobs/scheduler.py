@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -189,6 +190,9 @@ def build_scheduler(
     store = JsonSQLAlchemyJobStore(url=cfg.registry_url, tablename=TABLE)
     scheduler = BackgroundScheduler(
         jobstores={"default": store},
+        # one job at a time: each holds the warehouse's writer lock for its whole length, so
+        # an overlapping run, reports or retrain would only fail fast; queued, each waits
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
         job_defaults={
             "coalesce": True,
             "max_instances": 1,
