@@ -235,7 +235,8 @@ def test_a_tampered_champion_is_refused_before_anything_is_scored(world: World) 
 
 
 def test_every_query_in_the_readme_runs_on_a_warehouse_after_a_run(world: World) -> None:
-    """The analysts' first queries in the README work as printed."""
+    """The analysts' first queries in the README work as printed (the ```sql blocks; a block
+    for a Spark deployment's Parquet tables is fenced ```sql spark)."""
     run_batch(world.cfg, reports=False)
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     blocks = [b.split("```", 1)[0] for b in readme.split("```sql\n")[1:]]
