@@ -20,20 +20,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from jobs.alerting import CANDIDATE_COLUMNS
 from jobs.config import Config
 from jobs.errors import FraudwatchError
 
+# an alert's own columns (as scoring hands them to the outbox), then its review so far
 FIELDS = (
     "alert_day",
-    "transaction_id",
-    "event_time",
-    "card_id",
-    "merchant_id",
-    "amount",
-    "score",
-    "model_name",
-    "model_version",
-    "reasons",
+    *CANDIDATE_COLUMNS,
     "review",
     "disposition",
     "analyst",
