@@ -31,7 +31,7 @@ def spark_ingest_command(config_path: str | None, as_json: bool) -> None:
     """Load new landing files into the Parquet tables with Spark, in one commit.
 
     Exits 1 when a file was set aside or changed after ingestion."""
-    from jobs.spark.ingest import spark_ingest_job
+    from jobs.spark.run import spark_ingest_job
 
     result = spark_ingest_job(get_config(config_path))
     if as_json:
@@ -54,20 +54,16 @@ def spark_ingest_command(config_path: str | None, as_json: bool) -> None:
 @handle_errors
 def spark_score_command(config_path: str | None, as_json: bool) -> None:
     """Score the champion's backlog with Spark (challenger in shadow) and create its alerts."""
-    from jobs.registry_access import open_registry
-    from jobs.runs import utcnow
-    from jobs.spark.scoring import spark_score
-    from jobs.spark.session import spark_session
+    from jobs.spark.run import spark_score_job
 
-    cfg = get_config(config_path)
-    run_id = f"spark-score-{utcnow():%Y%m%dT%H%M%S%f}"
-    result = spark_score(spark_session(cfg), cfg, open_registry(cfg), run_id)
+    summary = spark_score_job(get_config(config_path))
     if as_json:
-        echo_json(result.to_dict())
+        echo_json(summary)
     else:
+        result = summary["counts"]["score"]
         click.echo(
-            f"champion v{result.champion_version}: {result.scored} scored, "
-            f"{result.shadow_scored} in shadow, {result.alerts_created} alert(s) created"
+            f"champion v{result['champion_version']}: {result['scored']} scored, "
+            f"{result['shadow_scored']} in shadow, {result['alerts_created']} alert(s) created"
         )
 
 

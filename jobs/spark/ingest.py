@@ -345,10 +345,3 @@ def spark_ingest(spark: SparkSession, cfg: Config) -> IngestResult:
     for res in result.files:
         logs.event(log, f"file {res.status}", **res.to_dict())
     return result
-
-
-def spark_ingest_job(cfg: Config) -> IngestResult:
-    """The ``ingest`` job on Spark: a session from ``[spark]``, then :func:`spark_ingest`."""
-    from jobs.spark.session import spark_session
-
-    return spark_ingest(spark_session(cfg), cfg)

@@ -11,10 +11,13 @@ the same counts and problems (:func:`jobs.batch.run_stages` hands over to
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from jobs import logs
 from jobs.config import Config
+from jobs.landing import IngestResult
 from jobs.runs import RunRecord
 
 log = logs.get("batch")
@@ -72,3 +75,42 @@ def _reports(cfg: Config, reg: Any) -> Any:
     except Exception as exc:
         logs.event(log, "reports failed", error=str(exc))
         return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def spark_ingest_job(cfg: Config, *, reingest_paths: Sequence[Path] = ()) -> IngestResult:
+    """``fraudwatch ingest`` on Spark: the new and changed landing files, in one commit,
+    under a ``runs`` ledger row (counts, and the problems that make it needs_attention).
+
+    ``--reingest`` (replacing an ingested file's rows) is the DuckDB engine's only."""
+    from jobs.errors import ConfigError
+    from jobs.runs import recorded_run
+    from jobs.spark.ingest import spark_ingest
+    from jobs.spark.session import spark_session
+
+    if reingest_paths:
+        raise ConfigError(
+            f'{cfg.path}: --reingest is not available with [engine] kind = "spark" (it '
+            "deletes and rewrites stored rows); a plain ingest loads a changed file's new "
+            "rows and quarantines its changed ones"
+        )
+    with recorded_run(cfg, "ingest") as rec:
+        rec.counts["engine"] = "spark"
+        result = spark_ingest(spark_session(cfg), cfg)
+        rec.counts["ingest"] = result.to_dict()
+        rec.problems += result.problems
+    return result
+
+
+def spark_score_job(cfg: Config) -> dict[str, Any]:
+    """``fraudwatch score`` on Spark: the champion's backlog (challenger in shadow), its
+    alerts and day profiles, under a ``runs`` ledger row; returns the run's summary."""
+    from jobs.registry_access import open_registry
+    from jobs.runs import recorded_run
+    from jobs.spark.scoring import spark_score
+    from jobs.spark.session import spark_session
+
+    with recorded_run(cfg, "score") as rec:
+        rec.counts["engine"] = "spark"
+        result = spark_score(spark_session(cfg), cfg, open_registry(cfg), rec.run_id)
+        rec.counts["score"] = result.to_dict()
+    return rec.to_dict()
