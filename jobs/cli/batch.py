@@ -120,11 +120,17 @@ def score(config_path: str | None, as_json: bool) -> None:
     from jobs.warehouse_windows import Windows
 
     cfg = get_config(config_path)
-    policy = {"inference": inference_policy(cfg.settings.scoring).to_dict()}
-    with recorded_run(cfg, "score", policy=policy) as rec, Windows(cfg) as access:
-        result = score_pending(access, cfg, open_registry(cfg), rec.run_id)
-        rec.counts["score"] = result.to_dict()
-    if as_json:
-        echo_json(rec.to_dict())
+    if cfg.settings.engine.kind == "spark":  # issue 19: the Spark engine scores
+        from jobs.spark.run import spark_score_job
+
+        summary = spark_score_job(cfg)
     else:
-        _print_summary(rec.to_dict())
+        policy = {"inference": inference_policy(cfg.settings.scoring).to_dict()}
+        with recorded_run(cfg, "score", policy=policy) as rec, Windows(cfg) as access:
+            result = score_pending(access, cfg, open_registry(cfg), rec.run_id)
+            rec.counts["score"] = result.to_dict()
+        summary = rec.to_dict()
+    if as_json:
+        echo_json(summary)
+    else:
+        _print_summary(summary)

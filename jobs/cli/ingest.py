@@ -36,7 +36,13 @@ def ingest(config_path: str | None, as_json: bool, reingest: tuple[Path, ...]) -
     from jobs.cli.batch import ingest_notes
     from jobs.ingest import ingest_job
 
-    result = ingest_job(get_config(config_path), reingest_paths=reingest)
+    cfg = get_config(config_path)
+    if cfg.settings.engine.kind == "spark":  # issue 19: the Spark engine ingests
+        from jobs.spark.run import spark_ingest_job
+
+        result = spark_ingest_job(cfg, reingest_paths=reingest)
+    else:
+        result = ingest_job(cfg, reingest_paths=reingest)
     if as_json:
         echo_json(result.to_dict())
     else:
