@@ -269,6 +269,10 @@ class Estimation(_Section):
         "average_precision", "precision_at_threshold", "recall_at_threshold", "card_precision_at_k"
     ] = "average_precision"
     max_drop: Annotated[float, Field(ge=0, le=1)] = 0.1
+    # the calibration kept current: a day's estimate uses its version's calibrator refitted on
+    # the version's scores of the latest this many matured days (once they hold as many frauds
+    # as its validation data did); 0 = the training-time calibrator only
+    recalibration_days: Annotated[int, Field(ge=0, le=365)] = 28
 
 
 class Drift(_Section):
