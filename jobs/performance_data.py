@@ -9,6 +9,8 @@ of the window is ever loaded into Python.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +41,134 @@ LATEST_LABELS = (
     "WHERE ?::TIMESTAMP IS NULL OR reported_at < ? GROUP BY transaction_id)"
 )
 
+WINDOW = "fw_window"  # the temp table of one window's scored rows (see scored_window)
+
+
+@contextmanager
+def scored_window(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    model_name: str,
+    where: str,
+    params: list[Any],
+    start: datetime,
+    end: datetime,
+    as_of: datetime | None = None,
+) -> Iterator[str]:
+    """The window's scores matching ``where`` (on ``scores s``) joined once with their
+    transactions and latest labels (reported before ``as_of``; all without it) into a temp
+    table (day, role, model_version, transaction_id, card_id, amount, score, is_fraud),
+    dropped on the way out. The performance aggregates and the estimation read it."""
+    con.execute(f"DROP TABLE IF EXISTS temp.{WINDOW}")
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE {WINDOW} AS "
+            "SELECT t.event_time::DATE AS day, s.role, s.model_version, t.transaction_id, "
+            "t.card_id, t.amount, s.score, coalesce(l.is_fraud, false) AS is_fraud "
+            "FROM scores s JOIN transactions t USING (transaction_id) "
+            f"LEFT JOIN {LATEST_LABELS} l USING (transaction_id) "
+            f"WHERE s.model_name = ? AND {where} AND t.event_time >= ? AND t.event_time < ?",
+            [as_of, as_of, model_name, *params, start, end],
+        )
+        yield WINDOW
+    finally:
+        for table in (WINDOW, "fw_cut", "fw_top", "fw_best"):
+            con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
+def top_cards(con: duckdb.DuckDBPyConnection, rows: str, params: list[Any], limit: int) -> None:
+    """Each day's ``limit`` best-scored cards among the window table's ``rows`` (a
+    predicate with ``params``), into the temp table ``fw_best`` (day, card_id, score = the
+    card's best that day; ranked by score then card id), and the day's top transactions
+    into ``fw_top`` (the window's columns). Taken from the top transactions, not from a
+    group-by of every card and day: the cards of a day's ``m`` best-scored transactions (ties
+    at the ``m``-th score included) hold its ``limit`` best cards with all their best
+    transactions, once they are ``limit`` distinct cards or all the day's rows; ``m`` grows
+    until every day is so. Both tables go with :func:`scored_window`'s."""
+    w = f"(SELECT * FROM {WINDOW} WHERE {rows})"
+    m = max(4 * limit, 64)
+    while True:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE fw_cut AS SELECT day, "
+            f"list_min(max(score, {m})) AS floor, count(*) AS n FROM {w} GROUP BY day",
+            params,
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE fw_top AS SELECT x.* "
+            f"FROM {w} x JOIN fw_cut c USING (day) WHERE x.score >= c.floor",
+            params,
+        )
+        short = con.execute(
+            "SELECT count(*) FROM (SELECT day, count(*) AS r, count(DISTINCT card_id) AS cards "
+            "FROM fw_top GROUP BY day) JOIN fw_cut USING (day) WHERE cards < ? AND r < n",
+            [limit],
+        ).fetchall()[0][0]
+        if not short:
+            break
+        m *= 4
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE fw_best AS SELECT day, card_id, max(score) AS score "
+        "FROM fw_top GROUP BY day, card_id QUALIFY row_number() OVER "
+        "(PARTITION BY day ORDER BY max(score) DESC, card_id) <= ?",
+        [limit],
+    )
+
+
+def window_aggregates(
+    con: duckdb.DuckDBPyConnection, *, rows: str, params: list[Any], threshold: float, k: int
+) -> Aggregates | None:
+    """The aggregates of the window table's ``rows`` (a predicate with ``params``), or None
+    when it has none."""
+    w = f"(SELECT * FROM {WINDOW} WHERE {rows})"
+    row = con.execute(
+        f"SELECT count(*), mode(model_version ORDER BY model_version DESC) FROM {w}", params
+    ).fetchall()[0]
+    if not row[0]:
+        return None
+    day_stats = _frame(
+        con,
+        "SELECT day, count(*) AS n, count(*) FILTER (WHERE is_fraud) AS frauds, "
+        "count(*) FILTER (WHERE score >= ?) AS alerts, "
+        "count(*) FILTER (WHERE is_fraud AND score >= ?) AS tp, "
+        "count(*) FILTER (WHERE NOT is_fraud AND score >= ?) AS fp, "
+        "coalesce(sum(amount) FILTER (WHERE is_fraud AND score >= ?), 0) AS amount_caught, "
+        "coalesce(sum(amount) FILTER (WHERE is_fraud AND score < ?), 0) AS amount_missed "
+        f"FROM {w} GROUP BY day ORDER BY day",
+        [threshold] * 5 + params,
+    )
+    bins = _frame(
+        con,
+        f"SELECT day, least(floor(score * {BINS}), {BINS - 1})::INTEGER AS bin, "
+        f"count(*) AS n, count(*) FILTER (WHERE is_fraud) AS frauds FROM {w} GROUP BY ALL",
+        params,
+    )
+    # enough cards per day for card precision@k (cards caught earlier are skipped, at most
+    # k a day) and for the sweep's largest budget
+    limit = max(int(k * max(BUDGET_FACTORS)), k * (day_stats.height + 1))
+    top_cards(con, rows, params, limit)
+    # the card's best transaction (the lowest id among its ties, all in fw_top); whether the
+    # card had a fraud that day (any of its transactions: from the window's few fraud rows)
+    cards = _frame(
+        con,
+        f"WITH frauds AS (SELECT DISTINCT day, card_id FROM {w} WHERE is_fraud) "
+        "SELECT b.day, b.card_id, b.score, any_value(f.card_id IS NOT NULL) AS card_fraud, "
+        "min(p.transaction_id) AS transaction_id, "
+        "arg_min(p.is_fraud, p.transaction_id) AS is_fraud, "
+        "arg_min(p.amount, p.transaction_id) AS amount "
+        "FROM fw_best b JOIN fw_top p ON p.day = b.day AND p.card_id = b.card_id "
+        "AND p.score = b.score "
+        "LEFT JOIN frauds f ON f.day = b.day AND f.card_id = b.card_id "
+        "GROUP BY b.day, b.card_id, b.score",
+        params,
+    )
+    top = _frame(
+        con,
+        "SELECT day, unnest(max_by({'score': score, 'is_fraud': is_fraud}, score, ?), "
+        f"recursive := true) FROM {w} GROUP BY day",
+        [k, *params],
+    )
+    return Aggregates(int(row[1]), day_stats, bins, cards, top)
+
 
 def aggregates(
     con: duckdb.DuckDBPyConnection,
@@ -54,65 +184,10 @@ def aggregates(
 ) -> Aggregates | None:
     """The window's aggregates for the scores matching ``where`` (on ``scores s``), with the
     labels reported before ``as_of`` (all without it), or None when the window has none."""
-    con.execute("DROP TABLE IF EXISTS temp.fw_perf")
-    con.execute(
-        "CREATE TEMP TABLE fw_perf AS "
-        "SELECT t.event_time::DATE AS day, t.transaction_id, t.card_id, t.amount, s.score, "
-        "s.model_version, coalesce(l.is_fraud, false) AS is_fraud "
-        "FROM scores s JOIN transactions t USING (transaction_id) "
-        f"LEFT JOIN {LATEST_LABELS} l USING (transaction_id) "
-        f"WHERE s.model_name = ? AND {where} AND t.event_time >= ? AND t.event_time < ?",
-        [as_of, as_of, model_name, *params, start, end],
-    )
-    try:
-        row = con.execute(
-            "SELECT count(*), mode(model_version ORDER BY model_version DESC) FROM fw_perf"
-        ).fetchall()[0]
-        if not row[0]:
-            return None
-        day_stats = _frame(
-            con,
-            "SELECT day, count(*) AS n, count(*) FILTER (WHERE is_fraud) AS frauds, "
-            "count(*) FILTER (WHERE score >= ?) AS alerts, "
-            "count(*) FILTER (WHERE is_fraud AND score >= ?) AS tp, "
-            "count(*) FILTER (WHERE NOT is_fraud AND score >= ?) AS fp, "
-            "coalesce(sum(amount) FILTER (WHERE is_fraud AND score >= ?), 0) AS amount_caught, "
-            "coalesce(sum(amount) FILTER (WHERE is_fraud AND score < ?), 0) AS amount_missed "
-            "FROM fw_perf GROUP BY day ORDER BY day",
-            [threshold] * 5,
-        )
-        bins = _frame(
-            con,
-            f"SELECT day, least(floor(score * {BINS}), {BINS - 1})::INTEGER AS bin, "
-            "count(*) AS n, count(*) FILTER (WHERE is_fraud) AS frauds "
-            "FROM fw_perf GROUP BY ALL",
-            [],
-        )
-        # enough cards per day for card precision@k (cards caught earlier are skipped, at most
-        # k a day) and for the sweep's largest budget
-        limit = max(int(k * max(BUDGET_FACTORS)), k * (day_stats.height + 1))
-        cards = _frame(
-            con,
-            "WITH best AS (SELECT day, card_id, max(score) AS score, bool_or(is_fraud) AS card_fraud "
-            "FROM fw_perf GROUP BY day, card_id QUALIFY row_number() OVER "
-            "(PARTITION BY day ORDER BY max(score) DESC, card_id) <= ?) "
-            "SELECT b.day, b.card_id, b.score, b.card_fraud, "
-            "min(p.transaction_id) AS transaction_id, "
-            "arg_min(p.is_fraud, p.transaction_id) AS is_fraud, "
-            "arg_min(p.amount, p.transaction_id) AS amount "
-            "FROM best b JOIN fw_perf p ON p.day = b.day AND p.card_id = b.card_id "
-            "AND p.score = b.score GROUP BY ALL",
-            [limit],
-        )
-        top = _frame(
-            con,
-            "SELECT day, unnest(max_by({'score': score, 'is_fraud': is_fraud}, score, ?), "
-            "recursive := true) FROM fw_perf GROUP BY day",
-            [k],
-        )
-        return Aggregates(int(row[1]), day_stats, bins, cards, top)
-    finally:
-        con.execute("DROP TABLE IF EXISTS temp.fw_perf")
+    with scored_window(
+        con, model_name=model_name, where=where, params=params, start=start, end=end, as_of=as_of
+    ):
+        return window_aggregates(con, rows="true", params=[], threshold=threshold, k=k)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from reports.index import publish
 
 if TYPE_CHECKING:
     from jobs.alert_reviews import Overturned
+    from jobs.estimation import EstimationPlan
     from jobs.performance_data import ReviewDay
     from reports.estimation import EstimationSummary
     from reports.performance import PerformanceResult
@@ -92,49 +93,60 @@ def performance_report(
     *,
     start: date | None = None,
     end: date | None = None,
-) -> tuple[list[PerformanceResult], Window]:
-    from jobs.performance_data import aggregates
+) -> tuple[list[PerformanceResult], Window, EstimationSummary | None]:
+    """Champion and challenger on the window's matured days, and the champion's estimate
+    up to the data clock's day: the scores, transactions and labels are joined once, into
+    one window table both read (:func:`jobs.performance_data.scored_window`)."""
+    from jobs.estimation import estimate_from_window
+    from jobs.performance_data import scored_window, window_aggregates
     from reports.aggregated import performance_from_aggregates
 
     s = cfg.settings
     window = performance_window(con, cfg, start, end)
-    as_of = labels_as_of(con)
+    plan = estimation_plan(con, cfg, reg, window)
+    challenger = reg.get_alias(s.model.name, "challenger")
     results = []
-    for role, where, params in _roles(reg, cfg.settings.model.name):
-        agg = aggregates(
-            con,
-            model_name=s.model.name,
-            where=where,
-            params=params,
-            start=window.start,
-            end=window.end,
-            threshold=s.alerts.threshold,
-            k=s.alerts.daily_budget,
-            as_of=as_of,
-        )
-        if agg is None:
-            continue
-        results.append(
-            performance_from_aggregates(
-                agg.day_stats,
-                agg.bins,
-                agg.cards,
-                agg.top,
+    with scored_window(
+        con,
+        model_name=s.model.name,
+        where="(s.role = 'champion' OR (s.role = 'challenger' AND s.model_version = ?))",
+        params=[challenger.version if challenger is not None else None],
+        start=min(window.start, plan.rows_from or plan.start),
+        end=max(window.end, plan.end),
+        as_of=labels_as_of(con),
+    ):
+        for role, _, _ in _roles(reg, s.model.name):
+            agg = window_aggregates(
+                con,
+                rows="role = ? AND day >= ? AND day < ?",
+                params=[role, window.start.date(), window.end.date()],
                 threshold=s.alerts.threshold,
                 k=s.alerts.daily_budget,
-                model_name=s.model.name,
-                model_version=agg.version,
-                role=role,
-                start=window.start,
-                end=window.end,
             )
-        )
-    if not results:
-        raise NotEnoughData(
-            f"no scored transactions with matured labels in {window.label()}: labels mature "
-            f"{s.source.label_delay_days} days after the event"
-        )
-    return results, window
+            if agg is None:
+                continue
+            results.append(
+                performance_from_aggregates(
+                    agg.day_stats,
+                    agg.bins,
+                    agg.cards,
+                    agg.top,
+                    threshold=s.alerts.threshold,
+                    k=s.alerts.daily_budget,
+                    model_name=s.model.name,
+                    model_version=agg.version,
+                    role=role,
+                    start=window.start,
+                    end=window.end,
+                )
+            )
+        if not results:
+            raise NotEnoughData(
+                f"no scored transactions with matured labels in {window.label()}: labels "
+                f"mature {s.source.label_delay_days} days after the event"
+            )
+        estimation = estimate_from_window(con, cfg, reg, plan)
+    return results, window, estimation
 
 
 def delivery_backlog(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -164,26 +176,23 @@ def reviews_section(
     return days, overturned(con, window.start, end)
 
 
-def estimation_section(
+def estimation_plan(
     con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, window: Window
-) -> EstimationSummary | None:
+) -> EstimationPlan:
     """Estimated performance from the window's start to the data clock's day: the days
     whose labels have not matured, and the matured ones to hold the estimate against."""
-    from jobs.estimation import estimate_performance
+    from jobs.estimation import EstimationPlan, rows_from
 
     clock = data_clock(con)
     matured = (clock - timedelta(days=cfg.settings.source.label_delay_days)).date()
     champion = reg.get_alias(cfg.settings.model.name, "champion")
     trained = champion.lineage.training_end if champion is not None else None
-    return estimate_performance(
-        con,
-        cfg,
-        reg,
+    return EstimationPlan(
         start=window.start,
         end=datetime.combine(clock.date(), time()) + timedelta(days=1),
         matured=matured,
-        as_of=labels_as_of(con),
         trained_through=trained.date() if isinstance(trained, datetime) else trained,
+        rows_from=rows_from(cfg, window.start),
     )
 
 
@@ -211,16 +220,17 @@ def write_performance(
 ) -> tuple[list[PerformanceResult], Path]:
     from reports.performance_html import render_performance
 
-    results, window = performance_report(con, cfg, reg, **kw)
+    results, window, estimation = performance_report(con, cfg, reg, **kw)
     undelivered = delivery_backlog(con)
     reviews, overturns = reviews_section(con, cfg.settings.source.label_delay_days, window)
-    estimation = estimation_section(con, cfg, reg, window)
     meta = {
         "window": window.label(),
         "labels reported before": f"{labels_as_of(con):%Y-%m-%d}",
         "model": cfg.settings.model.name,
         **undelivered,
     }
+    if estimation is not None and estimation.calibration:
+        meta["estimate of the latest day calibrated by"] = estimation.calibration
     html = render_performance(
         results,
         title=f"Performance — {window.label()}",

@@ -85,6 +85,29 @@ def _logit(s: np.ndarray) -> np.ndarray:
     return np.log(c / (1 - c))
 
 
+def _pav(x: np.ndarray, rows: np.ndarray, frauds: np.ndarray, sums: np.ndarray) -> Calibrator:
+    """Pool adjacent violators over blocks ordered by score (``x``: their scores, increasing;
+    ``rows``, ``frauds`` and ``sums`` of scores per block), each block's rate shrunk toward
+    the overall rate by one pseudo-observation."""
+    blocks: list[list[float]] = []  # [frauds, rows, sum of scores]
+    for f, n, t in zip(frauds, rows, sums, strict=True):
+        blocks.append([float(f), float(n), float(t)])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            f2, n2, t2 = blocks.pop()
+            blocks[-1][0] += f2
+            blocks[-1][1] += n2
+            blocks[-1][2] += t2
+    total, positives = float(rows.sum()), float(frauds.sum())
+    base = positives / total
+    centres = [b[2] / b[1] for b in blocks]
+    probs = [(b[0] + base) / (b[1] + 1.0) for b in blocks]  # one pseudo-observation
+    probs = list(np.maximum.accumulate(probs))  # shrinkage must not break monotonicity
+    del x
+    return Calibrator(
+        "isotonic", tuple(centres), tuple(probs), 0.0, 0.0, round(total), round(positives)
+    )
+
+
 def _isotonic(s: np.ndarray, y: np.ndarray) -> Calibrator:
     order = np.argsort(s, kind="stable")
     s, y = s[order], y[order]
@@ -93,36 +116,27 @@ def _isotonic(s: np.ndarray, y: np.ndarray) -> Calibrator:
     counts = np.diff(np.append(start, s.size)).astype(float)
     sums = np.add.reduceat(y, start).astype(float)
     xs = np.add.reduceat(s, start)
-    blocks: list[list[float]] = []  # [frauds, rows, sum of scores]
-    for f, n, x in zip(sums, counts, xs, strict=True):
-        blocks.append([f, n, x])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
-            f2, n2, x2 = blocks.pop()
-            blocks[-1][0] += f2
-            blocks[-1][1] += n2
-            blocks[-1][2] += x2
-    base = float(y.mean())
-    centres = [b[2] / b[1] for b in blocks]
-    probs = [(b[0] + base) / (b[1] + 1.0) for b in blocks]  # one pseudo-observation
-    probs = list(np.maximum.accumulate(probs))  # shrinkage must not break monotonicity
-    del uniq
-    return Calibrator("isotonic", tuple(centres), tuple(probs), 0.0, 0.0, int(y.size), int(y.sum()))
+    return _pav(uniq, counts, sums, xs)
 
 
-def _platt(s: np.ndarray, y: np.ndarray) -> Calibrator:
-    z = _logit(s)
+def _platt(z: np.ndarray, rows: np.ndarray, frauds: np.ndarray) -> Calibrator:
+    """Newton's method on the logistic loss of (a, b), over logit scores ``z`` with their
+    ``rows`` and ``frauds`` (one row each, or bins)."""
     a, b = 1.0, 0.0
-    for _ in range(50):  # Newton's method on the logistic loss of (a, b)
+    for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-(a * z + b)))
-        w = np.maximum(p * (1 - p), 1e-12)
-        g = np.array([np.sum((p - y) * z), np.sum(p - y)])
+        w = np.maximum(rows * p * (1 - p), 1e-12)
+        r = rows * p - frauds
+        g = np.array([np.sum(r * z), np.sum(r)])
         h = np.array([[np.sum(w * z * z), np.sum(w * z)], [np.sum(w * z), np.sum(w)]])
         h += np.eye(2) * 1e-9
         step = np.linalg.solve(h, g)
         a, b = a - step[0], b - step[1]
         if np.abs(step).max() < 1e-10:
             break
-    return Calibrator("platt", (), (), float(a), float(b), int(y.size), int(y.sum()))
+    return Calibrator(
+        "platt", (), (), float(a), float(b), round(float(rows.sum())), round(float(frauds.sum()))
+    )
 
 
 def fit_calibrator(scores: Any, labels: Any, method: str = "isotonic") -> Calibrator:
@@ -131,7 +145,26 @@ def fit_calibrator(scores: Any, labels: Any, method: str = "isotonic") -> Calibr
     y = np.asarray(labels, dtype=float)
     if s.size == 0 or y.min() == y.max():
         raise ValueError("calibration needs validation rows of both classes")
-    return _platt(s, y) if method == "platt" else _isotonic(s, y)
+    if method == "platt":
+        return _platt(_logit(s), np.ones_like(y), y)
+    return _isotonic(s, y)
+
+
+def fit_binned(mean_scores: Any, rows: Any, frauds: Any, method: str = "isotonic") -> Calibrator:
+    """Fit on scores reduced to bins: each bin's mean score, rows and frauds (both classes
+    needed). Equal to :func:`fit_calibrator` on the rows when each bin holds one score."""
+    x = np.asarray(mean_scores, dtype=float)
+    n = np.asarray(rows, dtype=float)
+    f = np.asarray(frauds, dtype=float)
+    keep = n > 0
+    x, n, f = x[keep], n[keep], f[keep]
+    if x.size == 0 or f.sum() <= 0 or f.sum() >= n.sum():
+        raise ValueError("calibration needs rows of both classes")
+    if method == "platt":
+        return _platt(_logit(x), n, f)
+    order = np.argsort(x, kind="stable")
+    x, n, f = x[order], n[order], f[order]
+    return _pav(x, n, f, x * n)
 
 
 def calibration_quality(cal: Calibrator, scores: Any, labels: Any) -> CalibrationQuality:

@@ -74,6 +74,7 @@ class DayEstimate:
     estimated: dict[str, Interval]
     realised: dict[str, float | None]  # empty until the day's labels matured
     in_training: bool = False  # inside the champion's training window: not held to it
+    calibration: str = ""  # which calibration the day's scores went through
 
     def holds(self, metric: str) -> bool | None:
         if self.in_training:
@@ -117,7 +118,13 @@ def _value(x: Any) -> float | None:
 
 
 def estimate_day(
-    d: DayInput, *, simulations: int, confidence: float, seed: int = 0, in_training: bool = False
+    d: DayInput,
+    *,
+    simulations: int,
+    confidence: float,
+    seed: int = 0,
+    in_training: bool = False,
+    calibration: str = "",
 ) -> DayEstimate:
     """The day's metrics drawn ``simulations`` times from its calibrated probabilities, and
     (when matured) computed on its labels."""
@@ -145,6 +152,7 @@ def estimate_day(
         estimated=estimated,
         realised=realised,
         in_training=in_training,
+        calibration=calibration,
     )
 
 
@@ -162,6 +170,11 @@ class EstimationSummary:
     recent_days: int
     max_drop: float
     confidence: float
+
+    @property
+    def calibration(self) -> str:
+        """The calibration of the latest day's scores."""
+        return self.days[-1].calibration if self.days else ""
 
     @property
     def drop(self) -> float | None:
