@@ -103,13 +103,22 @@ def writer_lock(path: Path) -> Iterator[None]:
                 _held[lock] = (fd, n - 1)
 
 
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """No DuckDB progress bar: it prints to standard output (where ``--json`` writes, and into
+    cron's mail) whenever a query runs over two seconds. Our own bars go to a terminal."""
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect``, retried while another process holds the file, up to ``wait`` s."""
     deadline = time.monotonic() + wait
     pause = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only)
+            quiet(con)
+            return con
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
                 if is_disk_full(exc):

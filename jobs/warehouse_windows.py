@@ -43,6 +43,7 @@ from jobs.warehouse_access import (
     disk_full,
     is_disk_full,
     make_folder,
+    quiet,
     storage_errors,
     writer_lock,
 )
@@ -102,7 +103,7 @@ class Windows:
         self.stats = WindowStats()
         self._mode: str | None = None
         make_folder(self.path.parent)
-        self.con = duckdb.connect(":memory:")
+        self.con = quiet(duckdb.connect(":memory:"))
         self.con.execute("SET TimeZone = 'UTC'")  # naive timestamps in the warehouse are UTC
         self.con.execute("SET preserve_insertion_order = false")  # every read orders explicitly
         # what the stage keeps between windows spills where the warehouse's own work does

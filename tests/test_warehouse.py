@@ -143,3 +143,20 @@ def test_a_job_started_beside_a_running_one_in_the_same_process_leaves_it_runnin
         finish_run(con, rec)
     assert con.execute("SELECT count(*) FROM runs WHERE status = 'ok'").fetchall() == [(2,)]
     con.close()
+
+
+def test_connections_print_no_progress_bar(tmp_path: Path) -> None:
+    """DuckDB's progress bar prints to standard output on any query over two seconds: into
+    ``fraudwatch run --json``'s output and cron's mail. Every connection fraudwatch opens,
+    the warehouse's and a stage's own in-memory one, has it off."""
+    from jobs.config import load_config
+    from jobs.warehouse_windows import Windows
+
+    (tmp_path / "config.toml").write_text('data_dir = "var"\n')
+    cfg = load_config(tmp_path / "config.toml")
+    con = open_warehouse(tmp_path / "w.duckdb")
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
+    con.close()
+    with Windows(cfg) as w:
+        setting = w.con.execute("SELECT current_setting('enable_progress_bar')").fetchall()
+    assert setting == [(False,)]
