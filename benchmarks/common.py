@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -35,7 +35,8 @@ out, err, *command = sys.argv[1:]
 with open(out, "w") as o, open(err, "w") as e:
     proc = subprocess.Popen(command, stdout=o, stderr=e)
     _, status, usage = os.wait4(proc.pid, 0)
-print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}))
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss,
+                  "cpu_s": usage.ru_utime + usage.ru_stime}))
 """
 
 
@@ -44,15 +45,21 @@ def measure_fresh(args: list[str]) -> dict:
     line: a measurement in a fresh process whose peak memory is its own."""
     with tempfile.TemporaryDirectory() as tmp:
         out, err = Path(tmp) / "out", Path(tmp) / "err"
-        _, code, _ = run_measured([sys.executable, *args], out, err)
+        code = run_measured([sys.executable, *args], out, err).code
         if code != 0:
             sys.exit(f"the measurement {args} failed:\n{err.read_text()[-3000:]}")
         return json.loads(out.read_text().strip().splitlines()[-1])
 
 
-def run_measured(command: list[str], out: Path, err: Path) -> tuple[float, int, float]:
-    """Run ``command`` (stdout to ``out``, stderr to ``err``): seconds, exit code, and the
-    command's own peak resident memory in MB."""
+class Measured(NamedTuple):
+    seconds: float  # wall
+    code: int  # exit code
+    peak_mb: float  # the command's own peak resident memory
+    cpu_s: float  # its CPU time (user + system, all threads): steadier than wall under load
+
+
+def run_measured(command: list[str], out: Path, err: Path) -> Measured:
+    """Run ``command`` (stdout to ``out``, stderr to ``err``) and measure it."""
     t = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", _LAUNCHER, str(out), str(err), *command],
@@ -62,7 +69,7 @@ def run_measured(command: list[str], out: Path, err: Path) -> tuple[float, int, 
     )
     seconds = time.perf_counter() - t
     report = json.loads(done.stdout)
-    return seconds, int(report["code"]), report["maxrss_kb"] / 1024
+    return Measured(seconds, int(report["code"]), report["maxrss_kb"] / 1024, report["cpu_s"])
 
 
 @contextmanager

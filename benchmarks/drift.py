@@ -124,7 +124,7 @@ def main() -> None:
             html = d / f"{side}.html"
             command = [python, __file__, "--side", side, str(d / "ref.parquet")]
             command += [str(d / "cur.parquet"), str(html)]
-            seconds, code, peak = run_measured(command, d / f"{side}.out", d / f"{side}.err")
+            seconds, code, peak, _ = run_measured(command, d / f"{side}.out", d / f"{side}.err")
             if code != 0:
                 print(f"{label:12s} failed: {(d / f'{side}.err').read_text()[-1500:]}")
                 continue

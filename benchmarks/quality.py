@@ -73,7 +73,7 @@ def command(root: Path, *args: str) -> tuple[float, float]:
     """Run ``fraudwatch ARGS`` as a user would: seconds and peak memory (MB)."""
     exe = str(Path(sys.executable).with_name("fraudwatch"))
     out, err = root / "out.txt", root / "err.txt"
-    seconds, code, peak = run_measured(
+    seconds, code, peak, _ = run_measured(
         [exe, "--config", str(root / "config.toml"), *args], out, err
     )
     if code != 0:

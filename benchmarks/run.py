@@ -163,21 +163,21 @@ def measure(
         twin = _twin(Path(tmp), cfg, "twin") if analyst else None
         warm = _twin(Path(tmp), cfg, "warm") if daemon else None
         base = peak_rss_mb()
-        run_s, summary, run_peak = run_once(cfg, Path(tmp))
+        run_s, summary, run_peak, run_cpu = run_once(cfg, Path(tmp))
         beside: dict = {}
         if twin is not None:
             from jobs.config import load_config
 
             twin_cfg = load_config(twin / "config.toml")
             with analyst_alongside(twin_cfg.warehouse_path, beside):
-                beside["run_s"], twin_summary, _ = run_once(twin_cfg, twin)
+                beside["run_s"], twin_summary, _, _ = run_once(twin_cfg, twin)
             beside["stages"] = twin_summary["counts"]["seconds"]
             beside["windows"] = twin_summary["counts"].get("windows")
             shutil.rmtree(twin)
         in_daemon: dict = {}
         if warm is not None:
             out, err = warm / "run.out", warm / "run.err"
-            _, code, in_daemon["peak_rss_mb"] = run_measured(
+            _, code, in_daemon["peak_rss_mb"], _ = run_measured(
                 [sys.executable, "-c", _DAEMON, str(warm / "config.toml")], out, err
             )
             if code != 0:
@@ -188,7 +188,7 @@ def measure(
             in_daemon["stages"] = got["summary"]["counts"]["seconds"]
             shutil.rmtree(warm)
         # the same command again with nothing new: start-up, and no report rewritten
-        empty_s, empty, _ = run_once(cfg, Path(tmp))
+        empty_s, empty, _, _ = run_once(cfg, Path(tmp))
         assert empty["counts"]["score"]["scored"] == 0
         # the bare model on the same feature matrix
         con = open_configured(cfg)  # type: ignore[arg-type]
@@ -212,6 +212,7 @@ def measure(
             "history_profiles_s": profile_s,
             "first_reports_s": first_reports_s,
             "run_s": run_s,
+            "run_cpu_s": run_cpu,
             "stages": summary["counts"]["seconds"],
             "scoring_steps": summary["counts"]["score"]["seconds"],
             "reports_written": [Path(p).parent.name for p in reports.get("written", [])],
@@ -240,15 +241,16 @@ def print_windows(indent: str, windows: dict | None) -> None:
         )
 
 
-def run_once(cfg: object, tmp: Path) -> tuple[float, dict, float]:
-    """`fraudwatch run` in a fresh process: seconds, its summary, its own peak RSS in MB."""
+def run_once(cfg: object, tmp: Path) -> tuple[float, dict, float, float]:
+    """`fraudwatch run` in a fresh process: seconds, its summary, its own peak RSS in MB, and
+    its CPU seconds (steadier than wall time on a shared machine)."""
     command = [sys.executable, "-m", "jobs.cli_main", "run", "--json"]  # reports included
     command += ["--config", str(cfg.path)]  # type: ignore[attr-defined]
     out, err = tmp / "run.out", tmp / "run.err"
-    seconds, code, peak = run_measured(command, out, err)
+    seconds, code, peak, cpu = run_measured(command, out, err)
     if code != 0:
         raise RuntimeError(err.read_text()[-3000:])
-    return seconds, json.loads(out.read_text()), peak
+    return seconds, json.loads(out.read_text()), peak, cpu
 
 
 def main() -> None:
@@ -310,7 +312,10 @@ def main() -> None:
             f"{args.history_days} days), model {r['trees']} trees, "
             f"DuckDB memory_limit {r['memory_limit']}"
         )
-        print(f"  run total      {r['run_s']:.1f} s  stages {r['stages']}")
+        print(
+            f"  run total      {r['run_s']:.1f} s (CPU {r['run_cpu_s']:.1f} s)  "
+            f"stages {r['stages']}"
+        )
         print(
             f"  reports stage  {r['stages'].get('reports', float('nan')):.1f} s (target < 5 s), "
             f"wrote {r['reports_written']}"
