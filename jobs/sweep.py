@@ -31,6 +31,8 @@ sum beyond 64 bits): the caller then takes the SQL path.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import duckdb
@@ -42,7 +44,7 @@ from jobs.sweep_kernels import NULL_AMOUNT
 
 US_PER_DAY = 86_400_000_000
 NONE = np.iinfo(np.int64).max  # "no time": a revoked_at that never came
-SCAN_MEMORY = "256MB"  # DuckDB's memory limit during the sweep's scans
+SCAN_MEMORY = "128MB"  # DuckDB's memory limit during the sweep's scans
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,18 @@ def _micros(column: pa.Array) -> np.ndarray:
     return column.to_numpy().view(np.int64)
 
 
+def _each(batches: pa.RecordBatchReader, work: Callable[[pa.RecordBatch], bool]) -> int | None:
+    """``work`` on each batch in order: the rows, or None if a batch has a row without keys
+    or ``work`` said False. (Handing the kernels to a worker thread while DuckDB decodes the
+    next batch was measured slower: DuckDB's scan already uses every core.)"""
+    rows = 0
+    for b in batches:
+        if b.column(0).null_count or b.column(1).null_count or not work(b):
+            return None
+        rows += b.num_rows
+    return rows
+
+
 def _history(
     con: duckdb.DuckDBPyConnection,
     targets: Targets,
@@ -126,7 +140,9 @@ def _history(
 ) -> History | None:
     """Two passes over the rows from ``lo`` to ``hi``: count each wanted card's (from
     ``card_since``) and merchant's rows, then put each row in its place. Only the grouped
-    arrays are ever held; None if a scanned row has no keys or rows appear between passes."""
+    arrays are ever held; None if a scanned row has no keys or rows appear between passes.
+    (Sharing a batch between threads, each placing its own keys, was measured slower: each
+    thread reads the whole batch, and the scan is bound by memory, not by one core.)"""
     n_cards, n_merchants = (
         int(v) + 1
         for v in con.execute(
@@ -142,42 +158,63 @@ def _history(
     want_merchant[targets.merchant_key] = True
     c_off = np.zeros(n_cards + 1, np.int64)
     m_off = np.zeros(n_merchants + 1, np.int64)
-    rows = 0
-    for b in _batches(con, "card_key, merchant_key, event_time", lo_us, hi_us):
-        if b.column(0).null_count or b.column(1).null_count:
-            return None  # a row without keys
-        rows += b.num_rows
-        ok = kernels.count_rows(
-            b.column(0).to_numpy(), b.column(1).to_numpy(), _micros(b.column(2)), card_since,
-            want_card, want_merchant, c_off, m_off,
-        )  # fmt: skip
-        if not ok:
-            return None
+    shift = max(0, n_cards.bit_length() - 9)  # at most 512 buckets of cards
+
+    def count(b: pa.RecordBatch) -> bool:
+        card, merchant, when = b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2)
+        return kernels.count_rows(  # type: ignore[no-any-return]
+            card,
+            merchant,
+            _micros(when),
+            card_since,
+            want_card,
+            want_merchant,
+            c_off,
+            m_off,
+        )
+
+    rows = _each(_batches(con, "card_key, merchant_key, event_time", lo_us, hi_us), count)
+    if rows is None:
+        return None  # a row without keys, or a key outside the dictionaries
     c_off, m_off = np.cumsum(c_off), np.cumsum(m_off)
     c_rows, m_rows = int(c_off[-1]), int(m_off[-1])
     c_time, c_amount = np.empty(c_rows, np.int64), np.empty(c_rows, np.int64)
     c_merchant = np.empty(c_rows, np.int32)
-    shift = max(0, n_cards.bit_length() - 9)  # at most 512 buckets of cards
     c_low = np.empty(c_rows, np.int16 if shift < 16 else np.int32)
     m_time = np.empty(m_rows, np.int64)
     b_cur = c_off[: -1 : 1 << shift].copy()
     b_end = c_off[np.minimum(np.arange(1, b_cur.size + 1) << shift, n_cards)]
-    m_cur = m_off[:-1].copy()
+    m_cur, m_end = m_off[:-1].copy(), m_off[1:]
+
+    def place(b: pa.RecordBatch) -> bool:
+        card, merchant, when = b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2)
+        amounts = b.column(3).fill_null(NULL_AMOUNT).to_numpy()
+        return kernels.place_rows(  # type: ignore[no-any-return]
+            card,
+            merchant,
+            _micros(when),
+            amounts,
+            card_since,
+            want_card,
+            want_merchant,
+            shift,
+            b_cur,
+            b_end,
+            c_time,
+            c_amount,
+            c_merchant,
+            c_low,
+            m_cur,
+            m_end,
+            m_time,
+        )
+
     cols = "card_key, merchant_key, event_time, amount_e4"
-    for b in _batches(con, cols, lo_us, hi_us):
-        if b.column(0).null_count or b.column(1).null_count:
-            return None
-        ok = kernels.place_rows(
-            b.column(0).to_numpy(), b.column(1).to_numpy(), _micros(b.column(2)),
-            b.column(3).fill_null(NULL_AMOUNT).to_numpy(), card_since, want_card, want_merchant,
-            shift, b_cur, b_end, c_time, c_amount, c_merchant, c_low, m_cur, m_off[1:], m_time,
-        )  # fmt: skip
-        if not ok:
-            return None
-    if not (np.array_equal(b_cur, b_end) and np.array_equal(m_cur, m_off[1:])):
+    if _each(_batches(con, cols, lo_us, hi_us), place) is None:
+        return None
+    if not (np.array_equal(b_cur, b_end) and np.array_equal(m_cur, m_end)):
         return None  # rows gone between the passes
     kernels.settle_cards(c_off, shift, c_time, c_amount, c_merchant, c_low)
-    del c_low
     return History(rows, c_off, c_time, c_amount, c_merchant, m_off, m_time, n_merchants)
 
 
@@ -205,9 +242,24 @@ def _frauds(
     )
 
 
+def _merchant_walks(targets: Targets, parts: int) -> list[np.ndarray]:
+    """The targets in time order (the merchant kernel's pointers only move forward), dealt
+    into ``parts`` walks by merchant: each merchant's pointers belong to one walk."""
+    when = targets.time_us
+    if when.size > 1 and bool((np.diff(when) < 0).any()):
+        order = np.argsort(when, kind="stable")
+    else:
+        order = np.arange(when.size)
+    if parts == 1:
+        return [order]
+    part = targets.merchant_key[order] % parts
+    return [order[part == p] for p in range(parts)]
+
+
 def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> SweepResult | None:
     """The card and merchant features of ``targets`` (see the module's docstring), or None
-    when the keyed state cannot give them exactly (the caller takes the SQL path)."""
+    when the keyed state cannot give them exactly (the caller takes the SQL path). The
+    kernels run on the connection's threads (they release the GIL), each on its own keys."""
     laps: dict[str, float] = {}
     clock = [time.perf_counter(), time.process_time()]
 
@@ -220,70 +272,108 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     first, last = int(targets.time_us.min()), int(targets.time_us.max())
     card_since = first - win.card_history * US_PER_DAY
     merchant_reach = (max(win.merchant) + win.delay) * US_PER_DAY
-    ordered, limit = con.execute(
-        "SELECT current_setting('preserve_insertion_order'), current_setting('memory_limit')"
+    ordered, limit, threads = con.execute(
+        "SELECT current_setting('preserve_insertion_order'), current_setting('memory_limit'), "
+        "current_setting('threads')"
     ).fetchall()[0]
-    # rows in insertion order (roughly time order: little to sort), and DuckDB's cache kept
-    # small while the grouped arrays fill: a scan needs a few blocks at a time
-    con.execute("SET preserve_insertion_order = true")
-    con.execute(f"SET memory_limit = '{SCAN_MEMORY}'")
-    try:
-        h = _history(con, targets, min(card_since, first - merchant_reach), card_since, last)
-    except duckdb.OutOfMemoryException:  # the connection's temp tables need more: SQL path
-        return None
-    finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
-        con.execute(f"SET memory_limit = '{limit}'")
-    if h is None:
-        return None
-    lap("scan")
-    rows, card_rows, n_merchants = h.rows, int(h.c_off[-1]), h.n_merchants
-    m_off, m_time = h.m_off, h.m_time
-    m_unsorted = kernels.sort_merchant_groups(m_off, m_time)
-    c_unsorted = kernels.sort_card_groups(h.c_off, h.c_time, h.c_amount, h.c_merchant)
-    lap("late rows")
-    card_days = np.array(sorted(set(win.card)), np.int64)
-    counts, distinct, means, prev, overflow = kernels.card_features(
-        targets.card_key,
-        targets.time_us,
-        h.c_off,
-        h.c_time,
-        h.c_amount,
-        h.c_merchant,
-        n_merchants,
-        card_days * US_PER_DAY,
-        win.card_history * US_PER_DAY,
+    parts = max(1, int(threads))
+    with ThreadPoolExecutor(parts, thread_name_prefix="fw-sweep") as pool:
+        # rows in insertion order (roughly time order: little to sort), and DuckDB's cache
+        # kept small while the grouped arrays fill: a scan needs a few blocks at a time
+        con.execute("SET preserve_insertion_order = true")
+        con.execute(f"SET memory_limit = '{SCAN_MEMORY}'")
+        try:
+            lo = min(card_since, first - merchant_reach)
+            h = _history(con, targets, lo, card_since, last)
+        except duckdb.OutOfMemoryException:  # the connection's temp tables need more: SQL path
+            return None
+        finally:
+            con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
+            con.execute(f"SET memory_limit = '{limit}'")
+        if h is None:
+            return None
+        lap("scan")
+        m_unsorted = kernels.sort_merchant_groups(h.m_off, h.m_time)
+        c_unsorted = kernels.sort_card_groups(h.c_off, h.c_time, h.c_amount, h.c_merchant)
+        lap("late rows")
+        delay = win.delay * US_PER_DAY
+        frauds = _frauds(con, h.n_merchants, first - merchant_reach, last - delay, last)
+        lap("frauds")
+        found = _windows(targets, win, h, frauds, pool, parts)
+    if found is None:
+        return None  # a sum beyond 64 bits
+    lap("windows")
+    columns, nulls = found
+    stats = SweepStats(
+        history_rows=h.rows,
+        card_rows=int(h.c_off[-1]),
+        frauds=int(frauds[1].size),
+        unsorted_cards=int(c_unsorted),
+        unsorted_merchants=int(m_unsorted),
+        seconds=laps,
     )
-    del h  # the cards' rows: the merchants' times are all that is still needed
+    return SweepResult(columns, nulls, stats)
+
+
+def _windows(
+    targets: Targets,
+    win: Windows,
+    h: History,
+    frauds: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    pool: ThreadPoolExecutor,
+    parts: int,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    """The feature columns and their NULL masks: the card windows by spans of targets and the
+    merchant windows by sets of merchants (each merchant's pointers are its own), ``parts``
+    at a time on ``pool``, each kernel writing its own columns of the same outputs. None if a
+    sum went beyond 64 bits."""
+    card_days = np.array(sorted(set(win.card)), np.int64)
+    n, nc, nm = targets.card_key.size, card_days.size, len(win.merchant)
+    counts, distinct = np.empty((nc, n), np.int64), np.empty((nc, n), np.int64)
+    means, prev = np.empty((nc, n), np.float64), np.empty(n, np.float64)
+    m_counts, rates = np.empty((nm, n), np.int64), np.empty((nm, n), np.float64)
+    card_parts = [
+        pool.submit(
+            kernels.card_features,
+            targets.card_key,
+            targets.time_us,
+            n * i // parts,
+            n * (i + 1) // parts,
+            h.c_off,
+            h.c_time,
+            h.c_amount,
+            h.c_merchant,
+            h.n_merchants,
+            card_days * US_PER_DAY,
+            win.card_history * US_PER_DAY,
+            counts,
+            distinct,
+            means,
+            prev,
+        )
+        for i in range(parts)
+    ]
+    merchant_parts = [
+        pool.submit(
+            kernels.merchant_features,
+            targets.merchant_key,
+            targets.time_us,
+            walk,
+            h.m_off,
+            h.m_time,
+            np.array(win.merchant, np.int64) * US_PER_DAY,
+            win.delay * US_PER_DAY,
+            *frauds,
+            m_counts,
+            rates,
+        )
+        for walk in _merchant_walks(targets, parts)
+    ]
+    overflow = any([bool(f.result()) for f in card_parts])
+    for f in merchant_parts:
+        f.result()
     if overflow:
         return None
-    lap("card sweep")
-    delay = win.delay * US_PER_DAY
-    f_off, f_time, f_rep, f_rev = _frauds(
-        con, n_merchants, first - merchant_reach, last - delay, last
-    )
-    m_days = np.array(win.merchant, np.int64)
-    order = None
-    if targets.time_us.size > 1 and bool((np.diff(targets.time_us) < 0).any()):
-        order = np.argsort(targets.time_us, kind="stable")  # the pointers need time order
-    m_counts, rates = kernels.merchant_features(
-        targets.merchant_key if order is None else targets.merchant_key[order],
-        targets.time_us if order is None else targets.time_us[order],
-        m_off,
-        m_time,
-        m_days * US_PER_DAY,
-        delay,
-        f_off,
-        f_time,
-        f_rep,
-        f_rev,
-    )
-    del m_off, m_time
-    if order is not None:
-        back = np.empty_like(order)
-        back[order] = np.arange(order.size)
-        m_counts, rates = m_counts[:, back], rates[:, back]
-    lap("merchant sweep")
     columns: dict[str, np.ndarray] = {}
     nulls: dict[str, np.ndarray] = {}
     at = {int(d): i for i, d in enumerate(card_days)}
@@ -304,15 +394,7 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     for i, w in enumerate(win.merchant):
         columns[f"merchant_tx_count_{w}d"] = m_counts[i]
         columns[f"merchant_fraud_rate_{w}d"] = rates[i]
-    stats = SweepStats(
-        history_rows=rows,
-        card_rows=card_rows,
-        frauds=int(f_time.size),
-        unsorted_cards=int(c_unsorted),
-        unsorted_merchants=int(m_unsorted),
-        seconds=laps,
-    )
-    return SweepResult(columns, nulls, stats)
+    return columns, nulls
 
 
 def warm_up() -> None:
@@ -334,19 +416,62 @@ def warm_up() -> None:
     c_merchant, c_low, m_time = np.zeros(1, np.int32), np.zeros(1, np.int16), np.zeros(1, np.int64)
     offsets = np.array([0, 1], np.int64)
     kernels.place_rows(
-        card, merchant, times, amounts, 0, want, want, 0, zero.copy(), offsets[1:].copy(),
-        c_time, c_amount, c_merchant, c_low, zero.copy(), offsets[1:], m_time,
-    )  # fmt: skip
+        card,
+        merchant,
+        times,
+        amounts,
+        0,
+        want,
+        want,
+        0,
+        zero.copy(),
+        offsets[1:].copy(),
+        c_time,
+        c_amount,
+        c_merchant,
+        c_low,
+        zero.copy(),
+        offsets[1:],
+        m_time,
+    )
     kernels.settle_cards(offsets, 0, c_time, c_amount, c_merchant, c_low)
     kernels.sort_merchant_groups(offsets, m_time)
     kernels.sort_card_groups(offsets, c_time, c_amount, c_merchant)
     t_card, t_time = np.zeros(1, np.int32), np.zeros(1, np.int64)
     window = np.array([US_PER_DAY], np.int64)
+    c_out, f_out = np.empty((1, 1), np.int64), np.empty((1, 1), np.float64)
     kernels.card_features(
-        t_card, t_time, offsets, c_time, c_amount, c_merchant, 1, window, US_PER_DAY
+        t_card,
+        t_time,
+        0,
+        1,
+        offsets,
+        c_time,
+        c_amount,
+        c_merchant,
+        1,
+        window,
+        US_PER_DAY,
+        c_out,
+        c_out.copy(),
+        f_out,
+        np.empty(1, np.float64),
     )
+
     f_off = np.cumsum(np.zeros(2, np.int64))
     empty = np.asarray(np.zeros(0, np.int64), np.int64)
     kernels.merchant_features(
-        t_card, t_time, offsets, m_time, window, 0, f_off, empty, empty, empty
+        t_card,
+        t_time,
+        np.zeros(1, np.int64),
+        offsets,
+        m_time,
+        window,
+        0,
+        f_off,
+        empty,
+        empty,
+        empty,
+        c_out,
+        f_out,
     )

@@ -165,19 +165,31 @@ def sort_card_groups(off, times, amounts, merchants):  # type: ignore[no-untyped
 
 @nb.njit(cache=True, nogil=True)
 def card_features(  # type: ignore[no-untyped-def]
-    t_card, t_time, off, times, amounts, merchants, n_merchants, windows, history
+    t_card,
+    t_time,
+    first,
+    stop,
+    off,
+    times,
+    amounts,
+    merchants,
+    n_merchants,
+    windows,
+    history,
+    counts,
+    distinct,
+    means,
+    prev,
 ):
-    """Per target: counts, exact-amount means, distinct merchants for each window (``windows``
-    ascending, in microseconds) and seconds since the card's previous transaction."""
-    n, nw = t_card.size, windows.size
-    counts = np.empty((nw, n), np.int64)
-    distinct = np.empty((nw, n), np.int64)
-    means = np.empty((nw, n), np.float64)
-    prev = np.empty(n, np.float64)
+    """Targets ``first`` to ``stop`` (so threads can share the work, each its own span): into
+    columns ``i`` of the outputs, counts, exact-amount means, distinct merchants for each
+    window (``windows`` ascending, in microseconds), and seconds since the card's previous
+    transaction. True if a sum went beyond 64 bits."""
+    nw = windows.size
     stamp = np.full(n_merchants, -1, np.int64)
     big = np.iinfo(np.int64).max
     overflow = False
-    for i in range(n):
+    for i in range(first, stop):
         k, t = t_card[i], t_time[i]
         a, b = off[k], off[k + 1]
         hi = upper(times, a, b, t)
@@ -207,20 +219,31 @@ def card_features(  # type: ignore[no-untyped-def]
             counts[w, i] = hi - lo
             distinct[w, i] = seen
             means[w, i] = total / (known * 10000.0) if known else np.nan
-    return counts, distinct, means, prev, overflow
+    return overflow
 
 
 @nb.njit(cache=True, nogil=True)
 def merchant_features(  # type: ignore[no-untyped-def]
-    t_merchant, t_time, off, times, windows, delay, f_off, f_time, f_reported, f_revoked
+    t_merchant,
+    t_time,
+    walk,
+    off,
+    times,
+    windows,
+    delay,
+    f_off,
+    f_time,
+    f_reported,
+    f_revoked,
+    counts,
+    rates,
 ):
-    """Per target (in time order): the merchant's transactions in ``[t - w, t]`` and its fraud
-    rate over ``(t - d - w, t - d]`` (frauds known at t over the transactions then), each
-    window. Every bound only moves forward as t grows: one pointer per merchant and bound,
-    side by side, so a target reads one or two cache lines of them."""
-    n, nw = t_merchant.size, windows.size
-    counts = np.empty((nw, n), np.int64)
-    rates = np.empty((nw, n), np.float64)
+    """The targets ``walk`` lists, in that order (time order: a set of merchants, so threads
+    can share the work): into columns ``i`` of the outputs, the merchant's transactions in
+    ``[t - w, t]`` and its fraud rate over ``(t - d - w, t - d]`` (frauds known at t over the
+    transactions then), each window. Every bound only moves forward as t grows: one pointer
+    per merchant and bound, side by side, so a target reads one or two cache lines of them."""
+    nw = windows.size
     longest = windows.max()
     frauds = np.zeros(nw, np.int64)
     n_keys = off.size - 1
@@ -229,7 +252,8 @@ def merchant_features(  # type: ignore[no-untyped-def]
     for k in range(n_keys):
         ptr[k, : 2 * nw + 2] = off[k]
         ptr[k, 2 * nw + 2 :] = f_off[k]
-    for i in range(n):
+    for j in range(walk.size):
+        i = walk[j]
         k, t = t_merchant[i], t_time[i]
         b = off[k + 1]
         p = ptr[k]
@@ -271,4 +295,3 @@ def merchant_features(  # type: ignore[no-untyped-def]
             p[2 + nw + w] = dlo
             delayed = upto - dlo
             rates[w, i] = frauds[w] / delayed if delayed > 0 else 0.0
-    return counts, rates
