@@ -201,9 +201,18 @@ def measure(
             info.lineage.categorical_vocab,
         )
         booster = reg.load_booster("fraud", model.version)
+        bare = []
+        for _ in range(3):  # the best of three: the figure least disturbed by other work
+            t = time.perf_counter()
+            booster.predict(x, num_threads=2)
+            bare.append(time.perf_counter() - t)
+        bare_s = min(bare)
+        del feats, x
+        # the reports again, forced (every report rewritten from the stored profiles and the
+        # window's rows), in this process: what each part costs when its inputs changed
         t = time.perf_counter()
-        booster.predict(x, num_threads=2)
-        bare_s = time.perf_counter() - t
+        forced = write_reports_with(con, cfg, reg, force=True)  # type: ignore[arg-type]
+        forced_s = time.perf_counter() - t
         con.close()
         reports = summary["counts"].get("reports") or {}
         return {
@@ -214,6 +223,9 @@ def measure(
             "run_s": run_s,
             "run_cpu_s": run_cpu,
             "stages": summary["counts"]["seconds"],
+            "reports_parts": reports.get("seconds", {}),
+            "reports_forced_s": forced_s,
+            "reports_forced_parts": forced.get("seconds", {}),
             "scoring_steps": summary["counts"]["score"]["seconds"],
             "reports_written": [Path(p).parent.name for p in reports.get("written", [])],
             "reports_error": reports.get("error"),
@@ -321,6 +333,11 @@ def main() -> None:
             f"wrote {r['reports_written']}"
             + (f", FAILED: {r['reports_error']}" if r["reports_error"] else "")
         )
+        print(f"  reports parts  {r['reports_parts']}")
+        print(
+            f"  reports forced {r['reports_forced_s']:.1f} s {r['reports_forced_parts']} "
+            "(every report rewritten, in a warm process)"
+        )
         print(f"  scoring steps  {r['scoring_steps']}")
         print_windows("  ", r["windows"])
         if r["with_analyst"]:
@@ -343,7 +360,7 @@ def main() -> None:
             f"{r['history_profiles_s']:.1f} s (a warehouse scored before profiles existed)"
         )
         print(
-            f"  bare predict   {r['bare_predict_s']:.1f} s ({r['new_rows'] / r['bare_predict_s']:,.0f} rows/s); "
+            f"  bare predict   {r['bare_predict_s']:.1f} s (best of 3) ({r['new_rows'] / r['bare_predict_s']:,.0f} rows/s); "
             f"run throughput {r['new_rows'] / r['run_s']:,.0f} rows/s, ratio {ratio:.2f} "
             "(cron process; target >= 0.25)"
         )
