@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -122,3 +123,30 @@ def track(items: Iterable[T], label: str, total: int | None = None) -> Iterator[
         for item in items:
             yield item
             bar.update(1)
+
+
+class Laps:
+    """Where a job's time went, step by step: :meth:`lap` adds the seconds since the previous
+    lap (or since the clock was made) to a step, rounded to milliseconds. With ``cpu``, each
+    step's CPU seconds of this process too, as ``"<step> (cpu)"`` (where wall time and CPU
+    time part, the step waited or ran on several cores)."""
+
+    def __init__(self, seconds: dict[str, float] | None = None, *, cpu: bool = False) -> None:
+        self.seconds: dict[str, float] = {} if seconds is None else seconds
+        self._cpu = cpu
+        self._wall, self._proc = time.perf_counter(), time.process_time()
+
+    def lap(self, step: str) -> float:
+        """Close ``step`` (added to what it already has); the seconds it took this time."""
+        wall, proc = time.perf_counter(), time.process_time()
+        taken = wall - self._wall
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + taken, 3)
+        if self._cpu:
+            key = f"{step} (cpu)"
+            self.seconds[key] = round(self.seconds.get(key, 0.0) + proc - self._proc, 3)
+        self._wall, self._proc = wall, proc
+        return round(taken, 3)
+
+    def skip(self) -> None:
+        """Start the next step now: what passed since the last lap counts nowhere."""
+        self._wall, self._proc = time.perf_counter(), time.process_time()

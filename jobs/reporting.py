@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -375,8 +373,7 @@ def write_reports_with(
     from jobs.trends import refresh_index
 
     out: dict[str, Any] = {"written": [], "skipped": {}, "unchanged": {}}
-    seconds: dict[str, float] = {}
-    clock = time_counter()
+    clock = logs.Laps()
     drift: DriftResult | None = None
     performance: list[PerformanceResult] | None = None
     try:
@@ -389,7 +386,7 @@ def write_reports_with(
             out["written"].append(str(path))
     except NotEnoughData as exc:
         out["skipped"]["drift"] = str(exc)
-    seconds["drift"] = clock()
+    clock.lap("drift")
     try:
         window = performance_window(con, cfg, None, None)
         inputs = performance_inputs(con, cfg, reg, window)
@@ -401,27 +398,15 @@ def write_reports_with(
             out["written"].append(str(path))
     except NotEnoughData as exc:
         out["skipped"]["performance"] = str(exc)
-    seconds["performance"] = clock()
+    clock.lap("performance")
     out["written"].extend(str(p) for p in write_model_cards(cfg, reg))
-    seconds["model_cards"] = clock()
+    clock.lap("model_cards")
     out["pruned"] = prune(cfg.reports_dir, cfg.settings.reports.retention_days)
     if out["written"] or out["pruned"]:
         refresh_index(con, cfg, reg, drift_result=drift, performance=performance)
-    seconds["index"] = clock()
-    out["seconds"] = seconds
+    clock.lap("index")
+    out["seconds"] = clock.seconds
     return out
-
-
-def time_counter() -> Callable[[], float]:
-    """A lap clock: each call returns the seconds since the previous one (rounded to ms)."""
-    last = [perf_counter()]
-
-    def lap() -> float:
-        now = perf_counter()
-        taken, last[0] = now - last[0], now
-        return round(taken, 3)
-
-    return lap
 
 
 def write_reports(cfg: Config) -> dict[str, Any]:

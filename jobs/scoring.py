@@ -33,7 +33,6 @@ scoring them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -89,13 +88,14 @@ class ScoreResult:
             ("backlog", "features", "predict", "profile", "write"), 0.0
         )
     )
-    _lap: float = field(default_factory=time.perf_counter, repr=False)
+    _clock: logs.Laps = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._clock = logs.Laps(self.seconds)
 
     def lap(self, step: str) -> None:
         """Add the time since the last lap (or since this result was made) to ``step``."""
-        now = time.perf_counter()
-        self.seconds[step] = round(self.seconds[step] + now - self._lap, 3)
-        self._lap = now
+        self._clock.lap(step)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}

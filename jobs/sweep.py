@@ -30,7 +30,6 @@ sum beyond 64 bits): the caller then takes the SQL path.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from jobs import logs
 from jobs import sweep_kernels as kernels
 from jobs.sweep_kernels import NULL_AMOUNT
 
@@ -260,15 +260,8 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     """The card and merchant features of ``targets`` (see the module's docstring), or None
     when the keyed state cannot give them exactly (the caller takes the SQL path). The
     kernels run on the connection's threads (they release the GIL), each on its own keys."""
-    laps: dict[str, float] = {}
-    clock = [time.perf_counter(), time.process_time()]
-
-    def lap(step: str) -> None:
-        now, cpu = time.perf_counter(), time.process_time()
-        laps[step] = round(laps.get(step, 0.0) + now - clock[0], 3)
-        laps[f"{step} (cpu)"] = round(laps.get(f"{step} (cpu)", 0.0) + cpu - clock[1], 3)
-        clock[0], clock[1] = now, cpu
-
+    clock = logs.Laps(cpu=True)
+    lap = clock.lap
     first, last = int(targets.time_us.min()), int(targets.time_us.max())
     card_since = first - win.card_history * US_PER_DAY
     merchant_reach = (max(win.merchant) + win.delay) * US_PER_DAY
@@ -310,7 +303,7 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
         frauds=int(frauds[1].size),
         unsorted_cards=int(c_unsorted),
         unsorted_merchants=int(m_unsorted),
-        seconds=laps,
+        seconds=clock.seconds,
     )
     return SweepResult(columns, nulls, stats)
 
