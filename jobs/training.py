@@ -33,10 +33,12 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from jobs import logs
 from jobs.config import Config, Promotion
 from jobs.errors import NotEnoughData
-from jobs.features import FEATURE_VERSION, compute_features, feature_spec, iter_feature_days
+from jobs.features import compute_features, feature_spec, iter_feature_days
 from jobs.model_inputs import build_vocab, encode, medians
-from jobs.quality import FeatureProfile, QualityReport, check_training_frame, reference_profile
+from jobs.quality import FeatureProfile, QualityReport, check_training_frame
+from jobs.training_register import TrainResult, fit_and_register
 from jobs.warehouse import data_clock
+from jobs.weighted_training import prior_corrected, weighted_volume
 
 log = logs.get("training")
 
@@ -218,12 +220,25 @@ def lightgbm_params(cfg: Config, scale_pos_weight: float) -> dict[str, Any]:
 
 
 def fit(
-    cfg: Config, data: TrainingData, reference: Mapping[str, FeatureProfile] | None = None
+    cfg: Config,
+    data: TrainingData,
+    reference: Mapping[str, FeatureProfile] | None = None,
+    *,
+    weights: np.ndarray | None = None,
 ) -> TrainedModel:
     """Train LightGBM with a time-ordered validation split and early stopping.
 
     ``reference``: the champion's training profile, which the data-quality checks compare
     against (a feature that became missing or constant fails; one that always was, warns).
+
+    ``weights``: each row's weight, in ``data.frame``'s order (a sampled set: its legitimate
+    rows weigh 1 / the rate they were kept at, :mod:`jobs.spark.training_sets`). The rows
+    then stand for the window they were sampled from, and everything accounts for it:
+    LightGBM trains and early-stops on weighted rows (``Dataset(weight=)``), the fraud
+    re-weighting is computed from weighted counts, the validation metrics are weighted
+    (average precision depends on the fraud rate, so on the sampled rows it would flatter
+    the model), the volume checks count weighted rows, and the calibrator is moved to the
+    window's fraud rate (:func:`prior_corrected`).
     """
     s = cfg.settings
     frame = data.frame
@@ -237,6 +252,11 @@ def fit(
         warm_up_share=data.warm_up_share,
     )
     y = frame["is_fraud"].cast(pl.Int8).to_numpy()
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    if w is not None:
+        if w.shape != y.shape or not np.all(np.isfinite(w)) or np.any(w <= 0):
+            raise ValueError(f"weights: {frame.height} positive finite weights expected")
+        quality = weighted_volume(quality, w, y, s.training.quality)
     frauds = int(y.sum())
     if frame.height < 100 or frauds < 2:
         raise NotEnoughData(
@@ -248,14 +268,21 @@ def fit(
     vocab = build_vocab(frame[:split], data.categorical)
     x = encode(frame, names, data.categorical, vocab)
     x_train, y_train, x_valid, y_valid = x[:split], y[:split], x[split:], y[split:]
-    neg, pos = float((y_train == 0).sum()), float(max(1, int(y_train.sum())))
+    w_train, w_valid = (None, None) if w is None else (w[:split], w[split:])
+    wt = np.ones(split) if w_train is None else w_train
+    neg, pos = float(wt[y_train == 0].sum()), float(max(1.0, wt[y_train == 1].sum()))
     # moderate re-weighting: sqrt(neg/pos) keeps scores usable as ranking and thresholdable
     params = lightgbm_params(cfg, round(float(np.sqrt(neg / pos)), 4))
     cat_idx = [names.index(c) for c in data.categorical]
     train_set = lgb.Dataset(
-        x_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True
+        x_train,
+        y_train,
+        weight=w_train,
+        feature_name=names,
+        categorical_feature=cat_idx,
+        free_raw_data=True,
     )
-    valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
+    valid_set = lgb.Dataset(x_valid, y_valid, weight=w_valid, reference=train_set)
     rounds_run = [0]
 
     def count_rounds(env: Any) -> None:
@@ -297,13 +324,19 @@ def fit(
     }
     calibrator = None
     if 0 < y_valid.sum() < len(y_valid):
-        metrics["average_precision"] = float(average_precision_score(y_valid, pred))
-        metrics["roc_auc"] = float(roc_auc_score(y_valid, pred))
+        metrics["average_precision"] = float(
+            average_precision_score(y_valid, pred, sample_weight=w_valid)
+        )
+        metrics["roc_auc"] = float(roc_auc_score(y_valid, pred, sample_weight=w_valid))
         # issue 18: the validation scores as probabilities, for estimating performance
         from reports.calibration import calibration_quality, fit_calibrator
 
         calibrator = fit_calibrator(pred, y_valid, s.estimation.calibration)
+        # on a sample: the fit's quality on the rows it was fitted on, then moved to the window
         metrics.update(calibration_quality(calibrator, pred, y_valid).to_metrics())
+        if w_valid is not None:
+            calibrator = prior_corrected(calibrator, y_valid, w_valid)
+            metrics["n_valid_weighted"] = float(w_valid.sum())
     gains = booster.feature_importance(importance_type="gain")
     importance = {n: float(g) for n, g in zip(names, gains, strict=True)}
     logs.event(
@@ -325,32 +358,12 @@ def fit(
     )
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    model: str
-    version: int
-    window: TrainingWindow
-    rows: int
-    fraud_rate: float
-    fingerprint: str
-    metrics: dict[str, float]
-    quality: QualityReport
-    gate: dict[str, Any] | None = None
-    promoted: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "window": self.window.to_dict(),
-            "rows": self.rows,
-            "fraud_rate": self.fraud_rate,
-            "fingerprint": self.fingerprint,
-            "metrics": self.metrics,
-            "data_quality": self.quality.to_dict(),
-            "gate": self.gate,
-            "promoted": self.promoted,
-        }
+def build(
+    con: duckdb.DuckDBPyConnection, cfg: Config, start: date | None, end: date | None
+) -> TrainingData:
+    """The training set of the window (the configured one where ``start``/``end`` are None),
+    built by DuckDB. The Spark engine builds it with :mod:`jobs.spark.training_sets`."""
+    return load_training_data(con, cfg, resolve_window(con, cfg, start, end))
 
 
 def train_version(
@@ -364,78 +377,21 @@ def train_version(
 
     A failing data-quality check does not stop training: the version is
     registered with ``data_quality: failed`` and its reasons, and the gate
-    refuses it unless forced.
+    refuses it unless forced. With ``[engine] kind = "spark"`` the set is built by Spark
+    (:func:`jobs.spark.training.spark_train_version`); the fit and the registration are
+    the same.
     """
-    from jobs.calibration import store_calibrator
-    from jobs.registry_access import open_registry
     from jobs.runs import ledger
     from jobs.warehouse import configured_warehouse
-    from registry import Lineage, code_version
 
-    s = cfg.settings
+    if cfg.settings.engine.kind == "spark":
+        from jobs.spark.training import spark_train_version
+
+        return spark_train_version(cfg, start=start, end=end, actor=actor)
     with (
         configured_warehouse(cfg) as con,
         ledger(con, "train") as rec,
     ):
-        window = resolve_window(con, cfg, start, end)
-        data = load_training_data(con, cfg, window)
-        spec = feature_spec(cfg)
-        reg = open_registry(cfg)
-        champion = reg.get_alias(s.model.name, "champion")
-        reference = reference_profile(champion.lineage.data_quality) if champion else None
-        trained = fit(cfg, data, reference)
-        frauds = int(data.frame["is_fraud"].sum())
-        lineage = Lineage(
-            training_start=window.start,
-            training_end=window.end,
-            label_cutoff=window.label_cutoff,
-            rows=data.frame.height,
-            fraud_rate=frauds / data.frame.height,
-            fingerprint=data.fingerprint,
-            feature_names=list(data.features),
-            categorical_features=list(data.categorical),
-            categorical_vocab=trained.vocab,
-            data_quality=trained.quality.to_dict(),
-            params=trained.params,
-            metrics=trained.metrics,
-            code_version=code_version(),
-            extra={
-                "medians": trained.medians,
-                "importance_gain": trained.importance,
-                "label_coverage": data.label_coverage,
-                "trees": trained.booster.num_trees(),
-                "feature_version": FEATURE_VERSION,
-                "label_delay_days": s.source.label_delay_days,
-                "feature_descriptions": {n: spec.descriptions.get(n, n) for n in data.features},
-                "early_stopping": trained.early_stopping,
-                "calibration": store_calibrator(reg, trained.calibrator, s.estimation.calibration),
-            },
-        )
-        info = reg.register_version(
-            s.model.name, trained.booster.model_to_string(), lineage, actor=actor
-        )
-        reg.set_alias(
-            s.model.name,
-            "challenger",
-            info.version,
-            actor=actor,
-            reason=f"trained on {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}",
-        )
-        rec.counts["train"] = {"version": info.version, "rows": data.frame.height}
-    logs.event(
-        log,
-        "version registered",
-        version=info.version,
-        data_quality=trained.quality.status,
-        fingerprint=data.fingerprint[:12],
-    )
-    return TrainResult(
-        model=s.model.name,
-        version=info.version,
-        window=window,
-        rows=data.frame.height,
-        fraud_rate=lineage.fraud_rate,
-        fingerprint=data.fingerprint,
-        metrics=trained.metrics,
-        quality=trained.quality,
-    )
+        result = fit_and_register(cfg, build(con, cfg, start, end), actor=actor)
+        rec.counts["train"] = {"version": result.version, "rows": result.rows}
+    return result
