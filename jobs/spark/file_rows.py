@@ -29,7 +29,7 @@ from jobs.config import Config, Settings, Source
 from jobs.errors import InputFileError
 from jobs.ingest_checks import check_labels, typed_transactions
 from jobs.ingest_read import stage
-from jobs.ingest_sql import q, split_problem
+from jobs.ingest_sql import lit, q, split_problem
 
 PROBLEM_FIELDS = [
     ("reason", pa.string()),
@@ -115,16 +115,52 @@ def _labels_sql(source: Source, con: duckdb.DuckDBPyConnection, path: Path, i: i
     """
 
 
+def _revised_sql(cfg: Config, con: duckdb.DuckDBPyConnection, path: Path, i: int, name: str) -> str:
+    """A new version of an ingested transactions file: its rows checked against what the
+    file loaded before (read from the Parquet table) by the DuckDB path's own rules
+    (:func:`jobs.ingest_revise._compare`): ``_same``, ``changed_after_ingest`` (the detail
+    says the stored value), or as any row. Duplicates of other files' rows are Spark's."""
+    from jobs.ingest_checks import check_transactions
+    from jobs.ingest_revise import _compare
+    from jobs.spark.tables import parquet_scan
+
+    source = cfg.settings.source
+    types = stage(con, path, source, "fw_raw")
+    typed, problem = typed_transactions(source, path, types, "fw_raw")
+    con.execute(
+        f"CREATE TEMP VIEW transactions AS SELECT * FROM {parquet_scan(cfg, 'transactions')} "
+        f"WHERE source_file = {lit(name)}"
+    )
+    check_transactions(con, typed, problem)
+    _compare(con, source, name, replace=False)
+    s = source
+    extras = "".join(f", c.{q(n)}" for n in [*s.numeric_columns, *s.categorical_columns])
+    label = "c.label" if s.columns.label else "NULL::BOOLEAN AS label"
+    # the DuckDB path's tip names --reingest, which the Spark engine does not have
+    detail = "regexp_replace(c.detail, '; `fraudwatch ingest --reingest .*$', '')"
+    return f"""
+        SELECT {i}::INTEGER AS __file, c.__row, c.transaction_id, c.event_time, c.card_id,
+               c.merchant_id, c.amount{extras}, {label}, c.reason, c.field, {detail} AS detail,
+               {_raw(list(types))} AS raw, NULL::VARCHAR AS set_aside
+        FROM fw_checked c JOIN fw_raw r USING (__row)
+    """
+
+
 def _one_file(
-    source: Source, feed: str, path: Path, i: int, schema: pa.Schema, memory: str
+    cfg: Config, feed: str, path: Path, i: int, prior: str | None, schema: pa.Schema
 ) -> Iterator[pa.RecordBatch]:
+    source = cfg.settings.source
     con = duckdb.connect()
     try:
         con.execute("SET threads = 1")  # one task, one core: Spark runs the others
-        con.execute(f"SET memory_limit = '{memory}'")
-        build = _transactions_sql if feed == "transactions" else _labels_sql
+        con.execute(f"SET memory_limit = '{cfg.settings.warehouse.ingest_limit()}'")
         try:
-            reader = con.sql(build(source, con, path, i)).to_arrow_reader(65_536)
+            if prior is not None and feed == "transactions":
+                sql = _revised_sql(cfg, con, path, i, prior)
+            else:
+                build = _transactions_sql if feed == "transactions" else _labels_sql
+                sql = build(source, con, path, i)
+            reader = con.sql(sql).to_arrow_reader(65_536)
             for batch in reader:
                 yield pa.RecordBatch.from_arrays(
                     [batch.column(f.name).cast(f.type) for f in schema], schema=schema
@@ -145,18 +181,21 @@ def _one_file(
 def file_rows(
     settings_json: str, config_path: str, feed: str
 ) -> object:  # the mapInArrow function: Iterator[pa.RecordBatch] -> Iterator[pa.RecordBatch]
-    """The function each Spark task runs over its batches of ``(file, path)`` rows. The
-    config travels as JSON and is validated again where it runs."""
+    """The function each Spark task runs over its batches of ``(file, path, prior)`` rows
+    (``prior``: the recorded name of a changed file, else None). The config travels as JSON
+    and is validated again where it runs."""
 
     def rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         cfg = Config(Settings.model_validate_json(settings_json), Path(config_path))
         fields = transaction_fields(cfg.settings.source) if feed == "transactions" else LABEL_FIELDS
         schema = pa.schema(fields)
-        memory = cfg.settings.warehouse.ingest_limit()
         for batch in batches:
-            for i, path in zip(
-                batch.column("file").to_pylist(), batch.column("path").to_pylist(), strict=True
+            for i, path, prior in zip(
+                batch.column("file").to_pylist(),
+                batch.column("path").to_pylist(),
+                batch.column("prior").to_pylist(),
+                strict=True,
             ):
-                yield from _one_file(cfg.settings.source, feed, Path(path), int(i), schema, memory)
+                yield from _one_file(cfg, feed, Path(path), int(i), prior, schema)
 
     return rows

@@ -14,9 +14,9 @@ same verdict is ``duplicate_label``. Good rows, inline labels, quarantined rows 
 ledger rows are written in ONE commit (:class:`~jobs.spark.tables.Commit`): an ingest that
 fails half-way leaves the tables as they were, and a file is never ingested twice.
 
-Not yet on Spark: a *changed* file (a new version of an ingested file) is not read; it is
-reported as a problem, nothing of it loaded, until the DuckDB engine revises it or its new
-rows land in a new file.
+A *changed* file (a new version of an ingested one) is read like any file and checked
+against what it loaded before by the DuckDB path's rules (:mod:`jobs.spark.revise`): its new
+rows loaded, changed rows quarantined, the ledger saying ``changed``, in the same commit.
 """
 
 from __future__ import annotations
@@ -30,9 +30,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs import logs
-from jobs.config import Config, Source
+from jobs.config import Config
 from jobs.landing import SET_ASIDE, FileResult, IngestResult, Landing, find, look_up
 from jobs.spark.file_rows import LABEL_FIELDS, file_rows, spark_schema, transaction_fields
+from jobs.spark.revise import (
+    SAME,
+    Prior,
+    changed_file,
+    gone,
+    new_quarantine,
+    priors,
+    same_labels,
+    unreadable_change,
+)
 from jobs.spark.tables import Commit, columns, ddl, duckdb_views, has_rows, recover, table_path
 from jobs.warehouse_access import writer_lock
 
@@ -63,7 +73,8 @@ def read_table(spark: SparkSession, cfg: Config, table: str) -> DataFrame:
 def _checked(spark: SparkSession, cfg: Config, feed: str, files: list[Landing]) -> DataFrame:
     """Every row of the files, typed and checked by the DuckDB rules, one task per file."""
     paths = spark.createDataFrame(
-        [(i, str(f.path)) for i, f in enumerate(files)], "file int, path string"
+        [(i, str(f.path), f.name if f.changed else None) for i, f in enumerate(files)],
+        "file int, path string, prior string",
     ).repartition(max(1, len(files)), "file")
     fields = transaction_fields(cfg.settings.source) if feed == "transactions" else LABEL_FIELDS
     fn = file_rows(cfg.settings.model_dump_json(), str(cfg.path), feed)
@@ -143,13 +154,21 @@ def _source(files: list[Landing]) -> Any:
     return F.element_at(names, F.col("__file") + 1)
 
 
-def _stage_feed(source: Source, commit: Commit, f: _Feed, stamp: Any) -> DataFrame:
-    """Write the feed's good rows and quarantine into the commit; return its per-file counts."""
+def _stage_feed(
+    spark: SparkSession, cfg: Config, commit: Commit, f: _Feed, stamp: Any
+) -> tuple[dict[int, dict[str, int]], dict[str, int], Any]:
+    """Write the feed's good rows and quarantine into the commit; return the per-file counts,
+    the quarantined rows by reason, and the inline labels loaded (id, verdict) or None."""
     from pyspark.sql import functions as F
 
+    source = cfg.settings.source
     rows, src = f.rows.filter(F.col("set_aside").isNull()), _source(f.files)
+    changed = [i for i, landing in enumerate(f.files) if landing.changed]
     ok = F.col("reason").isNull()
-    quarantined = rows.filter(F.col("reason").isNotNull()).select(
+    quarantined = rows.filter(
+        F.col("reason").isNotNull() & ~F.col("reason").startswith("_")
+    ).select(
+        "__file",
         src.alias("source_file"),
         F.col("__row").alias("source_row"),
         F.lit(f.feed).alias("feed"),
@@ -159,8 +178,15 @@ def _stage_feed(source: Source, commit: Commit, f: _Feed, stamp: Any) -> DataFra
         "raw",
         F.lit(stamp).cast("timestamp_ntz").alias("quarantined_at"),
     )
-    quarantined.write.mode("append").partitionBy("feed").parquet(str(commit.staging("quarantine")))
+    quarantined = new_quarantine(
+        quarantined, read_table(spark, cfg, "quarantine"), [f.files[i].name for i in changed]
+    ).persist()
+    quarantined.drop("__file").write.mode("append").partitionBy("feed").parquet(
+        str(commit.staging("quarantine"))
+    )
     label_cols = [n for n, _ in columns(source, "labels")]
+    inline: Any = None
+    extra: dict[int, int] = {}
     if f.feed == "transactions":
         tx_cols = [n for n, _ in columns(source, "transactions")]
         good = rows.filter(ok).select(
@@ -173,8 +199,26 @@ def _stage_feed(source: Source, commit: Commit, f: _Feed, stamp: Any) -> DataFra
         good.select(*tx_cols).write.partitionBy("event_date").parquet(
             str(commit.staging("transactions"))
         )
+        # inline labels: the new rows', and a changed file's label on a row that did not change
+        seen = read_table(spark, cfg, "labels").select(
+            "transaction_id", F.col("is_fraud").alias("label")
+        )
+        relabelled = (
+            rows.filter((F.col("reason") == SAME) & F.col("label").isNotNull())
+            .join(seen.distinct(), ["transaction_id", "label"], "left_anti")
+            .select(
+                "*",
+                src.alias("source_file"),
+                F.col("__row").alias("source_row"),
+                F.lit(stamp).cast("timestamp_ntz").alias("ingested_at"),
+            )
+        )
         delay = source.label_delay_days
-        inline = good.filter(F.col("label").isNotNull()).select(
+        inline = good.unionByName(relabelled, allowMissingColumns=True).filter(
+            F.col("label").isNotNull()
+        )
+        labels = inline.select(
+            "__file",
             "transaction_id",
             F.col("label").alias("is_fraud"),
             (F.col("event_time") + F.expr(f"INTERVAL {int(delay)} DAYS")).alias("reported_at"),
@@ -182,11 +226,12 @@ def _stage_feed(source: Source, commit: Commit, f: _Feed, stamp: Any) -> DataFra
             "source_row",
             "ingested_at",
             F.lit("chargeback").alias("source"),
-        )
-        labels = inline.withColumn("reported_date", F.to_date("reported_at"))
+        ).withColumn("reported_date", F.to_date("reported_at"))
         labels.select(*label_cols).write.mode("append").partitionBy("reported_date").parquet(
             str(commit.staging("labels"))
         )
+        extra = {int(r[0]): int(r[1]) for r in labels.groupBy("__file").count().collect()}
+        inline = labels.select("transaction_id", "is_fraud") if source.columns.label else None
     else:
         good = rows.filter(ok).select(
             "transaction_id",
@@ -201,26 +246,57 @@ def _stage_feed(source: Source, commit: Commit, f: _Feed, stamp: Any) -> DataFra
         good.select(*label_cols).write.mode("append").partitionBy("reported_date").parquet(
             str(commit.staging("labels"))
         )
-    labelled = F.col("label").isNotNull() if f.feed == "transactions" else F.lit(False)
-    return (
-        rows.filter(F.col("set_aside").isNull())
-        .groupBy("__file")
+    counts: dict[int, dict[str, int]] = {}
+    for r in (
+        rows.groupBy("__file")
         .agg(
             F.count("*").alias("read"),
             F.count(F.when(ok, 1)).alias("loaded"),
-            F.count(F.when(ok & labelled, 1)).alias("labels"),
+            F.count(F.when(F.col("reason") == SAME, 1)).alias("same"),
+            F.count(F.when(F.col("reason") == "changed_after_ingest", 1)).alias("changed"),
         )
-    )
+        .collect()
+    ):
+        counts[int(r["__file"])] = {k: int(r[k]) for k in ("read", "loaded", "same", "changed")}
+    reasons: dict[str, int] = {}
+    for r in quarantined.groupBy("__file", "reason").count().collect():
+        c = counts.setdefault(int(r[0]), {})
+        c["quarantined"] = c.get("quarantined", 0) + int(r[2])
+        reasons[str(r[1])] = reasons.get(str(r[1]), 0) + int(r[2])
+    quarantined.unpersist()
+    if changed and f.feed == "transactions":
+        prior_rows = read_table(spark, cfg, "transactions").select("source_file", "transaction_id")
+        names = [f.files[i].name for i in changed]
+        by_name = gone(prior_rows.filter(F.col("source_file").isin(names)), rows, src, changed)
+        for i in changed:
+            counts.setdefault(i, {})["gone"] = by_name.get(f.files[i].name, 0)
+    for i, n in extra.items():
+        counts.setdefault(i, {})["labels"] = n
+    return counts, reasons, inline
 
 
 def _ledger_rows(
-    f: _Feed, counts: dict[int, tuple[int, int, int]], aside: dict[int, str], stamp: Any
+    f: _Feed,
+    counts: dict[int, dict[str, int]],
+    aside: dict[int, str],
+    prior: dict[int, Prior],
+    stamp: Any,
 ) -> tuple[list[dict[str, Any]], list[FileResult]]:
     rows, results = [], []
     for i, landing in enumerate(f.files):
-        read, loaded, labels = counts.get(i, (0, 0, 0))
+        c = {"read": 0, "loaded": 0, "same": 0, "changed": 0, "quarantined": 0, "labels": 0}
+        c.update(counts.get(i, {}))
         note = aside.get(i)
-        status = SET_ASIDE if note is not None else "ingested"
+        if i in prior:
+            row, res = (
+                unreadable_change(landing, f.feed, prior[i], note, stamp)
+                if note is not None
+                else changed_file(landing, f.feed, prior[i], {"gone": 0, **c}, stamp)
+            )
+            rows.append(row)
+            results.append(res)
+            continue
+        read, loaded = c["read"], c["loaded"]
         rows.append(
             {
                 "path": landing.name,
@@ -231,7 +307,7 @@ def _ledger_rows(
                 "rows_loaded": loaded,
                 "rows_quarantined": read - loaded,
                 "ingested_at": stamp,
-                "status": status,
+                "status": SET_ASIDE if note is not None else "ingested",
                 "note": note,
                 "previous_sha256": landing.prior.sha256 if landing.prior else None,
             }
@@ -239,7 +315,7 @@ def _ledger_rows(
         if note is not None:
             results.append(FileResult(landing.name, f.feed, SET_ASIDE, note=note))
         else:
-            labels = loaded if f.feed == "labels" else labels
+            labels = loaded if f.feed == "labels" else c["labels"]
             results.append(
                 FileResult(landing.name, f.feed, "ingested", read, loaded, read - loaded, labels)
             )
@@ -262,13 +338,6 @@ def _look_up(
         got = look_up(con, cfg.root, path, feed)
         if isinstance(got, FileResult):
             result.files.append(got)
-        elif got.changed:
-            note = (
-                f"changed after ingestion (sha256 {got.digest[:12]}…): the Spark engine does not "
-                "revise ingested files yet, nothing of the new version was loaded; ingest it "
-                'with [engine] kind = "duckdb" or land its new rows in a new file'
-            )
-            result.files.append(FileResult(got.name, feed, "unreadable_change", note=note))
         else:
             todo.append(got)
     return todo
@@ -294,17 +363,19 @@ def spark_ingest(spark: SparkSession, cfg: Config) -> IngestResult:
             logs.event(log, line, "warning")
         con = _ledger(cfg)
         stamp = _stamp(con)
-        feeds = []
+        feeds, prior = [], {}
         for feed in ("transactions", "labels"):
             files = _look_up(cfg, con, feed, result)
             if files:
                 feeds.append(_Feed(feed, files, _checked(spark, cfg, feed, files)))
+                prior[feed] = priors(con, feed, files)
         con.close()
         if not feeds:
             return result
         commit = Commit.begin(cfg.spark_warehouse)
         try:
             inline: Any = None
+            cached: list[Any] = []
             for f in feeds:
                 if f.feed == "transactions":
                     rows = _transactions(spark, cfg, f.rows)
@@ -313,35 +384,35 @@ def spark_ingest(spark: SparkSession, cfg: Config) -> IngestResult:
                     if inline is not None:
                         known = known.unionByName(inline, allowMissingColumns=True)
                     rows = _labels(spark, known, f.rows)
+                    if prior[f.feed]:
+                        mine = read_table(spark, cfg, "labels")
+                        rows = same_labels(rows, mine, _source(f.files), list(prior[f.feed]))
                 rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
                 f = _Feed(f.feed, f.files, rows)
                 aside = {
                     int(r["__file"]): str(r["set_aside"])
                     for r in rows.filter(F.col("set_aside").isNotNull()).collect()
                 }
-                counts = {
-                    int(r["__file"]): (int(r["read"]), int(r["loaded"]), int(r["labels"]))
-                    for r in _stage_feed(cfg.settings.source, commit, f, stamp).collect()
-                }
-                if f.feed == "transactions" and cfg.settings.source.columns.label:
-                    inline = rows.filter(F.col("reason").isNull() & F.col("label").isNotNull())
-                    inline = inline.select("transaction_id", F.col("label").alias("is_fraud"))
-                for reason, n in (
-                    rows.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect()
-                ):
-                    result.quarantined_by_reason[reason] = result.quarantined_by_reason.get(
-                        reason, 0
-                    ) + int(n)
-                ledger, done = _ledger_rows(f, counts, aside, stamp)
+                counts, reasons, labelled = _stage_feed(spark, cfg, commit, f, stamp)
+                if labelled is not None:
+                    inline = labelled
+                for reason, n in reasons.items():
+                    got = result.quarantined_by_reason.get(reason, 0)
+                    result.quarantined_by_reason[reason] = got + n
+                ledger, done = _ledger_rows(f, counts, aside, prior[f.feed], stamp)
                 folder = commit.staging("ingested_files") / f"feed={f.feed}"
                 folder.mkdir(parents=True, exist_ok=True)
                 table = pa.Table.from_pylist(ledger).drop(["feed"])
                 pq.write_table(table, folder / "ledger.parquet")
                 result.files.extend(done)
+                cached.append(rows)
             commit.commit()
         except BaseException:
             commit.abandon()
             raise
+        finally:
+            for rows in cached:  # the labels feed reads the transactions feed's inline labels
+                rows.unpersist()
     for res in result.files:
         logs.event(log, f"file {res.status}", **res.to_dict())
     return result

@@ -248,6 +248,13 @@ def duckdb_views(con: duckdb.DuckDBPyConnection, cfg: Config, *, temp: bool = Tr
     recover(cfg.spark_warehouse)
     kind = "TEMP VIEW" if temp else "VIEW"
     for table in TABLES:
+        # the ledger is appended to: a file's latest row is its row (a changed file's new one)
+        latest = (
+            " QUALIFY row_number() OVER (PARTITION BY path, feed ORDER BY ingested_at DESC) = 1"
+            if table == "ingested_files"
+            else ""
+        )
         con.execute(
-            f"CREATE OR REPLACE {kind} {q(table)} AS SELECT * FROM {parquet_scan(cfg, table)}"
+            f"CREATE OR REPLACE {kind} {q(table)} AS SELECT * FROM "
+            f"{parquet_scan(cfg, table)}{latest}"
         )
