@@ -8,7 +8,7 @@ Prints seconds and peak memory, each in a fresh process under the deployment's
   gives them; its first call in the process, so numba's start-up (loading the cached machine
   code) is included, and a second call in the same process (start-up paid: as in the
   long-lived ``fraudwatch schedule``);
-- ``sql``: the SQL path (``jobs.features.sql_features``), what fraudwatch ran before;
+- ``sql``: the SQL path (``jobs.feature_sql.sql_features``), what fraudwatch ran before;
 - ``plain``: the reference (``jobs/feature_reference.py``: RANGE windows over the whole
   history, then the new rows);
 
@@ -45,8 +45,9 @@ def measure(root: Path, approach: str) -> dict[str, object]:
     started = time.perf_counter()
     from jobs.config import load_config
     from jobs.feature_reference import reference_features
+    from jobs.feature_sql import sql_features
     from jobs.feature_sweep import swept_with_stats
-    from jobs.features import compute_features, sql_features
+    from jobs.features import compute_features
     from jobs.warehouse import open_configured
 
     cfg = load_config(root / "config.toml")

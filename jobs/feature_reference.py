@@ -1,6 +1,6 @@
 """The features stated the plain way: ``RANGE`` window functions over the whole history.
 
-This is the specification :func:`jobs.features.feature_sql` must match value
+This is the specification :func:`jobs.feature_sql.feature_sql` must match value
 for value. The merchant risk's delayed window ``(t - d - w, t - d]`` is a plain
 join of each target with its merchant's transactions (a ``RANGE`` frame is
 closed at both ends). It is obviously correct and slow (it computes every window for
@@ -15,15 +15,14 @@ import duckdb
 import pyarrow as pa
 
 from jobs.config import Config
-from jobs.features import (
+from jobs.feature_sql import (
     amount_exact,
     extra_feature_columns,
-    feature_spec,
     merchant_fraud_ctes,
     merchant_fraud_rates,
-    quote_ident,
     time_of_day_columns,
 )
+from jobs.features import feature_spec, quote_ident
 
 
 def _window(partition: str, days: int) -> str:

@@ -2,7 +2,7 @@
 
 The target rows are found in DuckDB (by time range, or by id bounded by the ids' range and
 times), their card and merchant features come from :func:`jobs.sweep.sweep`, and the table
-has the columns, types and row order of :func:`jobs.features.feature_sql`'s.
+has the columns, types and row order of :func:`jobs.feature_sql.feature_sql`'s.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from jobs import logs
 from jobs.config import Config
-from jobs.features import extra_feature_columns, feature_spec, quote_ident, time_of_day_columns
+from jobs.feature_sql import extra_feature_columns, time_of_day_columns
+from jobs.features import feature_spec, quote_ident
 from jobs.sweep import SweepStats
 
 log = logs.get("features")

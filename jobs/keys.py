@@ -7,11 +7,11 @@ The state, all rebuildable from ``transactions`` and ``labels`` (schema v7, see
 - ``card_keys (card_id, card_key)`` and ``merchant_keys (merchant_id, merchant_key)``: one
   dense integer (0, 1, 2, ...) per id, given in the order ids are first keyed;
 - on ``transactions``: ``card_key``, ``merchant_key`` (INTEGER) and ``amount_e4`` (BIGINT:
-  the amount in 1/10,000ths exactly, as :func:`jobs.features.amount_exact` rounds it; NULL
+  the amount in 1/10,000ths exactly, as :func:`jobs.feature_sql.amount_exact` rounds it; NULL
   above 10^14, which no mean counts). A row whose ``card_key`` is NULL is not keyed yet;
 - ``known_frauds (transaction_id, merchant_key, tx_time, reported_at, revoked_at)``: when each
   transaction is a known fraud, derived from ``labels`` by
-  :func:`jobs.features.fraud_intervals_sql` (the one statement of the label semantics every
+  :func:`jobs.feature_sql.fraud_intervals_sql` (the one statement of the label semantics every
   feature uses), with the transaction's merchant and time (NULL while the transaction is not in
   the warehouse: a chargeback can arrive before its transaction);
 - ``key_state``: one row, what the state was refreshed from (the number of transactions and of
@@ -42,12 +42,12 @@ from dataclasses import dataclass
 
 import duckdb
 
-from jobs.features import fraud_intervals_sql
+from jobs.feature_sql import fraud_intervals_sql
 
 
 def amount_e4_sql(column: str = "amount") -> str:
     """The amount as an exact integer of 1/10,000ths: the same rounding as
-    :func:`jobs.features.amount_exact` (NULL above 10^14)."""
+    :func:`jobs.feature_sql.amount_exact` (NULL above 10^14)."""
     return f"try_cast(try_cast({column} AS DECIMAL(18, 4))::DECIMAL(38, 4) * 10000 AS BIGINT)"
 
 

@@ -241,7 +241,7 @@ FROM (SELECT count(*) AS n, max(ingested_at) AS through FROM transactions) t,
      (SELECT count(*) AS n, max(ingested_at) AS through FROM labels) l;
 """
 
-# v8: a later label that contradicts a fraud label ends it (jobs.features.fraud_intervals_sql:
+# v8: a later label that contradicts a fraud label ends it (jobs.feature_sql.fraud_intervals_sql:
 # the latest label reported by t is the label at t); the known frauds rewritten so (that
 # statement as it was then: a migration is a snapshot).
 SCHEMA_V8 = """
