@@ -51,6 +51,10 @@ def load_calibrator(reg: Registry, model_name: str, version: int) -> Calibrator 
         ) from None
 
 
+# a refit needs this share of the frauds its training-time calibrator was fitted on
+MIN_FRAUD_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class CalibrationSource:
     """Which calibration a version's scores of a day went through: the training-time one
@@ -63,6 +67,7 @@ class CalibrationSource:
     frauds: int
     first: date | None = None
     last: date | None = None
+    spread: float = 0.0  # sd of the days' log-odds offsets around the refit (0: not measured)
 
     def describe(self) -> str:
         if not self.refit:
@@ -116,7 +121,7 @@ class CurrentCalibration:
             b = self.bins
             sel = (b["version"] == version) & (b["day"] >= lo) & (b["day"] < hi)
             frauds = float(b["frauds"][sel].sum())
-            if frauds < max(cal.frauds, 1) or frauds >= b["n"][sel].sum():
+            if frauds < max(cal.frauds * MIN_FRAUD_SHARE, 1) or frauds >= b["n"][sel].sum():
                 return cal, trained
             keys, inv = np.unique(b["key"][sel], return_inverse=True)
             n = np.bincount(inv, weights=b["n"][sel], minlength=keys.size)
@@ -127,6 +132,24 @@ class CurrentCalibration:
             source = CalibrationSource(
                 version, True, refit.n, refit.frauds,
                 date.fromordinal(int(days.min())), date.fromordinal(int(days.max())),
+                day_spread(refit, days, b["n"][sel], b["total"][sel], b["frauds"][sel]),
             )  # fmt: skip
             self._fits[key] = (refit, source)
         return self._fits[key]
+
+
+def day_spread(
+    cal: Calibrator, days: np.ndarray, n: np.ndarray, total: np.ndarray, frauds: np.ndarray
+) -> float:
+    """How far the days' fraud levels stray from the calibration fitted on them: the
+    standard deviation of each day's log ratio of frauds to the calibration's expected
+    frauds, less what chance alone gives (about ``1 / expected``); 0 with fewer than 3
+    days. Bins: ``days``, rows ``n``, ``total`` of their scores, ``frauds``."""
+    index = np.unique(days, return_inverse=True)[1]
+    if index.max(initial=-1) < 2:
+        return 0.0
+    expected = np.bincount(index, weights=n * cal.apply(total / np.maximum(n, 1)))
+    seen = np.bincount(index, weights=frauds)
+    ratio = np.log((seen + 0.5) / (expected + 0.5))
+    excess = float(np.var(ratio, ddof=1) - np.mean(1.0 / (expected + 0.5)))
+    return float(np.sqrt(excess)) if excess > 0 else 0.0

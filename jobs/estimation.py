@@ -125,7 +125,7 @@ def estimate_from_window(
     """The estimate from the window table's champion rows of the plan's days."""
     s = cfg.settings
     k = s.alerts.daily_budget
-    rows = "role = 'champion' AND day >= ? AND day < ?"
+    rows = "champion AND day >= ? AND day < ?"
     params = [plan.start.date(), plan.end.date()]
     bins = con.execute(
         f"SELECT day, model_version, least(floor(sqrt(greatest(score, 0)) * {BINS}), "
@@ -136,10 +136,10 @@ def estimate_from_window(
     ).fetchnumpy()
     top_cards(con, rows, params, k)
     cards = con.execute(
-        "SELECT f.day, f.card_id, f.score, f.model_version, f.is_fraud "
+        "SELECT f.day, b.card_id, f.score, f.model_version, f.is_fraud "
         f"FROM (SELECT * FROM {WINDOW} WHERE {rows}) f "
-        "SEMI JOIN fw_best b ON b.day = f.day AND b.card_id = f.card_id "
-        "ORDER BY f.day, f.card_id, f.score",
+        "JOIN fw_best b ON b.day = f.day AND b.card = f.card "
+        "ORDER BY f.day, b.card_id, f.score",
         params,
     ).fetchnumpy()
     versions = sorted(
@@ -172,6 +172,7 @@ def estimate_from_window(
                     frauds=bins["frauds"][sel].astype(np.int64),
                     card_p=cp,
                     card_fraud=cf,
+                    spread=max((x.spread for x in sources), default=0.0),
                 ),
                 simulations=s.estimation.simulations,
                 confidence=s.estimation.confidence,

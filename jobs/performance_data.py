@@ -44,6 +44,20 @@ LATEST_LABELS = (
 WINDOW = "fw_window"  # the temp table of one window's scored rows (see scored_window)
 
 
+def _card_column(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> str:
+    """The card of a window row: its integer key (warehouse v7 keys every transaction) when
+    every transaction of the window has one, its id otherwise."""
+    columns = [d[0] for d in con.execute("SELECT * FROM transactions LIMIT 0").description]
+    if "card_key" not in columns:
+        return "t.card_id"
+    unkeyed = con.execute(
+        "SELECT count(*) FROM transactions WHERE card_key IS NULL AND event_time >= ? "
+        "AND event_time < ?",
+        [start, end],
+    ).fetchall()[0][0]
+    return "t.card_id" if unkeyed else "t.card_key"
+
+
 @contextmanager
 def scored_window(
     con: duckdb.DuckDBPyConnection,
@@ -57,14 +71,18 @@ def scored_window(
 ) -> Iterator[str]:
     """The window's scores matching ``where`` (on ``scores s``) joined once with their
     transactions and latest labels (reported before ``as_of``; all without it) into a temp
-    table (day, role, model_version, transaction_id, card_id, amount, score, is_fraud),
-    dropped on the way out. The performance aggregates and the estimation read it."""
+    table (day, champion: the score's role, model_version, card: the card's integer key,
+    amount, score, score_row: the score's rowid, is_fraud), dropped on the way out. The
+    performance aggregates and the estimation read it; ids are fetched only for the few
+    rows that show them (:func:`top_cards`)."""
     con.execute(f"DROP TABLE IF EXISTS temp.{WINDOW}")
     try:
+        card = _card_column(con, start, end)
         con.execute(
             f"CREATE TEMP TABLE {WINDOW} AS "
-            "SELECT t.event_time::DATE AS day, s.role, s.model_version, t.transaction_id, "
-            "t.card_id, t.amount, s.score, coalesce(l.is_fraud, false) AS is_fraud "
+            "SELECT t.event_time::DATE AS day, s.role = 'champion' AS champion, s.model_version, "
+            f"{card} AS card, t.amount, s.score, s.rowid AS score_row, "
+            "coalesce(l.is_fraud, false) AS is_fraud "
             "FROM scores s JOIN transactions t USING (transaction_id) "
             f"LEFT JOIN {LATEST_LABELS} l USING (transaction_id) "
             f"WHERE s.model_name = ? AND {where} AND t.event_time >= ? AND t.event_time < ?",
@@ -78,13 +96,14 @@ def scored_window(
 
 def top_cards(con: duckdb.DuckDBPyConnection, rows: str, params: list[Any], limit: int) -> None:
     """Each day's ``limit`` best-scored cards among the window table's ``rows`` (a
-    predicate with ``params``), into the temp table ``fw_best`` (day, card_id, score = the
-    card's best that day; ranked by score then card id), and the day's top transactions
-    into ``fw_top`` (the window's columns). Taken from the top transactions, not from a
-    group-by of every card and day: the cards of a day's ``m`` best-scored transactions (ties
-    at the ``m``-th score included) hold its ``limit`` best cards with all their best
-    transactions, once they are ``limit`` distinct cards or all the day's rows; ``m`` grows
-    until every day is so. Both tables go with :func:`scored_window`'s."""
+    predicate with ``params``), into the temp table ``fw_best`` (day, card, card_id, score =
+    the card's best that day; ranked by score then card id), and the day's top transactions
+    into ``fw_top`` (the window's columns, with card_id and transaction_id). Taken from the
+    top transactions, not from a group-by of every card and day: the cards of a day's ``m``
+    best-scored transactions (ties at the ``m``-th score included) hold its ``limit`` best
+    cards with all their best transactions, once they are ``limit`` distinct cards or all
+    the day's rows; ``m`` grows until every day is so. Both tables go with
+    :func:`scored_window`'s."""
     w = f"(SELECT * FROM {WINDOW} WHERE {rows})"
     m = max(4 * limit, 64)
     while True:
@@ -99,16 +118,27 @@ def top_cards(con: duckdb.DuckDBPyConnection, rows: str, params: list[Any], limi
             params,
         )
         short = con.execute(
-            "SELECT count(*) FROM (SELECT day, count(*) AS r, count(DISTINCT card_id) AS cards "
+            "SELECT count(*) FROM (SELECT day, count(*) AS r, count(DISTINCT card) AS cards "
             "FROM fw_top GROUP BY day) JOIN fw_cut USING (day) WHERE cards < ? AND r < n",
             [limit],
         ).fetchall()[0][0]
         if not short:
             break
         m *= 4
+    keyed = con.execute(f"SELECT typeof(card) <> 'VARCHAR' FROM {WINDOW} LIMIT 1").fetchall()
+    card_id = (
+        "(SELECT card_id FROM card_keys k WHERE k.card_key = x.card)"
+        if keyed and keyed[0][0]
+        else "x.card"
+    )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE fw_best AS SELECT day, card_id, max(score) AS score "
-        "FROM fw_top GROUP BY day, card_id QUALIFY row_number() OVER "
+        f"CREATE OR REPLACE TEMP TABLE fw_top AS SELECT x.*, {card_id} AS card_id, "
+        "s.transaction_id FROM fw_top x JOIN (SELECT rowid AS score_row, transaction_id "
+        "FROM scores WHERE rowid IN (SELECT score_row FROM fw_top)) s USING (score_row)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE fw_best AS SELECT day, card, card_id, max(score) AS score "
+        "FROM fw_top GROUP BY day, card, card_id QUALIFY row_number() OVER "
         "(PARTITION BY day ORDER BY max(score) DESC, card_id) <= ?",
         [limit],
     )
@@ -150,14 +180,14 @@ def window_aggregates(
     # card had a fraud that day (any of its transactions: from the window's few fraud rows)
     cards = _frame(
         con,
-        f"WITH frauds AS (SELECT DISTINCT day, card_id FROM {w} WHERE is_fraud) "
-        "SELECT b.day, b.card_id, b.score, any_value(f.card_id IS NOT NULL) AS card_fraud, "
+        f"WITH frauds AS (SELECT DISTINCT day, card FROM {w} WHERE is_fraud) "
+        "SELECT b.day, b.card_id, b.score, any_value(f.card IS NOT NULL) AS card_fraud, "
         "min(p.transaction_id) AS transaction_id, "
         "arg_min(p.is_fraud, p.transaction_id) AS is_fraud, "
         "arg_min(p.amount, p.transaction_id) AS amount "
-        "FROM fw_best b JOIN fw_top p ON p.day = b.day AND p.card_id = b.card_id "
+        "FROM fw_best b JOIN fw_top p ON p.day = b.day AND p.card = b.card "
         "AND p.score = b.score "
-        "LEFT JOIN frauds f ON f.day = b.day AND f.card_id = b.card_id "
+        "LEFT JOIN frauds f ON f.day = b.day AND f.card = b.card "
         "GROUP BY b.day, b.card_id, b.score",
         params,
     )

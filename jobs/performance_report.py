@@ -118,8 +118,8 @@ def performance_report(
         for role, _, _ in _roles(reg, s.model.name):
             agg = window_aggregates(
                 con,
-                rows="role = ? AND day >= ? AND day < ?",
-                params=[role, window.start.date(), window.end.date()],
+                rows="champion = ? AND day >= ? AND day < ?",
+                params=[role == "champion", window.start.date(), window.end.date()],
                 threshold=s.alerts.threshold,
                 k=s.alerts.daily_budget,
             )

@@ -18,8 +18,11 @@ had one. The metrics, computed the same way on the draws and on the labels once 
 - ``card_precision_at_k``: the share of the day's ``k`` best-scored cards with a fraud
   (without the performance report's rule that skips cards caught on earlier days).
 
-The interval covers the randomness of the labels given correct probabilities; when the
-world drifts away from the calibration, it can miss (the report says how often it did).
+The interval covers the randomness of the labels given the probabilities and, when the
+calibration was fitted on recent days (``spread``), how far a day's fraud level strays
+from it: each draw moves the day's log-odds by an offset drawn from the spread measured on
+those days. When the world drifts away from the calibration, it can still miss (the report
+says how often it did).
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class DayInput:
     frauds: np.ndarray  # frauds the labels say so far
     card_p: np.ndarray = field(default_factory=lambda: np.zeros(0))  # top-k cards
     card_fraud: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # the day-to-day spread of the fraud level around the calibration (sd of a log-odds
+    # offset), measured on the days it was fitted on; 0: the labels' randomness only
+    spread: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,12 @@ def _metrics(pos: np.ndarray, d: DayInput, order: np.ndarray) -> dict[str, np.nd
     }
 
 
+def _shifted(p: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Probabilities with their log-odds moved by ``offset`` (0 and 1 stay)."""
+    up = p * np.exp(offset)
+    return up / (1.0 - p + up)
+
+
 def _interval(draws: np.ndarray, confidence: float) -> Interval:
     ok = draws[~np.isnan(draws)]
     if ok.size == 0:
@@ -130,11 +142,16 @@ def estimate_day(
     (when matured) computed on its labels."""
     rng = np.random.default_rng([seed, d.day.toordinal()])
     order = np.argsort(d.order, kind="stable")
-    draws = rng.binomial(d.n[None, :].astype(np.int64), np.clip(d.p, 0, 1)[None, :],
-                         size=(simulations, d.n.size))  # fmt: skip
+    p, card_p = np.clip(d.p, 0, 1)[None, :], np.clip(d.card_p, 0, 1)[None, :]
+    if d.spread > 0:  # each draw's day sits somewhere in the spread of the calibration's days
+        offset = np.random.default_rng([seed, d.day.toordinal(), 1]).normal(
+            0.0, d.spread, (simulations, 1)
+        )
+        p, card_p = _shifted(p, offset), _shifted(card_p, offset)
+    draws = rng.binomial(d.n[None, :].astype(np.int64), p, size=(simulations, d.n.size))
     sims = _metrics(draws, d, order)
     if d.card_p.size:
-        card_draws = rng.random((simulations, d.card_p.size)) < d.card_p[None, :]
+        card_draws = rng.random((simulations, d.card_p.size)) < card_p
         sims["card_precision_at_k"] = card_draws.mean(axis=1)
     else:
         sims["card_precision_at_k"] = np.full(simulations, np.nan)

@@ -102,6 +102,8 @@ def build(
             "transaction_id": [f"tx{i:07d}" for i in range(n)],
             "event_time": event.astype("datetime64[us]"),
             "card_id": [f"card{c:05d}" for c in card],
+            # integer keys as ingest assigns them (in order of arrival, not of the ids)
+            "card_key": (cards - card).astype(np.int32),
             "amount": np.round(rng.lognormal(3, 1, n), 2),
             "score": score,
             "is_fraud": fraud,
@@ -111,9 +113,10 @@ def build(
         con.register("f", frame.to_arrow())
         con.execute(
             "INSERT INTO transactions (transaction_id, event_time, card_id, merchant_id, amount, "
-            "source_file, source_row, ingested_at) SELECT transaction_id, event_time, card_id, "
-            "'m1', amount, 'synthetic', 0, event_time FROM f"
+            "source_file, source_row, ingested_at, card_key) SELECT transaction_id, event_time, "
+            "card_id, 'm1', amount, 'synthetic', 0, event_time, card_key FROM f"
         )
+        con.execute("INSERT INTO card_keys SELECT DISTINCT card_id, card_key FROM f")
         con.execute(
             "INSERT INTO scores SELECT transaction_id, 'fraud', 1, 'champion', score, "
             "event_time, 'run' FROM f"

