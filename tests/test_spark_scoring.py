@@ -8,7 +8,7 @@ import math
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ DAYS = 4  # the world's last days only: small data, the same on both engines
 class Both:
     cfg: Config
     duck_scores: dict[tuple[str, int], float]
+    duck_profile: Any  # the DuckDB scoring's day profiles of the days, merged (a Profile)
+    days: tuple[date, ...]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,7 @@ def both(
     """The world's deployment (its registry and champion) with only its last landing days,
     ingested by both engines into fresh warehouses; the DuckDB path has scored them."""
     from jobs.ingest import ingest
+    from jobs.profiles import window_profile
     from jobs.registry_access import open_registry
     from jobs.scoring import score_pending
     from jobs.spark.ingest import spark_ingest
@@ -51,26 +54,44 @@ def both(
         ingest(con, cfg)
         score_pending(con, cfg, open_registry(cfg), "duck-run")
         rows = con.execute("SELECT transaction_id, model_version, score FROM scores").fetchall()
+        days = tuple(
+            d
+            for (d,) in con.execute(
+                "SELECT DISTINCT event_time::DATE FROM transactions ORDER BY 1"
+            ).fetchall()
+        )
+        profile, _ = window_profile(
+            con, days[0], days[-1] + timedelta(days=1), model_name="fraud", model_version=1
+        )
         con.execute("DELETE FROM scores; DELETE FROM alerts; DELETE FROM scoring_state")
+        con.execute("DELETE FROM feature_profiles")
     assert spark_ingest(spark, cfg).rows_loaded == len(rows)
-    yield Both(cfg, {(t, v): s for t, v, s in rows})
+    yield Both(cfg, {(t, v): s for t, v, s in rows}, profile, days)
 
 
 @needs_spark
 def test_spark_scores_equal_duckdb_scores_alerts_go_out_and_a_rerun_adds_none(
     spark: Any, both: Both
 ) -> None:
+    """Through ``fraudwatch score`` with ``[engine] kind = "spark"``."""
+    import json
+
+    from click.testing import CliRunner
+
     from jobs.alerting import deliver
-    from jobs.registry_access import open_registry
-    from jobs.spark.scoring import spark_score
+    from jobs.cli import cli
     from jobs.spark.tables import duckdb_views
     from jobs.warehouse import configured_warehouse
 
     cfg, duck = both.cfg, both.duck_scores
     assert len(duck) > 1000
-    reg = open_registry(cfg)
-    first = spark_score(spark, cfg, reg, "spark-run")
-    assert first.champion_version == 1 and first.scored == len(duck)
+    ran = CliRunner().invoke(cli, ["score", "--config", str(cfg.path), "--json"])
+    assert ran.exit_code == 0, ran.output
+    summary = json.loads(ran.stdout)
+    first = summary["counts"]["score"]
+    assert summary["job"] == "score" and summary["counts"]["engine"] == "spark"
+    assert first["champion_version"] == 1 and first["scored"] == len(duck)
+    assert first["profiled_days"] == len(both.days)
     views = duckdb.connect()
     duckdb_views(views, cfg)
     got = views.execute(
@@ -78,15 +99,15 @@ def test_spark_scores_equal_duckdb_scores_alerts_go_out_and_a_rerun_adds_none(
     ).fetchall()
     assert len(got) == len(duck)
     for tid, name, version, role, score, run_id in got:
-        assert (name, role, run_id) == (cfg.settings.model.name, "champion", "spark-run")
+        assert (name, role, run_id) == (cfg.settings.model.name, "champion", summary["run_id"])
         assert math.isclose(score, duck[(tid, version)], rel_tol=1e-9, abs_tol=1e-12), tid
 
     # alerts: created from Spark's scores in the warehouse outbox, delivered by the file channel
     budget, threshold = cfg.settings.alerts.daily_budget, cfg.settings.alerts.threshold
-    assert first.alerts_created > 0
+    assert first["alerts_created"] > 0
     with configured_warehouse(cfg) as con:
         alerts = con.execute("SELECT transaction_id, score, alert_day FROM alerts").fetchall()
-    assert len({a[0] for a in alerts}) == first.alerts_created
+    assert len({a[0] for a in alerts}) == first["alerts_created"]
     assert all(score >= threshold for _, score, _ in alerts)
     assert max(sum(1 for a in alerts if a[2] == d) for _, _, d in alerts) <= budget
     sent = deliver(cfg, lambda: configured_warehouse(cfg))
@@ -94,8 +115,9 @@ def test_spark_scores_equal_duckdb_scores_alerts_go_out_and_a_rerun_adds_none(
     outbox = list(cfg.outbox_dir.rglob("*"))
     assert any(alerts[0][0] in p.read_text() for p in outbox if p.is_file())
 
-    again = spark_score(spark, cfg, reg, "spark-rerun")
-    assert again.scored == 0 and again.alerts_created == 0
+    again = CliRunner().invoke(cli, ["score", "--config", str(cfg.path)])
+    assert again.exit_code == 0, again.output
+    assert "score: 0 transactions by champion v1; 0 new alert(s)" in again.stdout
     duckdb_views(views, cfg)
     assert views.execute("SELECT count(*) FROM scores").fetchall()[0][0] == len(duck)
 
@@ -160,16 +182,111 @@ def test_spark_training_set_is_the_duckdb_one_and_a_sample_says_so(spark: Any, b
 
 
 @needs_spark
-def test_fraudwatch_run_on_spark_ingests_scores_alerts_and_reports_a_new_day(
+def test_spark_scoring_stores_the_day_profiles_the_drift_report_reads(
     spark: Any, both: Both
 ) -> None:
-    """``fraudwatch run`` with ``[engine] kind = "spark"``: the new day's file goes through
-    every stage, recorded in the runs ledger (this test runs last: it adds a day)."""
+    """The day profiles Spark scoring stored are the DuckDB scoring's (same rows, missing,
+    ranges, sums, categories), and the drift report reads them: it profiles no day itself."""
+    from jobs.profiles import SCORE, ensure_day_profiles, window_profile
+    from jobs.registry_access import open_registry
+    from jobs.reporting import write_reports_with
+    from jobs.spark.scoring import spark_score
+    from jobs.spark.tables import duckdb_views
+    from jobs.warehouse import configured_warehouse
+    from reports.profile import CategoricalSketch, NumericSketch
+
+    cfg, days = both.cfg, both.days
+    reg = open_registry(cfg)
+    spark_score(spark, cfg, reg, "spark-profiles")  # a no-op when the first test ran
+    end = days[-1] + timedelta(days=1)
+    with configured_warehouse(cfg) as con:
+        duckdb_views(con, cfg)
+        assert ensure_day_profiles(con, cfg, list(days), model_name="fraud", model_version=1) == {}
+        got, n_days = window_profile(con, days[0], end, model_name="fraud", model_version=1)
+        want = both.duck_profile
+        assert n_days == len(days) and got.rows == want.rows == len(both.duck_scores)
+        assert set(got.columns) == set(want.columns) and SCORE in got.columns
+        for name, mine in got.columns.items():
+            theirs = want.columns[name]
+            assert (mine.n, mine.missing) == (theirs.n, theirs.missing), name
+            if isinstance(mine, NumericSketch):
+                assert isinstance(theirs, NumericSketch)
+                assert (mine.lo, mine.hi) == (theirs.lo, theirs.hi) or mine.finite == 0, name
+                assert math.isclose(mine.total, theirs.total, rel_tol=1e-9, abs_tol=1e-9), name
+            else:
+                assert isinstance(mine, CategoricalSketch) and isinstance(theirs, CategoricalSketch)
+                assert dict(mine.counts) == dict(theirs.counts), name
+        out = write_reports_with(con, cfg, reg, force=True)  # the reports profile nothing
+        assert "error" not in out, out
+        parts = con.execute("SELECT DISTINCT part FROM feature_profiles").fetchall()
+    assert parts and all(p.endswith("/spark") for (p,) in parts), parts  # no day backfilled
+
+
+@needs_spark
+def test_fraudwatch_train_on_spark_registers_a_sampled_version_with_its_lineage(
+    spark: Any, both: Both
+) -> None:
+    """``fraudwatch train`` with kind = spark: Spark builds the set, the driver trains on a
+    weighted sample (``max_training_rows``), the version is registered as the DuckDB path
+    registers one, plus what was sampled, and becomes the challenger."""
     import json
 
     from click.testing import CliRunner
 
     from jobs.cli import cli
+    from jobs.registry_access import open_registry
+    from jobs.training import load_training_data, resolve_window
+    from jobs.warehouse import configured_warehouse, warehouse
+
+    cfg = both.cfg
+    with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
+        window = resolve_window(con, cfg, date(2026, 4, 2), date(2026, 4, 5))
+        full = load_training_data(con, cfg, window).frame
+    text = cfg.path.read_text().replace("[spark]\n", "[spark]\nmax_training_rows = 1000\n")
+    (cfg.root / "train.toml").write_text(text)
+    args = ["train", "--config", str(cfg.root / "train.toml"), "--start", "2026-04-02"]
+    ran = CliRunner().invoke(cli, [*args, "--end", "2026-04-05"])
+    assert ran.exit_code == 0, ran.output
+    rows, frauds = full.height, int(full["is_fraud"].sum())
+    assert (
+        f"registered fraud version 2 (challenger): window 2026-04-02..2026-04-05, {rows:,} rows"
+        in ran.stdout
+    )
+    reg = open_registry(cfg)
+    assert reg.get_alias("fraud", "challenger").version == 2  # type: ignore[union-attr]
+    lin, first = reg.get_version("fraud", 2).lineage, reg.get_version("fraud", 1).lineage
+    assert set(lin.extra) == set(first.extra) | {"sampling"}
+    assert lin.rows == rows and math.isclose(lin.fraud_rate, frauds / rows)
+    sampling = lin.extra["sampling"]
+    assert sampling["rows_in_window"] == rows and sampling["frauds_in_window"] == frauds
+    assert 0 < sampling["legit_rate"] < 1 and 500 < sampling["rows_kept"] < 1500
+    assert "moved to the window's fraud rate" in sampling["calibration"]
+    # weighted: the validation rows stand for the window's, and the volume checks count them
+    assert lin.metrics["n_valid_weighted"] > 2 * lin.metrics["n_valid"]
+    volume = {c["name"]: c for c in lin.data_quality["checks"]}
+    assert volume["min_rows"]["value"] == pytest.approx(rows, rel=0.2)
+    assert volume["fraud_rate"]["value"] == pytest.approx(frauds / rows, rel=0.2)
+    assert lin.extra["calibration"] is not None
+    with configured_warehouse(cfg) as con:
+        runs = con.execute("SELECT status, counts FROM runs WHERE job = 'train'").fetchall()
+    assert [r[0] for r in runs] == ["ok"]
+    counts = runs[0][1] if isinstance(runs[0][1], dict) else json.loads(runs[0][1])
+    assert counts["engine"] == "spark" and counts["train"]["rows_trained_on"] < rows
+
+
+@needs_spark
+def test_fraudwatch_run_on_spark_ingests_scores_alerts_and_reports_a_new_day(
+    spark: Any, both: Both
+) -> None:
+    """``fraudwatch run`` with ``[engine] kind = "spark"``: the new day's file goes through
+    every stage, recorded in the runs ledger, the challenger trained on Spark in shadow (this
+    test runs last: it adds a day)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
+    from jobs.registry_access import open_registry
     from jobs.simulate import SimulationOptions, simulate
     from jobs.spark.tables import duckdb_views
     from jobs.warehouse import configured_warehouse
@@ -194,9 +311,13 @@ def test_fraudwatch_run_on_spark_ingests_scores_alerts_and_reports_a_new_day(
     duckdb_views(views, cfg)
     day = views.execute(
         "SELECT count(*) FROM transactions t JOIN scores s USING (transaction_id) "
-        "WHERE t.event_time >= TIMESTAMP '2026-04-06'"
+        "WHERE t.event_time >= TIMESTAMP '2026-04-06' AND s.role = 'champion'"
     ).fetchall()[0][0]
     assert day == counts["ingest"]["rows_loaded"]
+    # the version `fraudwatch train` registered on Spark (the test above) scored it in shadow
+    challenger = open_registry(cfg).get_alias("fraud", "challenger")
+    assert counts["score"]["challenger_version"] == (challenger and challenger.version)
+    assert counts["score"]["shadow_scored"] == (day if challenger else 0)
     with configured_warehouse(cfg) as con:
         runs = con.execute("SELECT job, status FROM runs WHERE run_id = ?", [summary["run_id"]])
         assert runs.fetchall() == [("run", "ok")]

@@ -13,8 +13,15 @@ unchanged on them:
   committed by Spark with the ledger of files;
 - :mod:`jobs.spark.features`: the point-in-time features as Spark window functions, held
   against :mod:`jobs.feature_reference` value for value;
+- :mod:`jobs.spark.revise`: a changed landing file, by the DuckDB path's rules;
 - :mod:`jobs.spark.scoring`: champion and challenger applied in Arrow batches
-  (``mapInArrow``), the artifact's sha256 verified where it is loaded.
+  (``mapInArrow``), the artifact's sha256 verified where it is loaded, with the day
+  profiles the drift report reads (:mod:`jobs.spark.profiles`);
+- :mod:`jobs.spark.training_sets` and :mod:`jobs.spark.training`: the training set built by
+  Spark (sampled with weights past ``max_training_rows``), fitted and registered on the
+  driver as the DuckDB path does;
+- :mod:`jobs.spark.run`: the jobs ``fraudwatch run``, ``ingest``, ``score`` run with
+  ``[engine] kind = "spark"``.
 
 pyspark is an optional dependency (``pip install 'fraudwatch[spark]'``): nothing outside
 this package imports it.

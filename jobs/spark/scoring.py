@@ -29,11 +29,12 @@ import pyarrow as pa
 from jobs import logs
 from jobs.config import Config
 from jobs.errors import FeatureMismatch, NoChampion
-from jobs.features import feature_spec
+from jobs.features import FeatureSpec, feature_spec
 from jobs.loaded_model import LoadedModel, check_features, inference_policy, load_model
 from jobs.model_inputs import InferencePolicy
 from jobs.spark.features import spark_features
 from jobs.spark.ingest import read_table
+from jobs.spark.profiles import PROFILE_SCHEMA, PartitionProfiles, day_profiles, store_day_profiles
 from jobs.spark.tables import Commit, recover
 from jobs.warehouse_access import writer_lock
 from registry import Registry
@@ -44,6 +45,26 @@ if TYPE_CHECKING:
 log = logs.get("scoring")
 
 SCORE_SCHEMA = "transaction_id string, model_version int, role string, score double"
+# what a scoring task yields: its scores, then its day profiles (jobs.spark.profiles)
+OUT_SCHEMA = f"{SCORE_SCHEMA}, {PROFILE_SCHEMA}"
+_OUT = pa.schema(
+    [
+        ("transaction_id", pa.string()),
+        ("model_version", pa.int32()),
+        ("role", pa.string()),
+        ("score", pa.float64()),
+        ("day", pa.date32()),
+        ("column_name", pa.string()),
+        ("sketch", pa.string()),
+    ]
+)
+
+
+def _out(columns: dict[str, pa.Array], n: int) -> pa.RecordBatch:
+    """A batch of the task's output schema: the given columns, the others null."""
+    return pa.RecordBatch.from_arrays(
+        [columns.get(f.name, pa.nulls(n, f.type)) for f in _OUT], schema=_OUT
+    )
 
 
 @dataclass(frozen=True)
@@ -102,9 +123,10 @@ _LOADED: dict[str, LoadedModel] = {}  # per Python worker: parsed once per model
 
 
 def score_batches(
-    models: list[ShippedModel], policy: InferencePolicy, threads: int
+    models: list[ShippedModel], policy: InferencePolicy, threads: int, spec: FeatureSpec
 ) -> Any:  # the mapInArrow function
-    """Each batch of features -> one row per (transaction, model): its score."""
+    """Each batch of features -> one row per (transaction, model): its score; then the
+    partition's day profiles of the features and the champion's scores."""
     from jobs.loaded_model import predict
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -113,20 +135,29 @@ def score_batches(
             if m.sha256 not in _LOADED:
                 _LOADED[m.sha256] = m.load()
             loaded.append(_LOADED[m.sha256])
+        profiles = PartitionProfiles(spec)
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             feats = pa.Table.from_batches([batch])
+            n = batch.num_rows
             for model in loaded:
                 scores, _ = predict(model, feats, policy, threads)
-                yield pa.RecordBatch.from_pydict(
-                    {
-                        "transaction_id": feats["transaction_id"].combine_chunks(),
-                        "model_version": pa.array([model.version] * batch.num_rows, pa.int32()),
-                        "role": pa.array([model.role] * batch.num_rows, pa.string()),
-                        "score": pa.array(scores, pa.float64()),
-                    }
-                )
+                if model is loaded[0]:
+                    profiles.add(feats, scores)
+                cols = {
+                    "transaction_id": feats["transaction_id"].combine_chunks(),
+                    "model_version": pa.array([model.version] * n, pa.int32()),
+                    "role": pa.array([model.role] * n, pa.string()),
+                    "score": pa.array(scores, pa.float64()),
+                }
+                yield _out(cols, n)
+        sketches = profiles.batch()
+        if sketches.num_rows:
+            yield _out(
+                {c: sketches.column(c) for c in ("day", "column_name", "sketch")},
+                sketches.num_rows,
+            )
 
     return run
 
@@ -139,6 +170,7 @@ class SparkScoreResult:
     shadow_scored: int = 0
     shadow_error: str | None = None
     alerts_created: int = 0
+    profiled_days: int = 0  # days whose feature profiles this run stored
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,9 +227,15 @@ def spark_score(spark: SparkSession, cfg: Config, reg: Registry, run_id: str) ->
         todo = unscored(cfg.settings.model.name, tx, scores, models[0].version)
         feats = spark_features(cfg, tx, labels, todo).persist(StorageLevel.MEMORY_AND_DISK)
         fn = score_batches(
-            shipped, inference_policy(cfg.settings.scoring), cfg.settings.scoring.num_threads
+            shipped,
+            inference_policy(cfg.settings.scoring),
+            cfg.settings.scoring.num_threads,
+            feature_spec(cfg),
         )
-        new = feats.mapInArrow(fn, SCORE_SCHEMA)
+        out = feats.mapInArrow(fn, OUT_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
+        new = out.filter(F.col("transaction_id").isNotNull()).select(
+            "transaction_id", "model_version", "role", "score"
+        )
         mine = scores.filter(F.col("model_name") == name).select("transaction_id", "model_version")
         new = new.join(mine, ["transaction_id", "model_version"], "left_anti")
         new = new.select(
@@ -226,8 +264,13 @@ def spark_score(spark: SparkSession, cfg: Config, reg: Registry, run_id: str) ->
         ).select("transaction_id")
         hot_feats = feats.join(hot, "transaction_id", "left_semi").toArrow()
         latest = tx.agg(F.max("event_time")).first()
+        days = day_profiles(out.filter(F.col("column_name").isNotNull()))
         new.unpersist()
+        out.unpersist()
         feats.unpersist()
+    result.profiled_days = store_day_profiles(
+        cfg, days, model_name=name, model_version=models[0].version, run_id=run_id
+    )
     result.alerts_created = _alerts(
         cfg, models[0], hot_feats, latest[0] if latest else None, run_id
     )

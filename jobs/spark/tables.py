@@ -254,7 +254,14 @@ def duckdb_views(con: duckdb.DuckDBPyConnection, cfg: Config, *, temp: bool = Tr
             if table == "ingested_files"
             else ""
         )
+        # a score's rowid, as the warehouse's table has one (the performance report keeps it
+        # to find a row again): a hash of its key, the same in every query
+        rowid = (
+            ", hash(transaction_id, model_name, model_version) AS rowid"
+            if table == "scores"
+            else ""
+        )
         con.execute(
-            f"CREATE OR REPLACE {kind} {q(table)} AS SELECT * FROM "
+            f"CREATE OR REPLACE {kind} {q(table)} AS SELECT *{rowid} FROM "
             f"{parquet_scan(cfg, table)}{latest}"
         )
