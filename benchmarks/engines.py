@@ -9,6 +9,13 @@ Python driver, the JVM and its Python workers, summed), and the machine's load a
 
     .venv/bin/python benchmarks/engines.py                 # 20,000 cards: ~44k rows a day
     .venv/bin/python benchmarks/engines.py --cards 100000  # ~220k rows a day
+    .venv/bin/python benchmarks/engines.py --driver-rows 250000,1000000
+
+``--driver-rows``: how much driver memory Spark training needs per training row. For each
+size, a fresh process receives a sampled training set as Spark hands it over (an Arrow
+table of keys, the 25 features and the label), turns it into the sorted frame, and fits
+with weights (:func:`jobs.training.fit`); it prints its peak resident memory above what it
+held before, and the bytes per row between two sizes.
 
 The machine is shared: read the figures next to the load average printed with them.
 """
@@ -24,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,6 +210,99 @@ def measure(base: Path, engine: str) -> dict[str, object]:
     return out
 
 
+def driver_memory(rows: int) -> dict[str, object]:
+    """Peak resident memory of a driver training on ``rows`` sampled rows (one process)."""
+    import resource
+
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    from jobs.config import load_config
+    from jobs.features import feature_spec
+    from jobs.training import TrainingData, TrainingWindow, fingerprint, fit
+
+    folder = Path(tempfile.mkdtemp(prefix="fw-driver-"))
+    try:
+        # memory is the data's, not the trees': a few rounds are enough to measure it
+        text = CONFIG.format(master="local[1]", partitions=1)
+        (folder / "config.toml").write_text(
+            text.replace("num_boost_round = 100", "num_boost_round = 5")
+        )
+        cfg = load_config(folder / "config.toml")
+        spec = feature_spec(cfg)
+        rng = np.random.default_rng(1)
+        t0 = np.datetime64("2026-01-01T00:00:00", "us")
+
+        def kb() -> float:
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        before = kb()
+        fraud = rng.random(rows) < 0.05
+        cols: dict[str, object] = {
+            "transaction_id": pa.array([f"tx-{i:012d}" for i in range(rows)]),
+            "event_time": pa.array(t0 + rng.integers(0, 30 * 86_400_000_000, rows)),
+            "card_id": pa.array([f"card-{i % 200_000:07d}" for i in range(rows)]),
+            "merchant_id": pa.array([f"m-{i % 20_000:06d}" for i in range(rows)]),
+        }
+        for name in spec.names:
+            if name in spec.categorical:
+                cols[name] = pa.array(rng.choice(["pos", "online", "atm"], rows))
+            else:
+                cols[name] = pa.array(rng.normal(size=rows) + fraud)
+        cols["is_fraud"] = pa.array(fraud)
+        table = pa.table(cols)  # as spark_training_set's toArrow() returns it
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frame = frame.sort(["event_time", "transaction_id"])
+        del table, cols
+        start = datetime(2026, 1, 1)
+        window = TrainingWindow(start, start + timedelta(days=30), start, start)
+        data = TrainingData(
+            window, frame, spec.names, spec.categorical, 1.0, fingerprint(frame, spec.names)
+        )
+        weights = np.where(frame["is_fraud"].to_numpy(), 1.0, 10.0)
+        t = time.perf_counter()
+        fit(cfg, data, weights=weights)
+        return {
+            "rows": rows,
+            "peak_mb": kb(),
+            "before_mb": before,
+            "fit_s": time.perf_counter() - t,
+            "load_average": os.getloadavg(),
+        }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _driver_rows(sizes: list[int]) -> None:
+    results = []
+    for n in sizes:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--measure-driver", str(n)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode or not lines:
+            print(f"{n:,} rows: failed\n{proc.stderr[-3000:]}")
+            return
+        r = json.loads(lines[-1])
+        results.append(r)
+        grown = r["peak_mb"] - r["before_mb"]
+        print(
+            f"driver training on {n:>10,} rows: peak {r['peak_mb']:,.0f} MB ({grown:,.0f} MB "
+            f"above start, {grown * 2**20 / n:,.0f} B/row), fit {r['fit_s']:.1f} s; load "
+            f"average {', '.join(f'{x:.1f}' for x in r['load_average'])}",
+            flush=True,
+        )
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        slope = (b["peak_mb"] - a["peak_mb"]) * 2**20 / (b["rows"] - a["rows"])
+        print(f"driver memory per training row (between the sizes): {slope:,.0f} B")
+
+
 def _land_new_day(root: Path) -> None:
     for feed in ("transactions", "labels"):
         for f in (root / "newday" / feed).iterdir():
@@ -215,7 +315,15 @@ def main() -> None:
     parser.add_argument("--history-days", type=int, default=7)
     parser.add_argument("--engines", default="duckdb,spark1,spark2")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: engine,base
+    parser.add_argument("--driver-rows", help="sizes for the driver memory of training")
+    parser.add_argument("--measure-driver", type=int, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
+    if args.measure_driver:
+        print(json.dumps(driver_memory(args.measure_driver)))
+        return
+    if args.driver_rows:
+        _driver_rows([int(n) for n in args.driver_rows.split(",")])
+        return
     if args.measure:
         engine, base = args.measure.split(",", 1)
         print(json.dumps(measure(Path(base), engine)))

@@ -6,14 +6,14 @@ over the window, and a transaction's label the latest reported by the cutoff (no
 as :func:`jobs.training.load_training_data` builds them: on the same data the frame is the
 same, row for row.
 
-The frame is trained on by the driver (:func:`jobs.training.fit`), so it must fit the
-driver's memory: ``[spark] max_training_rows`` caps it. Past the cap every fraud is kept
-and legitimate rows are sampled at the rate that fits (a seeded Bernoulli sample,
-``[training] seed``); each kept legitimate row carries ``weight`` = 1 / rate (frauds 1), so
-the weights add up to the full set, and :class:`Sampling` says what was done for the
-lineage. How big: the driver holds the frame as float32 features (about 4 bytes x ~30
-features + keys ~ 200 bytes a row with polars' copies), so 5 million rows are about 1 GB
-of driver memory; LightGBM bins them in about as much again.
+The frame is trained on by the driver (:func:`jobs.training.fit` with the weights), so it
+must fit the driver's memory: ``[spark] max_training_rows`` caps it. Past the cap every
+fraud is kept and legitimate rows are sampled at the rate that fits (a seeded Bernoulli
+sample, ``[training] seed``); each kept legitimate row carries ``weight`` = 1 / rate (frauds
+1), so the weights add up to the full set, and :class:`Sampling` says what was done for the
+lineage. How big: about 540 bytes of Python driver memory per training row (frame, sorted
+copy, LightGBM's matrix and bins; ``benchmarks/engines.py --driver-rows``), and the rows pass
+through the JVM driver when collected (about 255 bytes a row as Arrow).
 """
 
 from __future__ import annotations
