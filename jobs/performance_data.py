@@ -58,6 +58,23 @@ def _card_column(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime)
     return "t.card_id" if unkeyed else "t.card_key"
 
 
+def _scored_since(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> Any:
+    """A lower bound of when the window's transactions were scored: a day before the first
+    of them was ingested (scoring writes a transaction's scores after its ingest, both on
+    the wall clock; the day allows for a clock set back), so the join reads the scores of
+    the window's time rather than of the whole history (scores are appended in time order:
+    their zone maps skip the rest). None (no bound) for a warehouse without those columns."""
+    columns = {d[0] for d in con.execute("SELECT * FROM scores LIMIT 0").description}
+    columns |= {d[0] for d in con.execute("SELECT * FROM transactions LIMIT 0").description}
+    if not {"scored_at", "ingested_at"} <= columns:
+        return None
+    return con.execute(
+        "SELECT min(ingested_at) - INTERVAL 1 DAY FROM transactions "
+        "WHERE event_time >= ? AND event_time < ?",
+        [start, end],
+    ).fetchall()[0][0]
+
+
 @contextmanager
 def scored_window(
     con: duckdb.DuckDBPyConnection,
@@ -78,6 +95,7 @@ def scored_window(
     con.execute(f"DROP TABLE IF EXISTS temp.{WINDOW}")
     try:
         card = _card_column(con, start, end)
+        since = _scored_since(con, start, end)
         con.execute(
             f"CREATE TEMP TABLE {WINDOW} AS "
             "SELECT t.event_time::DATE AS day, s.role = 'champion' AS champion, s.model_version, "
@@ -85,8 +103,10 @@ def scored_window(
             "coalesce(l.is_fraud, false) AS is_fraud "
             "FROM scores s JOIN transactions t USING (transaction_id) "
             f"LEFT JOIN {LATEST_LABELS} l USING (transaction_id) "
-            f"WHERE s.model_name = ? AND {where} AND t.event_time >= ? AND t.event_time < ?",
-            [as_of, as_of, model_name, *params, start, end],
+            f"WHERE s.model_name = ? AND {where} AND t.event_time >= ? AND t.event_time < ?"
+            + (" AND s.scored_at >= ?" if since is not None else ""),
+            [as_of, as_of, model_name, *params, start, end]
+            + ([since] if since is not None else []),
         )
         yield WINDOW
     finally:
