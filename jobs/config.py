@@ -270,7 +270,7 @@ class Estimation(_Section):
     ] = "average_precision"
     max_drop: Annotated[float, Field(ge=0, le=1)] = 0.1
     # the calibration kept current: a day's estimate uses its version's calibrator refitted on
-    # the version's scores of the latest this many matured days (once they hold as many frauds
+    # the version's scores of the latest this many matured days (once they hold half as many frauds
     # as its validation data did); 0 = the training-time calibrator only
     recalibration_days: Annotated[int, Field(ge=0, le=365)] = 28
 
