@@ -84,7 +84,7 @@ class CalibrationSource:
 class CurrentCalibration:
     """Per version, the calibrator for a day's scores: refitted on the version's scores of
     the latest ``days`` days whose labels had matured by then (after its training window,
-    before ``matured``), once they hold at least as many frauds as the validation data of its
+    before ``matured``), once they hold at least half as many frauds as the validation data of its
     training-time calibrator; that one otherwise. ``bins``: the version's scores reduced to
     bins (arrays ``version``, ``day`` as ordinals, ``key`` of the bin, ``n``, ``total`` of the
     scores, ``frauds``)."""
