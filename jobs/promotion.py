@@ -259,7 +259,7 @@ def promote(
     A refusal is recorded in the alias history (kind ``refused``, with the gate's
     report and verdict) and raises PromotionRefused; the alias stays where it was.
     """
-    from jobs.warehouse import configured_warehouse
+    from jobs.warehouse import engine_warehouse
 
     if force and not reason.strip():
         raise FraudwatchError("--force needs --reason TEXT: say why the gate is overridden")
@@ -271,7 +271,7 @@ def promote(
     if champion is not None and champion.version == version:
         logs.event(log, "already champion", version=version)
         return _already_champion(version)
-    with configured_warehouse(cfg) as con:
+    with engine_warehouse(cfg) as con:  # what the engine wrote: Spark's tables too
         outcome = evaluate_gate(con, cfg, reg, version)
     verdict = outcome.verdict
     report = str(outcome.report) if outcome.report else None

@@ -46,7 +46,7 @@ from jobs.profiles import (
 )
 from jobs.registry_access import open_registry
 from jobs.runs import ledger, utcnow
-from jobs.warehouse import configured_warehouse, data_clock
+from jobs.warehouse import data_clock, engine_warehouse
 from registry import Registry
 from reports.drift import DriftPolicy, DriftResult, drift_from_profiles
 from reports.index import latest_entry, prune, publish
@@ -412,7 +412,7 @@ def write_reports_with(
 def write_reports(cfg: Config) -> dict[str, Any]:
     """The scheduled reports job: its own ledger row."""
     with (
-        configured_warehouse(cfg) as con,
+        engine_warehouse(cfg) as con,
         ledger(con, "reports") as rec,
     ):
         rec.counts["reports"] = write_reports_with(con, cfg, open_registry(cfg))

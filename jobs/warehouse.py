@@ -395,6 +395,21 @@ def configured_warehouse(
 
 
 @contextmanager
+def engine_warehouse(
+    cfg: Config, *, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """:func:`configured_warehouse` as the configured engine wrote it: with ``[engine] kind =
+    "spark"``, the Spark tables (Parquet) are temporary views named like the warehouse's
+    tables (:func:`jobs.spark.tables.duckdb_views`), so the gate and the reports read them."""
+    with configured_warehouse(cfg, read_only=read_only) as con:
+        if cfg.settings.engine.kind == "spark":
+            from jobs.spark.tables import duckdb_views
+
+            duckdb_views(con, cfg)
+        yield con
+
+
+@contextmanager
 def _nothing() -> Iterator[None]:
     yield
 

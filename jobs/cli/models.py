@@ -85,12 +85,12 @@ def compare(config_path: str | None, version: int | str, as_json: bool) -> None:
     Changes nothing."""
     from jobs.promotion import evaluate_gate, marked_reasons
     from jobs.registry_access import open_registry
-    from jobs.warehouse import configured_warehouse
+    from jobs.warehouse import engine_warehouse
 
     cfg = get_config(config_path)
     reg = open_registry(cfg)
     number = resolve_version(reg, cfg.settings.model.name, version)
-    with configured_warehouse(cfg) as con:
+    with engine_warehouse(cfg) as con:
         outcome = evaluate_gate(con, cfg, reg, number)
     if as_json:
         echo_json(outcome.to_dict())

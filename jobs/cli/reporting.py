@@ -31,10 +31,10 @@ def drift(config_path: str | None, start: date | None, end: date | None, as_json
     check_window(start, end)
     from jobs.registry_access import open_registry
     from jobs.reporting import write_drift
-    from jobs.warehouse import configured_warehouse
+    from jobs.warehouse import engine_warehouse
 
     cfg = get_config(config_path)
-    with configured_warehouse(cfg) as con:
+    with engine_warehouse(cfg) as con:
         result, path = write_drift(con, cfg, open_registry(cfg), start=start, end=end)
     if as_json:
         echo_json({**result.to_dict(), "report": str(path)})
@@ -63,10 +63,10 @@ def performance(
     check_window(start, end)
     from jobs.registry_access import open_registry
     from jobs.reporting import write_performance
-    from jobs.warehouse import configured_warehouse
+    from jobs.warehouse import engine_warehouse
 
     cfg = get_config(config_path)
-    with configured_warehouse(cfg) as con:
+    with engine_warehouse(cfg) as con:
         results, path = write_performance(con, cfg, open_registry(cfg), start=start, end=end)
     if as_json:
         echo_json({"models": [r.to_dict() for r in results], "report": str(path)})
