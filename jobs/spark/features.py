@@ -9,7 +9,7 @@ The definitions are the reference's (names, order, types and descriptions come f
   distinct merchants are the size of the frame's set of merchants (Spark has no
   ``count(DISTINCT) OVER``);
 - means are exact: amounts as ``DECIMAL(18, 4)`` summed exactly, then divided (amounts above
-  10^14 left out, as :func:`jobs.features.amount_exact` leaves them);
+  10^14 left out, as :func:`jobs.feature_sql.amount_exact` leaves them);
 - a merchant's delayed window ``(t - d - w, t - d]`` is the frame from ``(d + w)`` days
   less one microsecond before ``t`` to ``d`` days before it (timestamps are whole
   microseconds, so the open end is exact);
