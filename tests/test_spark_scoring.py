@@ -324,26 +324,30 @@ def test_fraudwatch_run_on_spark_ingests_scores_alerts_and_reports_a_new_day(
 
 
 @needs_spark
-def test_the_gate_reads_what_spark_wrote(spark: Any, both: Both, tmp_path: Path) -> None:
-    """``fraudwatch compare`` with kind = spark reads Spark's tables: on a deployment whose
-    DuckDB warehouse holds none of the rows, the gate's verdict is the DuckDB engine's on the
-    same rows."""
+def test_the_gate_reads_what_spark_wrote(spark: Any, world_template: Path, tmp_path: Path) -> None:
+    """``fraudwatch compare`` with kind = spark reads Spark's tables: the whole simulated
+    world ingested by Spark into a deployment whose DuckDB warehouse then holds none of its
+    rows gives the gate's verdict of the DuckDB engine on the same landing files, an
+    out-of-time window with labelled days and both models compared."""
     import json
 
     from click.testing import CliRunner
 
     from jobs.cli import cli
     from jobs.registry_access import open_registry
+    from jobs.spark.ingest import spark_ingest
     from jobs.warehouse import warehouse
 
     verdicts = {}
     for engine in ("duckdb", "spark"):
         root = tmp_path / engine
-        shutil.copytree(both.cfg.root, root)
+        shutil.copytree(world_template, root)  # DuckDB has ingested every landing file
         config = root / "config.toml"
-        config.write_text(config.read_text().replace('kind = "spark"', f'kind = "{engine}"'))
+        if engine == "spark":
+            config.write_text(config.read_text() + SPARK_CONFIG)
         cfg = load_config(config)
         if engine == "spark":  # the rows are Spark's only
+            assert spark_ingest(spark, cfg).rows_loaded > 0
             with warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns()) as con:
                 con.execute("DELETE FROM transactions; DELETE FROM labels")
         reg = open_registry(cfg)
@@ -358,4 +362,7 @@ def test_the_gate_reads_what_spark_wrote(spark: Any, both: Both, tmp_path: Path)
         out = json.loads(ran.stdout)
         verdicts[engine] = {k: out[k] for k in ("passed", "reasons", "checks", "window")}
     assert verdicts["spark"] == verdicts["duckdb"]
-    assert verdicts["duckdb"]["window"][0] is not None  # the gate had rows to judge
+    checks = {c["name"]: c for c in verdicts["duckdb"]["checks"]}
+    # the gate judged rows: labelled days and frauds in its window, the two models compared
+    assert checks["labelled_days"]["passed"] and checks["labelled_frauds"]["passed"], checks
+    assert len(checks) > 3 and not any("no comparison" in c["detail"] for c in checks.values())
