@@ -366,7 +366,8 @@ def sql_features(
     end: datetime | None = None,
     ids_table: str | None = None,
 ) -> pa.Table:
-    """:func:`compute_features` by :func:`feature_sql` alone (the path without keyed state)."""
+    """:func:`jobs.features.compute_features` by :func:`feature_sql` alone (the path without
+    keyed state)."""
     con.execute("DROP TABLE IF EXISTS temp.fw_target")
     if ids_table is not None:
         con.execute(
