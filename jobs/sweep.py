@@ -269,30 +269,28 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
         "SELECT current_setting('preserve_insertion_order'), current_setting('memory_limit'), "
         "current_setting('threads')"
     ).fetchall()[0]
-    parts = max(1, int(threads))
-    with ThreadPoolExecutor(parts, thread_name_prefix="fw-sweep") as pool:
-        # rows in insertion order (roughly time order: little to sort), and DuckDB's cache
-        # kept small while the grouped arrays fill: a scan needs a few blocks at a time
-        con.execute("SET preserve_insertion_order = true")
-        con.execute(f"SET memory_limit = '{SCAN_MEMORY}'")
-        try:
-            lo = min(card_since, first - merchant_reach)
-            h = _history(con, targets, lo, card_since, last)
-        except duckdb.OutOfMemoryException:  # the connection's temp tables need more: SQL path
-            return None
-        finally:
-            con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
-            con.execute(f"SET memory_limit = '{limit}'")
-        if h is None:
-            return None
-        lap("scan")
-        m_unsorted = kernels.sort_merchant_groups(h.m_off, h.m_time)
-        c_unsorted = kernels.sort_card_groups(h.c_off, h.c_time, h.c_amount, h.c_merchant)
-        lap("late rows")
-        delay = win.delay * US_PER_DAY
-        frauds = _frauds(con, h.n_merchants, first - merchant_reach, last - delay, last)
-        lap("frauds")
-        found = _windows(targets, win, h, frauds, pool, parts)
+    # rows in insertion order (roughly time order: little to sort), and DuckDB's cache
+    # kept small while the grouped arrays fill: a scan needs a few blocks at a time
+    con.execute("SET preserve_insertion_order = true")
+    con.execute(f"SET memory_limit = '{SCAN_MEMORY}'")
+    try:
+        lo = min(card_since, first - merchant_reach)
+        h = _history(con, targets, lo, card_since, last)
+    except duckdb.OutOfMemoryException:  # the connection's temp tables need more: SQL path
+        return None
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
+        con.execute(f"SET memory_limit = '{limit}'")
+    if h is None:
+        return None
+    lap("scan")
+    m_unsorted = kernels.sort_merchant_groups(h.m_off, h.m_time)
+    c_unsorted = kernels.sort_card_groups(h.c_off, h.c_time, h.c_amount, h.c_merchant)
+    lap("late rows")
+    delay = win.delay * US_PER_DAY
+    frauds = _frauds(con, h.n_merchants, first - merchant_reach, last - delay, last)
+    lap("frauds")
+    found = _windows(targets, win, h, frauds, max(1, int(threads)))
     if found is None:
         return None  # a sum beyond 64 bits
     lap("windows")
@@ -313,58 +311,60 @@ def _windows(
     win: Windows,
     h: History,
     frauds: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    pool: ThreadPoolExecutor,
     parts: int,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
     """The feature columns and their NULL masks: the card windows by spans of targets and the
     merchant windows by sets of merchants (each merchant's pointers are its own), ``parts``
-    at a time on ``pool``, each kernel writing its own columns of the same outputs. None if a
-    sum went beyond 64 bits."""
+    at a time on as many threads (the kernels release the GIL), each kernel writing its own
+    columns of the same outputs. None if a sum went beyond 64 bits."""
     card_days = np.array(sorted(set(win.card)), np.int64)
     n, nc, nm = targets.card_key.size, card_days.size, len(win.merchant)
     counts, distinct = np.empty((nc, n), np.int64), np.empty((nc, n), np.int64)
     means, prev = np.empty((nc, n), np.float64), np.empty(n, np.float64)
     m_counts, rates = np.empty((nm, n), np.int64), np.empty((nm, n), np.float64)
-    card_parts = [
-        pool.submit(
-            kernels.card_features,
-            targets.card_key,
-            targets.time_us,
-            n * i // parts,
-            n * (i + 1) // parts,
-            h.c_off,
-            h.c_time,
-            h.c_amount,
-            h.c_merchant,
-            h.n_merchants,
-            card_days * US_PER_DAY,
-            win.card_history * US_PER_DAY,
-            counts,
-            distinct,
-            means,
-            prev,
-        )
-        for i in range(parts)
-    ]
-    merchant_parts = [
-        pool.submit(
-            kernels.merchant_features,
-            targets.merchant_key,
-            targets.time_us,
-            walk,
-            h.m_off,
-            h.m_time,
-            np.array(win.merchant, np.int64) * US_PER_DAY,
-            win.delay * US_PER_DAY,
-            *frauds,
-            m_counts,
-            rates,
-        )
-        for walk in _merchant_walks(targets, parts)
-    ]
-    overflow = any([bool(f.result()) for f in card_parts])
-    for f in merchant_parts:
-        f.result()
+    card_windows = card_days * US_PER_DAY
+    merchant_windows = np.array(win.merchant, np.int64) * US_PER_DAY
+    with ThreadPoolExecutor(parts, thread_name_prefix="fw-sweep") as pool:
+        card_parts = [
+            pool.submit(
+                kernels.card_features,
+                targets.card_key,
+                targets.time_us,
+                n * i // parts,
+                n * (i + 1) // parts,
+                h.c_off,
+                h.c_time,
+                h.c_amount,
+                h.c_merchant,
+                h.n_merchants,
+                card_windows,
+                win.card_history * US_PER_DAY,
+                counts,
+                distinct,
+                means,
+                prev,
+            )
+            for i in range(parts)
+        ]
+        merchant_parts = [
+            pool.submit(
+                kernels.merchant_features,
+                targets.merchant_key,
+                targets.time_us,
+                walk,
+                h.m_off,
+                h.m_time,
+                merchant_windows,
+                win.delay * US_PER_DAY,
+                *frauds,
+                m_counts,
+                rates,
+            )
+            for walk in _merchant_walks(targets, parts)
+        ]
+        overflow = any([bool(f.result()) for f in card_parts])
+        for f in merchant_parts:
+            f.result()
     if overflow:
         return None
     columns: dict[str, np.ndarray] = {}
