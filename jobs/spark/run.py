@@ -63,12 +63,10 @@ def _reports(cfg: Config, reg: Any) -> Any:
     """The reports over the Parquet tables (temporary views on a warehouse connection); a
     failing report never undoes the committed run."""
     from jobs.reporting import reports_due, write_reports_with
-    from jobs.spark.tables import duckdb_views
-    from jobs.warehouse import configured_warehouse
+    from jobs.warehouse import engine_warehouse
 
     try:
-        with configured_warehouse(cfg) as con:
-            duckdb_views(con, cfg)
+        with engine_warehouse(cfg) as con:  # kind = "spark": the Parquet tables as views
             if not reports_due(con, cfg.settings.reports.cadence):
                 return None
             return write_reports_with(con, cfg, reg)
