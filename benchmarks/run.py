@@ -140,7 +140,8 @@ def measure(
         con = open_configured(cfg)  # type: ignore[arg-type]
         con.execute(
             "INSERT INTO scores SELECT transaction_id, 'fraud', ?, 'champion', "
-            "(hash(transaction_id) % 10000) / 10000.0, now(), 'history' FROM transactions",
+            "(hash(transaction_id) % 10000) / 10000.0, now(), 'history', event_time, card_key, "
+            "amount FROM transactions",
             [model.version],
         )
         # as yesterday's run would have left it: the history scored and its days profiled

@@ -24,7 +24,8 @@ the write transaction, after the statements that insert or delete transactions o
 before COMMIT (once per transaction is enough: it keys every row lacking keys and refreshes the
 known frauds of every label written since the last call, whatever its ``source``). It is
 idempotent and cheap when nothing changed. :func:`rebuild_keys` (``fraudwatch warehouse
-rebuild-keys``) rebuilds everything from ``transactions`` and ``labels``.
+rebuild-keys``) rebuilds everything from ``transactions`` and ``labels``, and rewrites what
+the scores carry of their transactions (event time, card key, amount: schema v9).
 
 To have the features' compiled kernels loaded before the first batch is scored, a run may
 call :func:`jobs.sweep.warm_up` in a thread while it ingests (``compute_features`` otherwise
@@ -202,6 +203,12 @@ def rebuild_keys(con: duckdb.DuckDBPyConnection) -> KeyResult:
         f"amount_e4 = {amount_e4_sql('transactions.amount')} "
         "FROM card_keys k, merchant_keys m "
         "WHERE k.card_id = transactions.card_id AND m.merchant_id = transactions.merchant_id"
+    )
+    # what the scores carry of their transactions (schema v9): the card keys' new numbering,
+    # and the copies a score written before its transaction was keyed lacks
+    con.execute(
+        "UPDATE scores SET event_time = t.event_time, card_key = t.card_key, amount = t.amount "
+        "FROM transactions t WHERE t.transaction_id = scores.transaction_id"
     )
     refreshed = _refresh_frauds(con, None)
     _record_state(con)

@@ -1,10 +1,12 @@
 """The performance report's inputs, reduced in the warehouse to a few thousand rows.
 
 A window of matured labels holds millions of scored transactions at scale;
-DuckDB reduces them once into a temp table and four small frames (per-day
-figures, a per-day score histogram, each day's best-scored cards, each day's
-top transactions) that :mod:`reports.aggregated` turns into metrics. No row
-of the window is ever loaded into Python.
+DuckDB reads them from ``scores`` by event time (each score carries its
+transaction's event time, card key and amount) and reduces them once into a
+temp table and four small frames (per-day figures, a per-day score histogram,
+each day's best-scored cards, each day's top transactions) that
+:mod:`reports.aggregated` turns into metrics. No row of the window is ever
+loaded into Python.
 """
 
 from __future__ import annotations
@@ -75,6 +77,23 @@ def _scored_since(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
     ).fetchall()[0][0]
 
 
+def _scores_carry_rows(
+    con: duckdb.DuckDBPyConnection, model_name: str, start: datetime, end: datetime
+) -> bool:
+    """True when the window can be read from ``scores`` alone: they carry their transaction's
+    event time, card key and amount (schema v9), and none of this model's that may fall in
+    the window lacks them (scored before its transaction was keyed, or written by hand)."""
+    columns = {d[0] for d in con.execute("SELECT * FROM scores LIMIT 0").description}
+    if not {"event_time", "card_key", "amount"} <= columns:
+        return False
+    lacking = con.execute(
+        "SELECT count(*) FROM scores WHERE model_name = ? AND (card_key IS NULL "
+        "OR amount IS NULL) AND (event_time IS NULL OR (event_time >= ? AND event_time < ?))",
+        [model_name, start, end],
+    ).fetchall()[0][0]
+    return not lacking
+
+
 @contextmanager
 def scored_window(
     con: duckdb.DuckDBPyConnection,
@@ -86,24 +105,31 @@ def scored_window(
     end: datetime,
     as_of: datetime | None = None,
 ) -> Iterator[str]:
-    """The window's scores matching ``where`` (on ``scores s``) joined once with their
-    transactions and latest labels (reported before ``as_of``; all without it) into a temp
-    table (day, champion: the score's role, model_version, card: the card's integer key,
-    amount, score, score_row: the score's rowid, is_fraud), dropped on the way out. The
-    performance aggregates and the estimation read it; ids are fetched only for the few
-    rows that show them (:func:`top_cards`)."""
+    """The window's scores matching ``where`` (on ``scores s``) with their latest labels
+    (reported before ``as_of``; all without it) in a temp table (day, champion: the score's
+    role, model_version, card: the card's integer key, amount, score, score_row: the score's
+    rowid, is_fraud), dropped on the way out. The performance aggregates and the estimation
+    read it; ids are fetched only for the few rows that show them (:func:`top_cards`).
+
+    The scores carry their transaction's event time, card key and amount (schema v9): the
+    window is read from them by event time (their zone maps skip the rest of the history),
+    joined with the labels only. Without those copies (a warehouse on Spark's tables, a
+    score written before its transaction was keyed) the scores are joined with their
+    transactions, reading the scores written since the window was ingested."""
     con.execute(f"DROP TABLE IF EXISTS temp.{WINDOW}")
     try:
-        card = _card_column(con, start, end)
-        since = _scored_since(con, start, end)
+        if _scores_carry_rows(con, model_name, start, end):
+            rows, t, card, since = "scores s", "s", "s.card_key", None
+        else:
+            rows, t = "scores s JOIN transactions t USING (transaction_id)", "t"
+            card, since = _card_column(con, start, end), _scored_since(con, start, end)
         con.execute(
             f"CREATE TEMP TABLE {WINDOW} AS "
-            "SELECT t.event_time::DATE AS day, s.role = 'champion' AS champion, s.model_version, "
-            f"{card} AS card, t.amount, s.score, s.rowid AS score_row, "
+            f"SELECT {t}.event_time::DATE AS day, s.role = 'champion' AS champion, "
+            f"s.model_version, {card} AS card, {t}.amount, s.score, s.rowid AS score_row, "
             "coalesce(l.is_fraud, false) AS is_fraud "
-            "FROM scores s JOIN transactions t USING (transaction_id) "
-            f"LEFT JOIN {LATEST_LABELS} l USING (transaction_id) "
-            f"WHERE s.model_name = ? AND {where} AND t.event_time >= ? AND t.event_time < ?"
+            f"FROM {rows} LEFT JOIN {LATEST_LABELS} l USING (transaction_id) "
+            f"WHERE s.model_name = ? AND {where} AND {t}.event_time >= ? AND {t}.event_time < ?"
             + (" AND s.scored_at >= ?" if since is not None else ""),
             [as_of, as_of, model_name, *params, start, end]
             + ([since] if since is not None else []),

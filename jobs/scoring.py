@@ -122,7 +122,7 @@ def _unscored(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> tuple[int, 
     con.execute("DROP TABLE IF EXISTS temp.fw_unscored")
     con.execute(
         "CREATE TEMP TABLE fw_unscored AS "
-        f"SELECT t.transaction_id, t.event_time FROM (SELECT * FROM {new_rows}) t "
+        f"SELECT t.transaction_id, t.event_time, t.card_key FROM (SELECT * FROM {new_rows}) t "
         "ANTI JOIN (SELECT transaction_id FROM scores WHERE model_name = ? "
         "AND (role = 'champion' OR model_version = ?) AND transaction_id BETWEEN ? AND ?) s "
         "USING (transaction_id) ORDER BY t.event_time, t.transaction_id",
@@ -144,17 +144,38 @@ def _record_scored_through(
     )
 
 
+def _with_card_keys(con: duckdb.DuckDBPyConnection, chunk: pa.Table) -> pa.Table:
+    """The chunk with each row's ``card_key`` (from ``fw_batch``, NULL for a transaction not
+    keyed yet) for its scores to carry (schema v9). Both are in (event_time,
+    transaction_id) order: the keys are taken as they come when the ids line up, by id
+    otherwise."""
+    keys = con.sql(
+        "SELECT transaction_id, card_key FROM fw_batch ORDER BY event_time, transaction_id"
+    ).to_arrow_table()
+    if keys["transaction_id"].equals(chunk["transaction_id"]):
+        return chunk.append_column("card_key", keys["card_key"])
+    lookup = dict(
+        zip(keys["transaction_id"].to_pylist(), keys["card_key"].to_pylist(), strict=True)
+    )
+    found = [lookup.get(i) for i in chunk["transaction_id"].to_pylist()]
+    return chunk.append_column("card_key", pa.array(found, type=pa.int32()))
+
+
 def _write_scores(
     con: duckdb.DuckDBPyConnection,
     model: LoadedModel,
-    ids: pa.Array | pa.ChunkedArray,
+    feats: pa.Table,
     scores: np.ndarray,
     run_id: str,
 ) -> None:
+    """The batch's scores, each with its transaction's event time, card key and amount."""
     batch = pa.table(
         {
-            "transaction_id": ids,
+            "transaction_id": feats["transaction_id"],
             "score": pa.array(scores, type=pa.float64()),
+            "event_time": feats["event_time"],
+            "card_key": feats["card_key"],
+            "amount": feats["amount"],
         }
     )
     bounds = pc.min_max(batch["transaction_id"])
@@ -163,7 +184,8 @@ def _write_scores(
         # the id range lets DuckDB skip the row groups of scores holding none of the batch's ids
         con.execute(
             "INSERT INTO scores (transaction_id, model_name, model_version, role, score, "
-            "scored_at, run_id) SELECT n.transaction_id, ?, ?, ?, n.score, ?, ? "
+            "scored_at, run_id, event_time, card_key, amount) "
+            "SELECT n.transaction_id, ?, ?, ?, n.score, ?, ?, n.event_time, n.card_key, n.amount "
             "FROM fw_new_scores n ANTI JOIN (SELECT transaction_id FROM scores "
             "WHERE model_name = ? AND model_version = ? AND transaction_id BETWEEN ? AND ?) s "
             "USING (transaction_id)",
@@ -231,12 +253,12 @@ def score_pending(
                 wh.execute("DROP TABLE IF EXISTS temp.fw_batch")
                 wh.execute(
                     # with their times: the features search only that time range for them
-                    "CREATE TEMP TABLE fw_batch AS SELECT transaction_id, event_time "
+                    "CREATE TEMP TABLE fw_batch AS SELECT transaction_id, event_time, card_key "
                     "FROM fw_unscored "
                     "ORDER BY event_time, transaction_id LIMIT ? OFFSET ?",
                     [chunk_size, offset],
                 )
-                chunk = compute_features(wh, cfg, ids_table="fw_batch")
+                chunk = _with_card_keys(wh, compute_features(wh, cfg, ids_table="fw_batch"))
             result.lap("features")
             for start in range(0, chunk.num_rows, batch_size):
                 # a batch's frames are the scorer's locals: nothing of this chunk (a slice
@@ -282,9 +304,9 @@ class BatchScorer:
         days = batch_profiles(feats, scores, self.spec)
         result.lap("profile")
         with access.writing("scores") as con, transaction(con):
-            _write_scores(con, champion, feats["transaction_id"], scores, self.run_id)
+            _write_scores(con, champion, feats, scores, self.run_id)
             if challenger is not None and shadow is not None:
-                _write_scores(con, challenger, feats["transaction_id"], shadow, self.run_id)
+                _write_scores(con, challenger, feats, shadow, self.run_id)
             created = (
                 create_alerts(con, self.cfg.settings.alerts, candidates, self.run_id, explain)
                 if len(hot)

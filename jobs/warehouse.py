@@ -262,9 +262,24 @@ FROM (
 ) f LEFT JOIN transactions t USING (transaction_id);
 """
 
+# v9 (issue 15): each score carries its transaction's event time, card key and amount, so
+# the performance report reads a window of scores by event time (zone maps skip the rest of
+# the history) without joining millions of scores with their transactions by string id.
+# Written with the score (jobs/scoring.py), backfilled here; `rebuild-keys` renumbers the
+# card keys and rewrites them here too. A score whose card_key is NULL (its transaction was
+# not keyed when scored) sends its window's report back to the join with transactions.
+SCHEMA_V9 = """
+ALTER TABLE scores ADD COLUMN event_time TIMESTAMP;
+ALTER TABLE scores ADD COLUMN card_key INTEGER;
+ALTER TABLE scores ADD COLUMN amount DOUBLE;
+UPDATE scores SET event_time = t.event_time, card_key = t.card_key, amount = t.amount
+FROM transactions t WHERE t.transaction_id = scores.transaction_id;
+"""
+
 # Each entry brings the schema from version i to i + 1. Append, never edit.
 MIGRATIONS: list[str] = [
     SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
+    SCHEMA_V9,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -119,7 +119,7 @@ def build(
         con.execute("INSERT INTO card_keys SELECT DISTINCT card_id, card_key FROM f")
         con.execute(
             "INSERT INTO scores SELECT transaction_id, 'fraud', 1, 'champion', score, "
-            "event_time, 'run' FROM f"
+            "event_time, 'run', event_time, card_key, amount FROM f"
         )
         con.execute(
             "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "

@@ -62,7 +62,8 @@ def test_a_file_cut_mid_line_then_completed_is_never_silently_ignored(
     old_sha = rows(cfg, "SELECT sha256 FROM ingested_files")[0][0]
     with duckdb.connect(str(cfg.warehouse_path)) as con:  # t1 and t2 were scored meanwhile
         con.execute(
-            "INSERT INTO scores VALUES ('t1', 'fraud', 1, 'champion', 0.1, now()::TIMESTAMP, 'r'),"
+            "INSERT INTO scores (transaction_id, model_name, model_version, role, score, "
+            "scored_at, run_id) VALUES ('t1', 'fraud', 1, 'champion', 0.1, now()::TIMESTAMP, 'r'),"
             " ('t2', 'fraud', 1, 'champion', 0.2, now()::TIMESTAMP, 'r')"
         )
 

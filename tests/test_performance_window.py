@@ -1,7 +1,8 @@
-"""The performance report reads its window once (issue 15): scores, transactions and labels
-joined into one table that the champion's and challenger's figures and the estimate share,
-each day's best cards taken from its top transactions. The figures are those of each part
-computed on its own, and of the plain definitions (every card of every day ranked)."""
+"""The performance report reads its window once (issue 15): scores (which carry their
+transaction's event time, card key and amount) and labels in one table that the champion's
+and challenger's figures and the estimate share, each day's best cards taken from its top
+transactions. The figures are those of each part computed on its own, of the plain
+definitions (every card of every day ranked), and of the join with transactions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 
+from jobs.cli import cli
 from jobs.estimation import estimate_performance
 from jobs.performance_data import aggregates
 from jobs.performance_report import (
@@ -19,7 +22,7 @@ from jobs.performance_report import (
     performance_report,
 )
 from jobs.registry_access import open_registry
-from jobs.warehouse import configured_warehouse
+from jobs.warehouse import configured_warehouse, warehouse
 from reports.aggregated import performance_from_aggregates
 from tests.scored_world import build
 
@@ -91,3 +94,42 @@ def test_the_shared_window_gives_the_figures_of_each_part_and_of_the_definitions
     assert estimation.days[0].day == window.start.date()
     assert estimation.days[-1].day == datetime(2026, 2, 3).date()
     assert s.alerts.daily_budget == 5
+
+
+def test_the_window_read_from_the_scores_gives_the_figures_of_the_join(tmp_path: Path) -> None:
+    # each score carries its transaction's event time, card key and amount (schema v9): the
+    # report reads its window from them; a score lacking them (written by hand, or before its
+    # transaction was keyed) sends the window back to the join with transactions
+    world = build(tmp_path, days=30, rows=1500, cards=500, train_days=10, budget=5, decimals=2)
+    cfg = world.cfg
+    reg = open_registry(cfg)
+    with configured_warehouse(cfg, read_only=True) as con:
+        from_scores = performance_report(con, cfg, reg)
+        window = from_scores[1]
+        [(fraud, amount)] = con.execute(
+            "SELECT s.transaction_id, t.amount FROM scores s JOIN transactions t "
+            "USING (transaction_id) JOIN labels l USING (transaction_id) WHERE l.is_fraud "
+            "AND t.event_time >= ? AND t.event_time < ? ORDER BY s.score DESC, 1 LIMIT 1",
+            [window.start, window.end],
+        ).fetchall()
+    caught = from_scores[0][0].amount_caught
+    assert amount > 0 and caught >= amount  # the window's best-scored fraud was caught
+    with warehouse(cfg.warehouse_path) as con:
+        con.execute(
+            "UPDATE scores SET card_key = NULL, amount = NULL WHERE transaction_id = ?", [fraud]
+        )
+    with configured_warehouse(cfg, read_only=True) as con:
+        joined = performance_report(con, cfg, reg)
+    assert joined == from_scores  # its amount and card came from its transaction
+    # `fraudwatch warehouse rebuild-keys` (the keys renumbered) rewrites the scores' copies
+    out = CliRunner().invoke(cli, ["warehouse", "rebuild-keys", "--config", str(cfg.path)])
+    assert out.exit_code == 0, out.output
+    with configured_warehouse(cfg, read_only=True) as con:
+        assert (
+            con.execute(
+                "SELECT count(*) FROM scores s JOIN transactions t USING (transaction_id) "
+                "WHERE s.card_key = t.card_key AND s.amount = t.amount AND s.event_time = t.event_time"
+            ).fetchall()
+            == con.execute("SELECT count(*) FROM scores").fetchall()
+        )
+        assert performance_report(con, cfg, reg) == from_scores

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from conftest import World
@@ -23,6 +24,7 @@ from jobs.features import compute_features, feature_spec
 from jobs.loaded_model import inference_policy, load_model, predict
 from jobs.reasons import top_reasons
 from jobs.registry_access import open_registry
+from jobs.scoring import _with_card_keys
 from jobs.training import train_version
 from jobs.warehouse import warehouse
 
@@ -101,6 +103,26 @@ def test_shadow_challenger_scores_the_same_rows_without_alerts(world: World) -> 
     n = q(world, "SELECT count(*) FROM transactions")[0][0]
     assert rows == [("challenger", v2.version, n), ("champion", 1, n)]
     assert q(world, "SELECT DISTINCT model_version FROM alerts") == [(1,)]
+    # each score carries its transaction's event time, card key and amount (schema v9: the
+    # performance report reads its window from the scores alone)
+    assert q(
+        world,
+        "SELECT count(*) FROM scores s JOIN transactions t USING (transaction_id) "
+        "WHERE s.event_time = t.event_time AND s.card_key = t.card_key AND s.amount = t.amount",
+    ) == [(2 * n,)]
+
+
+def test_a_chunk_out_of_the_batch_order_gets_each_rows_own_card_key() -> None:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TEMP TABLE fw_batch AS SELECT * FROM (VALUES ('a', TIMESTAMP '2026-01-01', 7), "
+        "('b', TIMESTAMP '2026-01-02', NULL), ('c', TIMESTAMP '2026-01-03', 9)) "
+        "v(transaction_id, event_time, card_key)"
+    )
+    in_order = pa.table({"transaction_id": ["a", "b", "c"]})
+    assert _with_card_keys(con, in_order)["card_key"].to_pylist() == [7, None, 9]
+    other = pa.table({"transaction_id": ["c", "a"]})
+    assert _with_card_keys(con, other)["card_key"].to_pylist() == [9, 7]
 
 
 def test_new_data_is_scored_by_the_next_run(world: World) -> None:

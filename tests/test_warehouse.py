@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,36 @@ def test_a_version_1_warehouse_is_migrated_and_keeps_its_scores(tmp_path: Path) 
         "AND constraint_type = 'PRIMARY KEY'"
     ).fetchall()
     assert keys == [(0,)]
+    con.close()
+
+
+def test_the_scores_of_a_version_8_warehouse_get_their_transactions_copies(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        for version, step in enumerate(MIGRATIONS[:8], start=1):
+            con.execute(step)
+            con.execute("INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [version])
+        con.execute(
+            "INSERT INTO transactions (transaction_id, event_time, card_id, merchant_id, amount, "
+            "source_file, source_row, ingested_at, card_key) VALUES "
+            "('t1', TIMESTAMP '2026-03-01 10:00:00.123456', 'c1', 'm1', 12.5, 'f', 1, now(), 4)"
+        )
+        con.execute(
+            "INSERT INTO scores VALUES ('t1', 'fraud', 1, 'champion', 0.9, now()::TIMESTAMP, 'r'),"
+            " ('gone', 'fraud', 1, 'champion', 0.1, now()::TIMESTAMP, 'r')"
+        )
+    con = open_warehouse(path)
+    assert con.execute(
+        "SELECT transaction_id, event_time, card_key, amount FROM scores ORDER BY 1"
+    ).fetchall() == [
+        ("gone", None, None, None),  # its transaction is not in the warehouse
+        ("t1", datetime(2026, 3, 1, 10, 0, 0, 123456), 4, 12.5),
+    ]
     con.close()
 
 

@@ -22,11 +22,13 @@ def warehouse() -> None:
 @handle_errors
 def rebuild_keys_command(config_path: str | None, as_json: bool) -> None:
     """Rebuild the keyed state the fast features read (card_keys, merchant_keys, the
-    transactions' card_key / merchant_key / amount_e4, known_frauds) from transactions and
-    labels, in one transaction.
+    transactions' card_key / merchant_key / amount_e4, known_frauds, and the scores' copies of
+    their transaction's event_time / card_key / amount) from transactions and labels, in one
+    transaction.
 
-    Ingest keeps this state up to date by itself; rebuild it after writing transactions or
-    labels by hand. Until then the features take the slower SQL path, with the same values."""
+    Ingest and scoring keep this state up to date by themselves; rebuild it after writing
+    transactions, labels or scores by hand. Until then the features take the slower SQL
+    path, and the performance report the join with transactions, with the same values."""
     from jobs.keys import rebuild_keys
     from jobs.warehouse import configured_warehouse, transaction
 
