@@ -101,14 +101,22 @@ class ScoreResult:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
 
+# The scores that can be of some rows: those in the rows' id range and time range (a score
+# carries its transaction's event time, schema v9; NULL on one written by hand). The time
+# range is what bounds the search when ids are random (UUIDs: the id range is the whole
+# table); the id range, when the rows arrived late. Parameters: min and max id, min and max
+# event time.
+SAME_ROWS = "transaction_id BETWEEN ? AND ? AND (event_time BETWEEN ? AND ? OR event_time IS NULL)"
+
+
 def _unscored(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> tuple[int, datetime | None]:
     """Collect the rows no champion has scored into ``fw_unscored``, oldest first.
 
     Only the transactions ingested after the model's ``scoring_state.scored_through``
     can be unscored (ingest stamps ``ingested_at`` in increasing order), so the search
-    reads the new rows and the scores of their id range, not the whole history. Returns
-    the count and the mark to record once they are all scored: the latest ``ingested_at``
-    now, since every row found is scored before the mark is recorded.
+    reads the new rows and the scores of their time range (:data:`SAME_ROWS`), not the
+    whole history. Returns the count and the mark to record once they are all scored: the
+    latest ``ingested_at`` now, since every row found is scored before the mark is recorded.
     """
     mark = con.execute("SELECT max(ingested_at) FROM transactions").fetchall()[0][0]
     state = con.execute(
@@ -116,17 +124,19 @@ def _unscored(con: duckdb.DuckDBPyConnection, model: LoadedModel) -> tuple[int, 
     ).fetchall()
     through = state[0][0] if state else None
     new_rows = "transactions WHERE ?::TIMESTAMP IS NULL OR ingested_at > ?"
-    low, high = con.execute(
-        f"SELECT min(transaction_id), max(transaction_id) FROM {new_rows}", [through, through]
+    bounds = con.execute(
+        "SELECT min(transaction_id), max(transaction_id), min(event_time), max(event_time) "
+        f"FROM {new_rows}",
+        [through, through],
     ).fetchall()[0]
     con.execute("DROP TABLE IF EXISTS temp.fw_unscored")
     con.execute(
         "CREATE TEMP TABLE fw_unscored AS "
         f"SELECT t.transaction_id, t.event_time, t.card_key FROM (SELECT * FROM {new_rows}) t "
         "ANTI JOIN (SELECT transaction_id FROM scores WHERE model_name = ? "
-        "AND (role = 'champion' OR model_version = ?) AND transaction_id BETWEEN ? AND ?) s "
+        f"AND (role = 'champion' OR model_version = ?) AND {SAME_ROWS}) s "
         "USING (transaction_id) ORDER BY t.event_time, t.transaction_id",
-        [through, through, model.name, model.version, low, high],
+        [through, through, model.name, model.version, *bounds],
     )
     return int(con.execute("SELECT count(*) FROM fw_unscored").fetchall()[0][0]), mark
 
@@ -178,16 +188,16 @@ def _write_scores(
             "amount": feats["amount"],
         }
     )
-    bounds = pc.min_max(batch["transaction_id"])
+    ids, times = pc.min_max(batch["transaction_id"]), pc.min_max(batch["event_time"])
     con.register("fw_new_scores", batch)
     try:
-        # the id range lets DuckDB skip the row groups of scores holding none of the batch's ids
+        # the batch's ranges let DuckDB skip the row groups of scores holding none of its ids
         con.execute(
             "INSERT INTO scores (transaction_id, model_name, model_version, role, score, "
             "scored_at, run_id, event_time, card_key, amount) "
             "SELECT n.transaction_id, ?, ?, ?, n.score, ?, ?, n.event_time, n.card_key, n.amount "
             "FROM fw_new_scores n ANTI JOIN (SELECT transaction_id FROM scores "
-            "WHERE model_name = ? AND model_version = ? AND transaction_id BETWEEN ? AND ?) s "
+            f"WHERE model_name = ? AND model_version = ? AND {SAME_ROWS}) s "
             "USING (transaction_id)",
             [
                 model.name,
@@ -197,8 +207,10 @@ def _write_scores(
                 run_id,
                 model.name,
                 model.version,
-                bounds["min"].as_py(),
-                bounds["max"].as_py(),
+                ids["min"].as_py(),
+                ids["max"].as_py(),
+                times["min"].as_py(),
+                times["max"].as_py(),
             ],
         )
     finally:

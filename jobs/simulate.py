@@ -26,6 +26,7 @@ and ``defect_end``, ``malformed_rate`` broken rows).
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -95,6 +96,9 @@ class SimulationOptions:
     # habits (home merchant, daytime, usual amount): the model misses them (fraud_patterns)
     camouflage_start: date | None = None
     camouflage_share: float = 0.7
+    # ids as many processors issue them: random UUIDs, which do not grow with time (the
+    # default ids do: tx<day>-<n>), so no id range bounds a search of the history
+    random_ids: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,9 @@ def simulate_day(
     )
     start = datetime.combine(day, datetime.min.time())
     ids = [f"tx{day:%Y%m%d}-{i:06d}" for i in range(frame.height)]
+    if options.random_ids:
+        draw = _rng(seed, day.toordinal(), 10)
+        ids = [str(uuid.UUID(bytes=draw.bytes(16), version=4)) for _ in ids]
     frame = frame.with_columns(
         pl.Series("transaction_id", ids),
         (pl.lit(start) + pl.duration(seconds=pl.col("second"))).alias("event_time"),

@@ -176,6 +176,37 @@ def test_run_killed_at_random_moments(world: World, seed: int) -> None:
     check_keys(world.cfg.warehouse_path)
 
 
+def test_run_killed_while_scoring_rows_with_random_ids_scores_each_once(world: World) -> None:
+    # UUIDs do not grow with time: no id range bounds the search for what is already scored,
+    # the scores' event times do (jobs.scoring.SAME_ROWS)
+    from jobs.simulate import SimulationOptions, simulate
+
+    simulate(
+        world.root / "landing",
+        start=date(2026, 4, 6),
+        days=3,
+        seed=11,
+        options=SimulationOptions(n_cards=600, n_merchants=150, random_ids=True),
+    )
+    text = world.cfg.path.read_text().replace(
+        "batch_size = 5000", "batch_size = 2000\nfeature_chunk_size = 5000"
+    )
+    world.cfg.path.write_text(text)
+    cmd = cli("run", "--config", str(world.cfg.path), "--no-reports")
+    assert kill_when(cmd, "write window", "scores", 0.0) == -signal.SIGKILL
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    check_warehouse(world)
+    with duckdb.connect(str(world.cfg.warehouse_path), read_only=True) as con:
+        new = con.execute(
+            "SELECT count(*), count(DISTINCT s.transaction_id) FROM transactions t "
+            "JOIN scores s USING (transaction_id) WHERE t.event_time >= '2026-04-06' "
+            "AND s.role = 'champion' AND t.transaction_id NOT LIKE 'tx%'"
+        ).fetchall()
+    assert new[0][0] > 2000 and new[0][0] == new[0][1]  # more than the batch killed after
+    check_keys(world.cfg.warehouse_path)
+
+
 # the run's log, stage by stage: after its ledger row, in ingest (after a group of files is
 # written, while the next is staged), at the scoring backlog, after a scoring batch's write
 # window, after scoring (before delivery)
