@@ -128,14 +128,22 @@ def _insert_transactions(
     cards: int,
     merchants: int,
     table: str = "transactions",
+    random_ids: bool = False,
 ) -> None:
     """Rows ``lo <= i < hi`` of the synthetic stream: the history over ``days`` days, then
-    ``new_rows`` on the next day (ingested now; the history a day ago)."""
+    ``new_rows`` on the next day (ingested now; the history a day ago). Ids grow with time
+    (``tx0000000042``), or with ``random_ids`` look random (the md5 of that id, as UUIDs do:
+    no id range bounds a search of the history)."""
+    ident = (
+        "md5('tx' || lpad(i::VARCHAR, 10, '0'))"
+        if random_ids
+        else "'tx' || lpad(i::VARCHAR, 10, '0')"
+    )
     con.execute(
         f"""
         INSERT INTO {table} (transaction_id, event_time, card_id, merchant_id, amount,
                                   source_file, source_row, ingested_at, distance_km, channel)
-        SELECT 'tx' || lpad(i::VARCHAR, 10, '0'),
+        SELECT {ident},
                CASE WHEN i < {history_rows}
                     THEN TIMESTAMP '2026-01-01' + to_microseconds((i * ({days} * 86400e6 / {history_rows}))::BIGINT)
                     ELSE TIMESTAMP '2026-01-01' + INTERVAL {days} DAY
@@ -163,6 +171,7 @@ def build_warehouse(
     merchants: int = 50_000,
     memory_limit: str | None = None,
     defer_new: bool = False,
+    random_ids: bool = False,
 ) -> object:
     """A deployment folder with a warehouse of ``history_rows`` over ``days`` days, then
     ``new_rows`` on the next day, generated in DuckDB (no Python row objects). Returns the Config.
@@ -185,7 +194,12 @@ def build_warehouse(
     cfg = load_config(root / "config.toml")
     con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
     shape: dict[str, Any] = dict(
-        history_rows=history_rows, new_rows=new_rows, days=days, cards=cards, merchants=merchants
+        history_rows=history_rows,
+        new_rows=new_rows,
+        days=days,
+        cards=cards,
+        merchants=merchants,
+        random_ids=random_ids,
     )
     _insert_transactions(con, 0, history_rows if defer_new else history_rows + new_rows, **shape)
     # a few fraud labels, reported a day later, so merchant fraud rates are not all zero
@@ -221,6 +235,7 @@ def add_new_rows(
     cards: int = 500_000,
     merchants: int = 50_000,
     land: bool = False,
+    random_ids: bool = False,
 ) -> None:
     """Land the new day's rows of a warehouse built with ``defer_new``: with ``land``, as a
     Parquet file in the landing folder (the measured run ingests it, as cron's does), else
@@ -229,7 +244,12 @@ def add_new_rows(
 
     con = open_configured(cfg)  # type: ignore[arg-type]
     shape: dict[str, Any] = dict(
-        history_rows=history_rows, new_rows=new_rows, days=days, cards=cards, merchants=merchants
+        history_rows=history_rows,
+        new_rows=new_rows,
+        days=days,
+        cards=cards,
+        merchants=merchants,
+        random_ids=random_ids,
     )
     if land:
         con.execute("CREATE TEMP TABLE fw_new_day AS SELECT * FROM transactions LIMIT 0")

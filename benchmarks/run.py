@@ -27,6 +27,7 @@ included (issues 4 and 15).
 
     .venv/bin/python benchmarks/run.py [--history-rows 10000000] [--history-days 10]
         [--new-rows 1000000] [--backlog 0] [--memory-limit 1.2GB] [--analyst] [--daemon]
+        [--random-ids]
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def measure(
     memory_limit: str | None,
     analyst: bool = False,
     daemon: bool = False,
+    random_ids: bool = False,
 ) -> dict[str, Any]:
     from jobs.features import compute_features
     from jobs.model_inputs import encode
@@ -105,7 +107,7 @@ def measure(
     from jobs.training import train_version
     from jobs.warehouse import open_configured
 
-    shape = {"history_rows": history, "new_rows": new, "days": days}
+    shape = {"history_rows": history, "new_rows": new, "days": days, "random_ids": random_ids}
     last = date(2026, 1, 1) + timedelta(days=days)  # the new day
     with tempfile.TemporaryDirectory() as tmp:
         cfg = build_warehouse(Path(tmp), memory_limit=memory_limit, defer_new=True, **shape)
@@ -285,6 +287,11 @@ def main() -> None:
         action="store_true",
         help="also time the run inside a process that paid its start-up (fraudwatch schedule)",
     )
+    ap.add_argument(
+        "--random-ids",
+        action="store_true",
+        help="transaction ids that look random (md5), as UUIDs do, instead of growing with time",
+    )
     ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
@@ -297,6 +304,7 @@ def main() -> None:
                     args.memory_limit,
                     args.analyst,
                     args.daemon,
+                    args.random_ids,
                 )
             )
         )
@@ -316,14 +324,15 @@ def main() -> None:
                 *(["--memory-limit", args.memory_limit] if args.memory_limit else []),
                 *(["--analyst"] if args.analyst else []),
                 *(["--daemon"] if args.daemon else []),
+                *(["--random-ids"] if args.random_ids else []),
             ]
         )
         results.append(r)
         ratio = (r["new_rows"] / r["run_s"]) / (r["new_rows"] / r["bare_predict_s"])
         print(
             f"{r['new_rows']:,} new rows ({args.history_rows:,} history over "
-            f"{args.history_days} days), model {r['trees']} trees, "
-            f"DuckDB memory_limit {r['memory_limit']}"
+            f"{args.history_days} days{', random ids' if args.random_ids else ''}), "
+            f"model {r['trees']} trees, DuckDB memory_limit {r['memory_limit']}"
         )
         print(
             f"  run total      {r['run_s']:.1f} s (CPU {r['run_cpu_s']:.1f} s)  "
