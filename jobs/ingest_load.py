@@ -18,6 +18,7 @@ from jobs.config import Source
 from jobs.errors import InputFileError
 from jobs.ingest_checks import REQUIRED
 from jobs.ingest_sql import lit, q, quarantine_insert
+from jobs.keys import add_to_dictionaries, keyed_values
 from jobs.landing import LOADED, SET_ASIDE, FileResult, IngestResult, Landing
 from jobs.runs import utcnow
 
@@ -31,20 +32,25 @@ def load_transactions(
     good rows, each with ``__file``, its file's index in ``names`` (as recorded). Returns
     the inline labels loaded per file."""
     extras = [*s.numeric_columns, *s.categorical_columns]
-    cols = ", ".join([*REQUIRED, *(q(e) for e in extras)])
-    source = "[" + ", ".join(lit(n) for n in names) + "][__file + 1]"
+    names_ = [*REQUIRED, *(q(e) for e in extras)]
+    cols = ", ".join(names_)
+    source = "[" + ", ".join(lit(n) for n in names) + "][r.__file + 1]"
     now = ingest_stamp(con)
+    # the rows go in with their keys (jobs/keys.py), which assign_keys then finds in place
+    add_to_dictionaries(con, rows)
+    joins, keys = keyed_values("r")
     con.execute(
-        f"INSERT INTO transactions ({cols}, source_file, source_row, ingested_at) "
-        f"SELECT {cols}, {source}, __row, ? FROM ({rows})",
+        f"INSERT INTO transactions ({cols}, source_file, source_row, ingested_at, card_key, "
+        f"merchant_key, amount_e4) SELECT {', '.join(f'r.{n}' for n in names_)}, {source}, "
+        f"r.__row, ?, {keys} FROM ({rows}) r {joins}",
         [now],
     )
     per_file = [0] * len(names)
     if s.columns.label:
         con.execute(
             "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
-            f"ingested_at) SELECT transaction_id, label, event_time + to_days(?), {source}, "
-            f"__row, ? FROM ({rows}) WHERE label IS NOT NULL",
+            f"ingested_at) SELECT r.transaction_id, r.label, r.event_time + to_days(?), {source}, "
+            f"r.__row, ? FROM ({rows}) r WHERE r.label IS NOT NULL",
             [s.label_delay_days, now],
         )
         for i, n in con.execute(

@@ -22,7 +22,10 @@ The state, all rebuildable from ``transactions`` and ``labels`` (schema v7, see
 For the run engineer (ingest) and issue 18's labels: call :func:`assign_keys` ``(con)`` INSIDE
 the write transaction, after the statements that insert or delete transactions or labels and
 before COMMIT (once per transaction is enough: it keys every row lacking keys and refreshes the
-known frauds of every label written since the last call, whatever its ``source``). It is
+known frauds of every label written since the last call, whatever its ``source``). Ingest
+inserts its rows with their keys already (:func:`add_to_dictionaries`, then
+:func:`keyed_values` in the INSERT): keying millions of rows after their insert, in the same
+transaction, is what slows down (an UPDATE of transaction-local rows). It is
 idempotent and cheap when nothing changed. :func:`rebuild_keys` (``fraudwatch warehouse
 rebuild-keys``) rebuilds everything from ``transactions`` and ``labels``, and rewrites what
 the scores carry of their transactions (event time, card key, amount: schema v9).
@@ -84,6 +87,33 @@ def _add_dictionary_entries(con: duckdb.DuckDBPyConnection, kind: str) -> int:
     return int(_one(con, f"SELECT count(*) FROM {table}")[0]) - before
 
 
+def add_to_dictionaries(con: duckdb.DuckDBPyConnection, rows: str) -> tuple[int, int]:
+    """Dictionary entries for the card and merchant ids of ``rows`` (a query with
+    ``card_id`` and ``merchant_id``) that have none yet, so the rows can be inserted with
+    their keys (:func:`keyed_values`) instead of keyed after. Returns the cards and merchants
+    added. In the write transaction, before the insert."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE fw_unkeyed AS SELECT card_id, merchant_id FROM ({rows})"
+    )
+    try:
+        return _add_dictionary_entries(con, "card"), _add_dictionary_entries(con, "merchant")
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.fw_unkeyed")
+
+
+def keyed_values(alias: str) -> tuple[str, str]:
+    """The joins and the values of ``card_key, merchant_key, amount_e4`` for rows ``alias``
+    being inserted (their ids in the dictionaries: :func:`add_to_dictionaries`). An insert
+    that keys its rows so is cheaper than keying them after: an UPDATE of rows inserted in
+    the same transaction slows down past a few million (5M rows: 40-65 s, against 1 s for
+    1M)."""
+    return (
+        f"LEFT JOIN card_keys fw_ck ON fw_ck.card_id = {alias}.card_id "
+        f"LEFT JOIN merchant_keys fw_mk ON fw_mk.merchant_id = {alias}.merchant_id",
+        f"fw_ck.card_key, fw_mk.merchant_key, {amount_e4_sql(f'{alias}.amount')}",
+    )
+
+
 def _refresh_frauds(con: duckdb.DuckDBPyConnection, ids: str | None) -> int:
     """Rewrite the ``known_frauds`` rows of the transactions ``ids`` (a query of
     ``transaction_id``), or of every transaction when None."""
@@ -114,16 +144,29 @@ def _record_state(con: duckdb.DuckDBPyConnection) -> None:
 def assign_keys(con: duckdb.DuckDBPyConnection) -> KeyResult:
     """Key every transaction lacking keys and refresh the known frauds of the labels written
     since the last call. Call it inside the transaction that wrote the rows (idempotent)."""
-    state = con.execute("SELECT transactions, labels, labels_through FROM key_state").fetchall()
+    state = con.execute(
+        "SELECT transactions, transactions_through, labels, labels_through FROM key_state"
+    ).fetchall()
     if not state:  # never recorded (cannot happen after the migration): start afresh
         return rebuild_keys(con)
-    keyed_before, labels_before, labels_through = state[0]
+    keyed_before, through, labels_before, labels_through = state[0]
     con.execute(
         "CREATE OR REPLACE TEMP TABLE fw_unkeyed AS SELECT rowid AS r, transaction_id, card_id, "
-        "merchant_id, event_time, amount FROM transactions WHERE card_key IS NULL"
+        "merchant_id, event_time, amount, ingested_at FROM transactions WHERE card_key IS NULL"
     )
     try:
         unkeyed = int(_one(con, "SELECT count(*) FROM fw_unkeyed")[0])
+        # rows ingested since the last refresh, keyed by their insert (ingest) or not
+        new, new_unkeyed = (
+            int(v)
+            for v in _one(
+                con,
+                "SELECT (SELECT count(*) FROM transactions WHERE ?::TIMESTAMP IS NULL "
+                "OR ingested_at > ?), (SELECT count(*) FROM fw_unkeyed WHERE "
+                "?::TIMESTAMP IS NULL OR ingested_at > ?)",
+                [through, through, through, through],
+            )
+        )
         cards = merchants = 0
         if unkeyed:
             cards = _add_dictionary_entries(con, "card")
@@ -155,7 +198,8 @@ def assign_keys(con: duckdb.DuckDBPyConnection) -> KeyResult:
             )[0]
         )
         # a deletion (or a label stamped in the past) shows in the counts: refresh whole
-        whole = total != keyed_before + unkeyed or labels_now != labels_before + new_labels
+        expected = keyed_before + new + unkeyed - new_unkeyed
+        whole = total != expected or labels_now != labels_before + new_labels
         if whole:
             refreshed = _refresh_frauds(con, None)
         else:
@@ -168,13 +212,19 @@ def assign_keys(con: duckdb.DuckDBPyConnection) -> KeyResult:
                 )
                 refreshed = _refresh_frauds(con, "SELECT transaction_id FROM fw_new_labels")
                 con.execute("DROP TABLE IF EXISTS temp.fw_new_labels")
-            if unkeyed:  # frauds reported before their transaction arrived: now it has
+            orphans = int(
+                _one(con, "SELECT count(*) FROM known_frauds WHERE merchant_key IS NULL")[0]
+            )
+            if orphans and (unkeyed or new):  # frauds reported before their transaction: now it is
                 con.execute(
                     "UPDATE known_frauds SET merchant_key = t.merchant_key, tx_time = t.event_time "
-                    "FROM (SELECT u.transaction_id, u.event_time, m.merchant_key FROM fw_unkeyed u "
-                    "JOIN merchant_keys m USING (merchant_id)) t "
+                    "FROM (SELECT DISTINCT * FROM (SELECT transaction_id, event_time, "
+                    "merchant_key FROM transactions WHERE ?::TIMESTAMP IS NULL OR ingested_at > ? "
+                    "UNION ALL SELECT u.transaction_id, u.event_time, m.merchant_key "
+                    "FROM fw_unkeyed u JOIN merchant_keys m USING (merchant_id))) t "
                     "WHERE known_frauds.merchant_key IS NULL "
-                    "AND known_frauds.transaction_id = t.transaction_id"
+                    "AND known_frauds.transaction_id = t.transaction_id",
+                    [through, through],
                 )
         _record_state(con)
         return KeyResult(unkeyed, cards, merchants, refreshed, whole)

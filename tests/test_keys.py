@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -164,3 +164,42 @@ def test_rebuild_keys_command(write_config: Callable[..., Config]) -> None:
     assert keys_current(con) and set(_keyed(con)) == {"a", "b"}
     helped = CliRunner().invoke(cli, ["warehouse", "rebuild-keys", "--help"])
     assert "Example: fraudwatch warehouse rebuild-keys" in helped.output
+
+
+def test_ingest_keys_rows_as_it_inserts_them_and_chargebacks_that_came_first_find_them(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    from jobs.ingest import ingest
+    from jobs.simulate import SimulationOptions, simulate
+
+    simulate(
+        tmp_path / "landing",
+        start=date(2026, 1, 5),
+        days=14,
+        seed=5,
+        options=SimulationOptions(n_cards=120, n_merchants=30),
+    )
+    held = tmp_path / "held"
+    held.mkdir()
+    late = sorted((tmp_path / "landing" / "transactions").iterdir())[-4:]
+    for path in late:  # the last days' transactions arrive after their chargebacks
+        path.rename(held / path.name)
+    cfg = write_config()
+    con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
+    ingest(con, cfg)
+    waiting = con.execute(
+        "SELECT count(*) FROM known_frauds WHERE merchant_key IS NULL"
+    ).fetchall()[0][0]
+    assert waiting > 0 and keys_current(con)
+    for path in late:
+        (held / path.name).rename(path)
+    ingest(con, cfg)
+    assert keys_current(con)
+    assert con.execute("SELECT count(*) FROM transactions WHERE card_key IS NULL").fetchall() == [
+        (0,)
+    ]
+    keyed, frauds = _keyed(con), _frauds(con)
+    assert sum(1 for f in frauds if f[1] is None) < waiting  # they found their transactions
+    with transaction(con):
+        rebuild_keys(con)
+    assert _keyed(con) == keyed and _frauds(con) == frauds
