@@ -46,11 +46,15 @@ LATEST_LABELS = (
 WINDOW = "fw_window"  # the temp table of one window's scored rows (see scored_window)
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The column names of ``table`` (a warehouse table, or a view over Spark's tables)."""
+    return {d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description}
+
+
 def _card_column(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> str:
     """The card of a window row: its integer key (warehouse v7 keys every transaction) when
     every transaction of the window has one, its id otherwise."""
-    columns = [d[0] for d in con.execute("SELECT * FROM transactions LIMIT 0").description]
-    if "card_key" not in columns:
+    if "card_key" not in _columns(con, "transactions"):
         return "t.card_id"
     unkeyed = con.execute(
         "SELECT count(*) FROM transactions WHERE card_key IS NULL AND event_time >= ? "
@@ -66,9 +70,7 @@ def _scored_since(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
     the wall clock; the day allows for a clock set back), so the join reads the scores of
     the window's time rather than of the whole history (scores are appended in time order:
     their zone maps skip the rest). None (no bound) for a warehouse without those columns."""
-    columns = {d[0] for d in con.execute("SELECT * FROM scores LIMIT 0").description}
-    columns |= {d[0] for d in con.execute("SELECT * FROM transactions LIMIT 0").description}
-    if not {"scored_at", "ingested_at"} <= columns:
+    if not {"scored_at", "ingested_at"} <= _columns(con, "scores") | _columns(con, "transactions"):
         return None
     return con.execute(
         "SELECT min(ingested_at) - INTERVAL 1 DAY FROM transactions "
@@ -83,8 +85,7 @@ def _scores_carry_rows(
     """True when the window can be read from ``scores`` alone: they carry their transaction's
     event time, card key and amount (schema v9), and none of this model's that may fall in
     the window lacks them (scored before its transaction was keyed, or written by hand)."""
-    columns = {d[0] for d in con.execute("SELECT * FROM scores LIMIT 0").description}
-    if not {"event_time", "card_key", "amount"} <= columns:
+    if not {"event_time", "card_key", "amount"} <= _columns(con, "scores"):
         return False
     lacking = con.execute(
         "SELECT count(*) FROM scores WHERE model_name = ? AND (card_key IS NULL "
