@@ -33,6 +33,7 @@ import threading
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -275,20 +276,26 @@ def driver_memory(rows: int) -> dict[str, object]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _in_fresh_process(args: list[str], what: str) -> dict[str, Any] | None:
+    """This script run with ``args`` in a fresh process: the JSON of its last JSON line, or
+    None (``what`` failed, with the end of its stderr printed)."""
+    proc = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode or not lines:
+        print(f"{what}: failed\n{proc.stderr[-3000:]}")
+        return None
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
 def _driver_rows(sizes: list[int]) -> None:
     results = []
     for n in sizes:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--measure-driver", str(n)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode or not lines:
-            print(f"{n:,} rows: failed\n{proc.stderr[-3000:]}")
+        r = _in_fresh_process(["--measure-driver", str(n)], f"{n:,} rows")
+        if r is None:
             return
-        r = json.loads(lines[-1])
         results.append(r)
         grown = r["peak_mb"] - r["before_mb"]
         print(
@@ -335,17 +342,9 @@ def main() -> None:
         print(f"built {args.history_days} days + 1 of {args.cards:,} cards in "
               f"{time.perf_counter() - t:.0f} s; load average {os.getloadavg()}", flush=True)  # fmt: skip
         for engine in args.engines.split(","):
-            proc = subprocess.run(
-                [sys.executable, __file__, "--measure", f"{engine},{base}"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-            if proc.returncode or not lines:
-                print(f"{engine}: failed\n{proc.stderr[-3000:]}")
+            r = _in_fresh_process(["--measure", f"{engine},{base}"], engine)
+            if r is None:
                 continue
-            r = json.loads(lines[-1])
             extra = f", session start {r['session_s']:.1f} s" if "session_s" in r else ""
             print(
                 f"{engine:7} {r['rows']:>9,} rows: ingest {r['ingest_s']:.1f} s, ingest + "
