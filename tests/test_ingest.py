@@ -61,6 +61,38 @@ def _ingest(cfg: Config):  # type: ignore[no-untyped-def]
         return ingest(con, cfg)
 
 
+def test_a_nan_amount_in_a_parquet_file_is_quarantined(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    # Parquet writers keep NaN out of a column's min/max statistics; DuckDB then took
+    # `isnan(amount)` for false on every row (found on a simulated world with random ids)
+    cfg = write_config()
+    folder = tmp_path / "landing" / "transactions"
+    folder.mkdir(parents=True)
+    (tmp_path / "landing" / "labels").mkdir()
+    pl.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(5)],
+            "event_time": [datetime(2026, 3, 1, 10, i) for i in range(5)],
+            "card_id": ["c1", "c2", "c3", "c4", "c5"],
+            "merchant_id": ["m1"] * 5,
+            "amount": [10.0, float("nan"), 12.5, 7.0, 3.0],
+            "distance_km": [1.0] * 5,
+            "channel": ["pos"] * 5,
+        }
+    ).write_parquet(folder / "day.parquet")
+    result = _ingest(cfg)
+    assert result.rows_loaded == 4
+    assert result.quarantined_by_reason == {"non_finite_amount": 1}
+    with warehouse(cfg.warehouse_path) as con:
+        assert _rows(con, "SELECT transaction_id FROM transactions ORDER BY 1") == [
+            ("t0",),
+            ("t2",),
+            ("t3",),
+            ("t4",),
+        ]
+
+
 def test_renamed_columns_are_mapped_and_coerced(
     tmp_path: Path, write_config: Callable[..., Config]
 ) -> None:
