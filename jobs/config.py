@@ -488,6 +488,11 @@ class Config:
         return self.data_dir / "outbox"
 
     @property
+    def performance_days_dir(self) -> Path:
+        """The performance report's kept days (jobs/performance_days.py): a cache."""
+        return self.data_dir / "cache" / "performance"
+
+    @property
     def transactions_glob(self) -> str:
         return str(self.resolve(self.settings.source.transactions))
 

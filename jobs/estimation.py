@@ -119,22 +119,29 @@ def _calibration(
     )
 
 
-def estimate_from_window(
-    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, plan: EstimationPlan
-) -> EstimationSummary | None:
-    """The estimate from the window table's champion rows of the plan's days."""
+# a score's estimation bin (see the module's docstring)
+BIN_SQL = f"least(floor(sqrt(greatest(score, 0)) * {BINS}), {BINS - 1})::INTEGER"
+
+Columns = dict[str, np.ndarray]
+
+
+def window_inputs(
+    con: duckdb.DuckDBPyConnection, cfg: Config, plan: EstimationPlan
+) -> tuple[Columns, Columns]:
+    """The estimate's inputs from the window table's champion rows: per day, version, bin
+    and side of the threshold (from ``rows_from``) the rows, their mean score and frauds;
+    the rows of each day's top-``k`` cards (from ``start``: day, card_id, score,
+    model_version, is_fraud)."""
     s = cfg.settings
-    k = s.alerts.daily_budget
     rows = "champion AND day >= ? AND day < ?"
     params = [plan.start.date(), plan.end.date()]
     bins = con.execute(
-        f"SELECT day, model_version, least(floor(sqrt(greatest(score, 0)) * {BINS}), "
-        f"{BINS - 1})::INTEGER AS bin, score >= ? AS above, count(*) AS n, avg(score) AS mean, "
-        f"count(*) FILTER (WHERE is_fraud) AS frauds FROM {WINDOW} WHERE {rows} "
-        "GROUP BY ALL ORDER BY 1, 2, 3, 4",
+        f"SELECT day, model_version, {BIN_SQL} AS bin, score >= ? AS above, count(*) AS n, "
+        f"avg(score) AS mean, count(*) FILTER (WHERE is_fraud) AS frauds FROM {WINDOW} "
+        f"WHERE {rows} GROUP BY ALL ORDER BY 1, 2, 3, 4",
         [s.alerts.threshold, (plan.rows_from or plan.start).date(), plan.end.date()],
     ).fetchnumpy()
-    top_cards(con, rows, params, k)
+    top_cards(con, rows, params, s.alerts.daily_budget)
     cards = con.execute(
         "SELECT f.day, b.card_id, f.score, f.model_version, f.is_fraud "
         f"FROM (SELECT * FROM {WINDOW} WHERE {rows}) f "
@@ -142,6 +149,23 @@ def estimate_from_window(
         "ORDER BY f.day, b.card_id, f.score",
         params,
     ).fetchnumpy()
+    return bins, cards
+
+
+def estimate_from_window(
+    con: duckdb.DuckDBPyConnection, cfg: Config, reg: Registry, plan: EstimationPlan
+) -> EstimationSummary | None:
+    """The estimate from the window table's champion rows of the plan's days."""
+    bins, cards = window_inputs(con, cfg, plan)
+    return estimate_from_inputs(cfg, reg, plan, bins, cards)
+
+
+def estimate_from_inputs(
+    cfg: Config, reg: Registry, plan: EstimationPlan, bins: Columns, cards: Columns
+) -> EstimationSummary | None:
+    """The estimate from its inputs (:func:`window_inputs`, or the days kept between runs
+    by :mod:`jobs.performance_days`)."""
+    s = cfg.settings
     versions = sorted(
         {int(v) for v in bins["model_version"]} | {int(v) for v in cards["model_version"]}
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import duckdb
@@ -43,7 +43,12 @@ LATEST_LABELS = (
     "WHERE ?::TIMESTAMP IS NULL OR reported_at < ? GROUP BY transaction_id)"
 )
 
-WINDOW = "fw_window"  # the temp table of one window's scored rows (see scored_window)
+WINDOW = "fw_window"
+# each day's k best-scored of ``rows`` (day, score, is_fraud, transaction_id), ties by id
+TOP_K = (
+    "SELECT day, score, is_fraud FROM {rows} QUALIFY row_number() OVER "
+    "(PARTITION BY day ORDER BY score DESC, transaction_id) <= ? ORDER BY day, score DESC, transaction_id"
+)  # the temp table of one window's scored rows (see scored_window)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
@@ -105,12 +110,17 @@ def scored_window(
     start: datetime,
     end: datetime,
     as_of: datetime | None = None,
+    labels: bool = True,
+    days: list[date] | None = None,
 ) -> Iterator[str]:
     """The window's scores matching ``where`` (on ``scores s``) with their latest labels
     (reported before ``as_of``; all without it) in a temp table (day, champion: the score's
     role, model_version, card: the card's integer key, amount, score, score_row: the score's
     rowid, is_fraud), dropped on the way out. The performance aggregates and the estimation
     read it; ids are fetched only for the few rows that show them (:func:`top_cards`).
+    Without ``labels`` every ``is_fraud`` is false and no label is read (what
+    :mod:`jobs.performance_days` keeps of a day does not depend on them); ``days`` keeps only
+    those event days of the window.
 
     The scores carry their transaction's event time, card key and amount (schema v9): the
     window is read from them by event time (their zone maps skip the rest of the history),
@@ -124,21 +134,32 @@ def scored_window(
         else:
             rows, t = "scores s JOIN transactions t USING (transaction_id)", "t"
             card, since = _card_column(con, start, end), _scored_since(con, start, end)
+        label = "coalesce(l.is_fraud, false)" if labels else "false"
+        joined = f" LEFT JOIN {LATEST_LABELS} l USING (transaction_id)" if labels else ""
         con.execute(
             f"CREATE TEMP TABLE {WINDOW} AS "
             f"SELECT {t}.event_time::DATE AS day, s.role = 'champion' AS champion, "
             f"s.model_version, {card} AS card, {t}.amount, s.score, s.rowid AS score_row, "
-            "coalesce(l.is_fraud, false) AS is_fraud "
-            f"FROM {rows} LEFT JOIN {LATEST_LABELS} l USING (transaction_id) "
+            f"{label} AS is_fraud FROM {rows}{joined} "
             f"WHERE s.model_name = ? AND {where} AND {t}.event_time >= ? AND {t}.event_time < ?"
-            + (" AND s.scored_at >= ?" if since is not None else ""),
-            [as_of, as_of, model_name, *params, start, end]
-            + ([since] if since is not None else []),
+            + (" AND s.scored_at >= ?" if since is not None else "")
+            + (f" AND {t}.event_time::DATE IN (SELECT unnest(?::DATE[]))" if days else ""),
+            ([as_of, as_of] if labels else [])
+            + [model_name, *params, start, end]
+            + ([since] if since is not None else [])
+            + ([days] if days else []),
         )
         yield WINDOW
     finally:
         for table in (WINDOW, "fw_cut", "fw_top", "fw_best"):
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
+def kept_cards(k: int, days: int) -> int:
+    """The best-scored cards a day needs: for card precision@k over ``days`` days (cards
+    caught on an earlier day are skipped, at most ``k`` a day) and the sweep's largest
+    budget."""
+    return max(int(k * max(BUDGET_FACTORS)), k * (days + 1))
 
 
 def top_cards(con: duckdb.DuckDBPyConnection, rows: str, params: list[Any], limit: int) -> None:
@@ -198,9 +219,10 @@ def window_aggregates(
     when it has none."""
     w = f"(SELECT * FROM {WINDOW} WHERE {rows})"
     row = con.execute(
-        f"SELECT count(*), mode(model_version ORDER BY model_version DESC) FROM {w}", params
-    ).fetchall()[0]
-    if not row[0]:
+        f"SELECT model_version FROM {w} GROUP BY 1 ORDER BY count(*) DESC, 1 DESC LIMIT 1",
+        params,
+    ).fetchall()
+    if not row:
         return None
     day_stats = _frame(
         con,
@@ -219,10 +241,7 @@ def window_aggregates(
         f"count(*) AS n, count(*) FILTER (WHERE is_fraud) AS frauds FROM {w} GROUP BY ALL",
         params,
     )
-    # enough cards per day for card precision@k (cards caught earlier are skipped, at most
-    # k a day) and for the sweep's largest budget
-    limit = max(int(k * max(BUDGET_FACTORS)), k * (day_stats.height + 1))
-    top_cards(con, rows, params, limit)
+    top_cards(con, rows, params, kept_cards(k, day_stats.height))
     # the card's best transaction (the lowest id among its ties, all in fw_top); whether the
     # card had a fraud that day (any of its transactions: from the window's few fraud rows)
     cards = _frame(
@@ -238,13 +257,9 @@ def window_aggregates(
         "GROUP BY b.day, b.card_id, b.score",
         params,
     )
-    top = _frame(
-        con,
-        "SELECT day, unnest(max_by({'score': score, 'is_fraud': is_fraud}, score, ?), "
-        f"recursive := true) FROM {w} GROUP BY day",
-        [k, *params],
-    )
-    return Aggregates(int(row[1]), day_stats, bins, cards, top)
+    # each day's k best-scored transactions (ties by id): all among the day's fw_top rows
+    top = _frame(con, TOP_K.format(rows="fw_top"), [k])
+    return Aggregates(int(row[0][0]), day_stats, bins, cards, top)
 
 
 def aggregates(

@@ -9,6 +9,8 @@ metrics, the threshold / budget sweep and the weekly figures.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +26,9 @@ from reports.index import publish
 
 if TYPE_CHECKING:
     from jobs.alert_reviews import Overturned
-    from jobs.estimation import EstimationPlan
-    from jobs.performance_data import ReviewDay
+    from jobs.estimation import Columns, EstimationPlan
+    from jobs.performance_data import Aggregates, ReviewDay
+    from jobs.performance_days import DaysPlan
     from reports.estimation import EstimationSummary
     from reports.performance import PerformanceResult
 
@@ -93,36 +96,34 @@ def performance_report(
     *,
     start: date | None = None,
     end: date | None = None,
+    keep_days: bool = True,
 ) -> tuple[list[PerformanceResult], Window, EstimationSummary | None]:
     """Champion and challenger on the window's matured days, and the champion's estimate
-    up to the data clock's day: the scores, transactions and labels are joined once, into
-    one window table both read (:func:`jobs.performance_data.scored_window`)."""
-    from jobs.estimation import estimate_from_window
-    from jobs.performance_data import scored_window, window_aggregates
+    up to the data clock's day. Each day's label-free figures are kept between runs
+    (:mod:`jobs.performance_days`) and joined with the window's fraud rows; without
+    ``keep_days``, or when the warehouse cannot, the scores, transactions and labels are
+    joined once, into one window table both read (:func:`jobs.performance_data.scored_window`)."""
+    from jobs.estimation import estimate_from_inputs
+    from jobs.performance_days import DaysPlan
     from reports.aggregated import performance_from_aggregates
 
     s = cfg.settings
     window = performance_window(con, cfg, start, end)
     plan = estimation_plan(con, cfg, reg, window)
     challenger = reg.get_alias(s.model.name, "challenger")
-    results = []
-    with scored_window(
-        con,
+    days = DaysPlan(
         model_name=s.model.name,
-        where="(s.role = 'champion' OR (s.role = 'challenger' AND s.model_version = ?))",
-        params=[challenger.version if challenger is not None else None],
+        challenger=challenger.version if challenger is not None else None,
+        threshold=s.alerts.threshold,
+        k=s.alerts.daily_budget,
+        window_days=(window.end - window.start).days,
         start=min(window.start, plan.rows_from or plan.start),
         end=max(window.end, plan.end),
-        as_of=labels_as_of(con),
-    ):
+    )
+    results = []
+    with _report_rows(con, cfg, days, labels_as_of(con), keep_days) as rows:
         for role, _, _ in _roles(reg, s.model.name):
-            agg = window_aggregates(
-                con,
-                rows="champion = ? AND day >= ? AND day < ?",
-                params=[role == "champion", window.start.date(), window.end.date()],
-                threshold=s.alerts.threshold,
-                k=s.alerts.daily_budget,
-            )
+            agg = rows.aggregates(role == "champion", window.start.date(), window.end.date())
             if agg is None:
                 continue
             results.append(
@@ -145,8 +146,72 @@ def performance_report(
                 f"no scored transactions with matured labels in {window.label()}: labels "
                 f"mature {s.source.label_delay_days} days after the event"
             )
-        estimation = estimate_from_window(con, cfg, reg, plan)
+        estimation = estimate_from_inputs(cfg, reg, plan, *rows.estimation_inputs(plan))
     return results, window, estimation
+
+
+class _WindowRows:
+    """The report's rows read whole, into one window table (the reference)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, cfg: Config, days: DaysPlan) -> None:
+        self.con, self.cfg, self.days = con, cfg, days
+
+    def aggregates(self, champion: bool, start: date, end: date) -> Aggregates | None:
+        from jobs.performance_data import window_aggregates
+
+        return window_aggregates(
+            self.con,
+            rows="champion = ? AND day >= ? AND day < ?",
+            params=[champion, start, end],
+            threshold=self.days.threshold,
+            k=self.days.k,
+        )
+
+    def estimation_inputs(self, plan: EstimationPlan) -> tuple[Columns, Columns]:
+        from jobs.estimation import window_inputs
+
+        return window_inputs(self.con, self.cfg, plan)
+
+
+class _KeptDays(_WindowRows):
+    """The report's rows from the days kept between runs and the window's fraud rows."""
+
+    def aggregates(self, champion: bool, start: date, end: date) -> Aggregates | None:
+        from jobs.performance_days import aggregates
+
+        return aggregates(self.con, self.days, champion=champion, start=start, end=end)
+
+    def estimation_inputs(self, plan: EstimationPlan) -> tuple[Columns, Columns]:
+        from jobs.performance_days import estimation_inputs
+
+        return estimation_inputs(self.con, self.days, plan)
+
+
+@contextmanager
+def _report_rows(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    days: DaysPlan,
+    as_of: datetime,
+    keep_days: bool,
+) -> Iterator[_WindowRows]:
+    from jobs import performance_days
+    from jobs.performance_data import scored_window
+
+    if keep_days and performance_days.usable(con, days):
+        with performance_days.kept_days(con, cfg.performance_days_dir, days, as_of):
+            yield _KeptDays(con, cfg, days)
+        return
+    with scored_window(
+        con,
+        model_name=days.model_name,
+        where=performance_days.WHERE,
+        params=[days.challenger],
+        start=days.start,
+        end=days.end,
+        as_of=as_of,
+    ):
+        yield _WindowRows(con, cfg, days)
 
 
 def delivery_backlog(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -28,7 +28,11 @@ def rebuild_keys_command(config_path: str | None, as_json: bool) -> None:
 
     Ingest and scoring keep this state up to date by themselves; rebuild it after writing
     transactions, labels or scores by hand. Until then the features take the slower SQL
-    path, and the performance report the join with transactions, with the same values."""
+    path, and the performance report the join with transactions, with the same values.
+    The performance report's kept days (<data_dir>/cache/performance) are deleted: the next
+    report summarises every day again from the rewritten scores."""
+    import shutil
+
     from jobs.keys import rebuild_keys
     from jobs.warehouse import configured_warehouse, transaction
 
@@ -36,6 +40,7 @@ def rebuild_keys_command(config_path: str | None, as_json: bool) -> None:
     started = time.perf_counter()
     with configured_warehouse(cfg) as con, transaction(con):
         result = rebuild_keys(con)
+    shutil.rmtree(cfg.performance_days_dir, ignore_errors=True)
     out = {"ok": True, **result.to_dict(), "seconds": round(time.perf_counter() - started, 3)}
     if as_json:
         echo_json(out)
