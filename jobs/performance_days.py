@@ -27,8 +27,10 @@ The figures are those :func:`jobs.performance_data.window_aggregates` and
 :func:`jobs.estimation.window_inputs` compute from the whole window (the definition the
 tests compare this with). This path is taken when the scores carry their transaction's rows
 (schema v9) and the keyed state is current (:func:`jobs.keys.keys_current`); else the report
-reads its whole window. The files are a cache: deleting the folder only makes the next
-report summarise every day again; files unused for a week are deleted.
+reads its whole window. The files are a cache: deleting the folder (or a file unreadable) only makes the next
+report summarise those days again, a week of days at a time (the first report after an
+upgrade, a new challenger or a new alert policy reads the whole window once); files unused
+for a week are deleted.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ log = logs.get("reports")
 
 FORMAT = 1  # of the kept files: a change here makes a new key
 KEPT_FOR = 7 * 86400  # seconds a file or key folder is kept unused
+SUMMARISED_AT_ONCE = 7  # days: the first report's memory is a week's rows, not the window's
 WHERE = "(s.role = 'champion' OR (s.role = 'challenger' AND s.model_version = ?))"
 DAYS, FRAUDS, FRAUD_IDS = "fw_days", "fw_frauds", "fw_fraud_ids"  # temp tables
 COLUMNS = (
@@ -140,22 +143,40 @@ def kept_days(
     try:
         states = _states(con, plan)
         files = {day: key / f"{day:%Y-%m-%d}-{state}.parquet" for day, state in states.items()}
-        kept = [p for p in files.values() if p.exists()]
-        if kept:
-            con.execute(
-                f"INSERT INTO {DAYS} BY NAME SELECT * FROM read_parquet("
-                f"[{', '.join(_quoted(p) for p in kept)}])"
-            )
-        missing = sorted(day for day, p in files.items() if not p.exists())
-        if missing:
-            _summarise(con, plan, missing)
-        _keep(con, key, {day: files[day] for day in missing}, kept)
+        kept = _read(con, [p for p in files.values() if p.exists()])
+        missing = sorted(day for day, p in files.items() if p not in kept)
+        writable = True
+        for i in range(0, len(missing), SUMMARISED_AT_ONCE):
+            days = missing[i : i + SUMMARISED_AT_ONCE]
+            _summarise(con, plan, days)
+            writable = writable and _write(con, key, {day: files[day] for day in days})
+        if writable:
+            _tidy(key, kept)
         logs.event(log, "performance days", "debug", kept=len(kept), summarised=len(missing))
         _fraud_rows(con, plan, as_of)
         yield
     finally:
         for table in (DAYS, FRAUDS, FRAUD_IDS, "fw_fraud_times", "fw_fraud_rows"):
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
+def _read(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[Path]:
+    """The kept files into ``fw_days``: the files read, none if one cannot be (they are
+    deleted, and their days summarised again)."""
+    if not paths:
+        return []
+    try:
+        con.execute(
+            f"INSERT INTO {DAYS} BY NAME SELECT * FROM read_parquet("
+            f"[{', '.join(_quoted(p) for p in paths)}])"
+        )
+    except duckdb.Error as exc:
+        logs.event(log, "performance days unreadable; summarised again", "warning", error=str(exc))
+        con.execute(f"DELETE FROM {DAYS}")
+        for path in paths:
+            path.unlink(missing_ok=True)
+        return []
+    return paths
 
 
 def _summarise(con: duckdb.DuckDBPyConnection, plan: DaysPlan, days: list[date]) -> None:
@@ -217,12 +238,10 @@ def _summarise(con: duckdb.DuckDBPyConnection, plan: DaysPlan, days: list[date])
         )
 
 
-def _keep(
-    con: duckdb.DuckDBPyConnection, key: Path, new: dict[date, Path], used: list[Path]
-) -> None:
-    """Write the newly summarised days to their files (each whole or not at all), mark the
-    files read as used, and delete what has not been used for a week. A folder that cannot
-    be written costs the next report the same work, nothing else."""
+def _write(con: duckdb.DuckDBPyConnection, key: Path, new: dict[date, Path]) -> bool:
+    """Write the newly summarised days to their files (each whole or not at all) and delete
+    their days' older files. A folder that cannot be written costs the next report the same
+    work, nothing else: False, with a warning."""
     try:
         key.mkdir(parents=True, exist_ok=True)
         for day, path in new.items():
@@ -235,13 +254,6 @@ def _keep(
             for old in key.glob(f"{day:%Y-%m-%d}-*.parquet"):
                 if old != path:
                     old.unlink(missing_ok=True)
-        for path in used:
-            os.utime(path)
-        os.utime(key)
-        stale = time.time() - KEPT_FOR
-        for entry in [*key.parent.iterdir(), *key.iterdir()]:
-            if entry.stat().st_mtime < stale:
-                _remove(entry)
     except (OSError, duckdb.Error) as exc:
         logs.event(
             log,
@@ -250,6 +262,23 @@ def _keep(
             folder=str(key),
             error=str(exc),
         )
+        return False
+    return True
+
+
+def _tidy(key: Path, used: list[Path]) -> None:
+    """Mark the files read as used, and delete the files and key folders unused for a week."""
+    if not key.is_dir():
+        return  # nothing kept
+    try:
+        for path in [*used, key]:
+            os.utime(path)
+        stale = time.time() - KEPT_FOR
+        for entry in [*key.parent.iterdir(), *key.iterdir()]:
+            if entry.stat().st_mtime < stale:
+                _remove(entry)
+    except OSError as exc:
+        logs.event(log, "performance days not tidied", "warning", error=str(exc))
 
 
 def _remove(entry: Path) -> None:

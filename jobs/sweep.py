@@ -284,8 +284,7 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     if h is None:
         return None
     lap("scan")
-    m_unsorted = kernels.sort_merchant_groups(h.m_off, h.m_time)
-    c_unsorted = kernels.sort_card_groups(h.c_off, h.c_time, h.c_amount, h.c_merchant)
+    m_unsorted, c_unsorted = _sort_groups(h, max(1, int(threads)))
     lap("late rows")
     delay = win.delay * US_PER_DAY
     frauds = _frauds(con, h.n_merchants, first - merchant_reach, last - delay, last)
@@ -304,6 +303,30 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
         seconds=clock.seconds,
     )
     return SweepResult(columns, nulls, stats)
+
+
+def _spans(off: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """The groups of offsets ``off`` in ``parts`` spans ``[a, b)`` of about as many rows."""
+    cuts = np.searchsorted(off, off[-1] * np.arange(1, parts) // parts).clip(0, off.size - 1)
+    edges = [0, *cuts.tolist(), off.size - 1]
+    return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+
+
+def _sort_groups(h: History, parts: int) -> tuple[int, int]:
+    """Each merchant's and card's rows sorted by time where they are out of order, spans of
+    groups on ``parts`` threads (the kernels release the GIL); how many groups were."""
+    with ThreadPoolExecutor(parts, thread_name_prefix="fw-sort") as pool:
+        merchants = [
+            pool.submit(kernels.sort_merchant_groups, h.m_off[a : b + 1], h.m_time)
+            for a, b in _spans(h.m_off, parts)
+        ]
+        cards = [
+            pool.submit(
+                kernels.sort_card_groups, h.c_off[a : b + 1], h.c_time, h.c_amount, h.c_merchant
+            )
+            for a, b in _spans(h.c_off, parts)
+        ]
+        return sum(int(f.result()) for f in merchants), sum(int(f.result()) for f in cards)
 
 
 def _windows(

@@ -191,7 +191,7 @@ def test_the_report_without_current_keys_reads_the_whole_window(tmp_path: Path) 
     assert after[0][0].n_frauds == whole[0][0].n_frauds + 1
 
 
-def test_a_folder_that_cannot_be_written_costs_time_not_figures(tmp_path: Path) -> None:
+def test_a_folder_that_cannot_be_written_or_read_costs_time_not_figures(tmp_path: Path) -> None:
     world = build(tmp_path, days=30, rows=600, cards=300, train_days=10, budget=5)
     cfg = world.cfg
     _rebuild_keys(cfg)
@@ -200,3 +200,13 @@ def test_a_folder_that_cannot_be_written_costs_time_not_figures(tmp_path: Path) 
     kept, whole = _reports(cfg)
     _close(kept, whole)
     assert cfg.performance_days_dir.read_text() == "not a folder"
+    # a kept file damaged (a disk error, a hand edit): its days are summarised again
+    cfg.performance_days_dir.unlink()
+    _reports(cfg)
+    files = _files(cfg)
+    damaged = next(iter(files.values()))
+    damaged.write_bytes(b"PAR1 not parquet")
+    kept, _ = _reports(cfg)
+    _close(kept, whole)
+    assert _files(cfg).keys() == files.keys() and damaged.read_bytes()[:4] == b"PAR1"
+    assert damaged.stat().st_size > 100
