@@ -148,3 +148,12 @@ def build(
     info = reg.register_version("fraud", booster.model_to_string(), lineage, actor="tests")
     reg.set_alias("fraud", "champion", info.version, actor="tests", reason="synthetic")
     return ScoredWorld(cfg, train_end, train_end)
+
+
+def tied(root: Path, burst: int = 0) -> ScoredWorld:
+    """30 days of 1,500 transactions over 500 cards, scores with two decimals (ties
+    everywhere), a budget of 5 a day; with ``burst``, one card holds each day's top ``burst``
+    transactions (more than the first cut of top transactions looks at)."""
+    return build(
+        root, days=30, rows=1500, cards=500, train_days=10, budget=5, decimals=2, burst=burst
+    )

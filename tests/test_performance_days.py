@@ -21,7 +21,7 @@ from jobs.keys import assign_keys, keys_current
 from jobs.performance_report import performance_report
 from jobs.registry_access import open_registry
 from jobs.warehouse import configured_warehouse, transaction, warehouse
-from tests.scored_world import build
+from tests.scored_world import build, tied
 
 LABEL = (
     "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
@@ -70,11 +70,8 @@ def _rebuild_keys(cfg: Config) -> None:
 def test_kept_days_give_the_whole_windows_figures_then_and_after_changes(
     tmp_path: Path, burst: int
 ) -> None:
-    # scores with two decimals (ties everywhere); with a burst, one card holds each day's
-    # top 400 transactions. Written by SQL: the rebuilt keys make known_frauds current
-    world = build(
-        tmp_path, days=30, rows=1500, cards=500, train_days=10, budget=5, decimals=2, burst=burst
-    )
+    # written by SQL: the rebuilt keys make known_frauds current
+    world = tied(tmp_path, burst)
     cfg = world.cfg
     _rebuild_keys(cfg)
     assert not cfg.performance_days_dir.exists()

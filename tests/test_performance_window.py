@@ -24,7 +24,7 @@ from jobs.performance_report import (
 from jobs.registry_access import open_registry
 from jobs.warehouse import configured_warehouse, warehouse
 from reports.aggregated import performance_from_aggregates
-from tests.scored_world import build
+from tests.scored_world import tied
 
 # the definitions, row by row: every card of every day ranked by its best score
 CARDS = """
@@ -53,11 +53,7 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 def test_the_shared_window_gives_the_figures_of_each_part_and_of_the_definitions(
     tmp_path: Path, burst: int
 ) -> None:
-    # scores with two decimals (many ties); with a burst, one card holds each day's top 400
-    # transactions, more than the first cut of top transactions looks at
-    world = build(
-        tmp_path, days=30, rows=1500, cards=500, train_days=10, budget=5, decimals=2, burst=burst
-    )
+    world = tied(tmp_path, burst)
     cfg, s = world.cfg, world.cfg.settings
     reg = open_registry(cfg)
     with configured_warehouse(cfg, read_only=True) as con:
@@ -100,7 +96,7 @@ def test_the_window_read_from_the_scores_gives_the_figures_of_the_join(tmp_path:
     # each score carries its transaction's event time, card key and amount (schema v9): the
     # report reads its window from them; a score lacking them (written by hand, or before its
     # transaction was keyed) sends the window back to the join with transactions
-    world = build(tmp_path, days=30, rows=1500, cards=500, train_days=10, budget=5, decimals=2)
+    world = tied(tmp_path)
     cfg = world.cfg
     reg = open_registry(cfg)
     with configured_warehouse(cfg, read_only=True) as con:

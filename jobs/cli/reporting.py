@@ -59,7 +59,11 @@ def drift(config_path: str | None, start: date | None, end: date | None, as_json
 def performance(
     config_path: str | None, start: date | None, end: date | None, as_json: bool
 ) -> None:
-    """Champion (and shadow challenger) performance on matured labels."""
+    """Champion (and shadow challenger) performance on matured labels.
+
+    Each day's label-free figures are kept between reports under
+    <data_dir>/cache/performance and joined with the latest labels; deleting that folder
+    only makes the next report read every day of its window again."""
     check_window(start, end)
     from jobs.registry_access import open_registry
     from jobs.reporting import write_performance
