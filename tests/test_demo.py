@@ -7,7 +7,11 @@ from pathlib import Path
 import duckdb
 
 from jobs.demo import DemoPlan, run_demo
+from jobs.keys import keys_current
+from jobs.performance_report import performance_report
 from jobs.registry_access import open_registry
+from jobs.warehouse import configured_warehouse
+from tests.approx import assert_close
 
 SMALL = DemoPlan(
     initial_days=42,
@@ -56,3 +60,12 @@ def test_the_whole_story(tmp_path: Path) -> None:
     # 5: where things are
     assert (cfg.reports_dir / "index.html").exists()
     assert "SELECT a.alert_day" in text and str(cfg.warehouse_path) in text
+    # 6: the runs' performance reports kept their days (real ingest, scoring, delayed
+    # chargebacks, two champions); the report from them is the whole window's
+    assert any(cfg.performance_days_dir.rglob("*.parquet"))
+    with configured_warehouse(cfg, read_only=True) as con:
+        assert keys_current(con)
+        kept = performance_report(con, cfg, reg)
+        whole = performance_report(con, cfg, reg, keep_days=False)
+    assert kept[0][0].n_frauds > 0
+    assert_close(kept, whole)

@@ -7,7 +7,6 @@ revoked, a challenger, a new threshold, rebuilt keys."""
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,30 +20,13 @@ from jobs.keys import assign_keys, keys_current
 from jobs.performance_report import performance_report
 from jobs.registry_access import open_registry
 from jobs.warehouse import configured_warehouse, transaction, warehouse
+from tests.approx import assert_close
 from tests.scored_world import build, tied
 
 LABEL = (
     "INSERT INTO labels (transaction_id, is_fraud, reported_at, source_file, source_row, "
     "ingested_at) VALUES "
 )
-
-
-def _close(a: Any, b: Any, path: str = "") -> None:
-    """Equal, floats to 1e-9 (sums of the same amounts in another order)."""
-    if hasattr(a, "to_dict"):
-        a, b = a.to_dict(), b.to_dict()
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            _close(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or a == b, (path, a, b)
-    else:
-        assert a == b, (path, a, b)
 
 
 def _reports(cfg: Config) -> tuple[Any, Any]:
@@ -76,13 +58,13 @@ def test_kept_days_give_the_whole_windows_figures_then_and_after_changes(
     _rebuild_keys(cfg)
     assert not cfg.performance_days_dir.exists()
     kept, whole = _reports(cfg)
-    _close(kept, whole)
+    assert_close(kept, whole)
     files = _files(cfg)
     # the report window (14 matured days), the 7 since, the calibration's 28 + 7 before:
     # every day of the 30 scored has its file
     assert len(files) == 30
     again, _ = _reports(cfg)
-    _close(again, whole)
+    assert_close(again, whole)
     assert _files(cfg).keys() == files.keys()  # read back, none summarised again
 
     # a late transaction scored into a matured day, a fraud label arriving late for another
@@ -127,7 +109,7 @@ def test_kept_days_give_the_whole_windows_figures_then_and_after_changes(
             "'late1'"
         )
     kept, whole = _reports(cfg)
-    _close(kept, whole)
+    assert_close(kept, whole)
     # one more row; one more fraud, one more, one fewer
     assert (kept[0][0].n, kept[0][0].n_frauds) == (results[0].n + 1, results[0].n_frauds + 1)
     now = _files(cfg)
@@ -148,13 +130,13 @@ def test_kept_days_give_the_whole_windows_figures_then_and_after_changes(
             [challenger.version, window.start + timedelta(days=9)],
         )
     kept, whole = _reports(cfg)
-    _close(kept, whole)
+    assert_close(kept, whole)
     assert [r.role for r in kept[0]] == ["champion", "challenger"]
     assert kept[0][1].n > 0 and kept[0][1].n_frauds > 0
     (cfg.path).write_text(cfg.path.read_text().replace("threshold = 0.5", "threshold = 0.3"))
     cfg = load_config(cfg.path)
     kept, whole = _reports(cfg)
-    _close(kept, whole)
+    assert_close(kept, whole)
     assert kept[0][0].threshold == 0.3
     assert len({p.parent for p in cfg.performance_days_dir.rglob("*.parquet")}) == 3
 
@@ -162,7 +144,7 @@ def test_kept_days_give_the_whole_windows_figures_then_and_after_changes(
     _rebuild_keys(cfg)
     assert not _files(cfg)
     kept, _ = _reports(cfg)
-    _close(kept, whole)
+    assert_close(kept, whole)
 
 
 def test_the_report_without_current_keys_reads_the_whole_window(tmp_path: Path) -> None:
@@ -172,7 +154,7 @@ def test_the_report_without_current_keys_reads_the_whole_window(tmp_path: Path) 
     cfg = world.cfg
     _rebuild_keys(cfg)
     kept, whole = _reports(cfg)
-    _close(kept, whole)
+    assert_close(kept, whole)
     window = whole[1]
     with warehouse(cfg.warehouse_path) as con:
         [(tx, at)] = con.execute(
@@ -195,7 +177,7 @@ def test_a_folder_that_cannot_be_written_or_read_costs_time_not_figures(tmp_path
     cfg.performance_days_dir.parent.mkdir(parents=True)
     cfg.performance_days_dir.write_text("not a folder")  # where the folder should be
     kept, whole = _reports(cfg)
-    _close(kept, whole)
+    assert_close(kept, whole)
     assert cfg.performance_days_dir.read_text() == "not a folder"
     # a kept file damaged (a disk error, a hand edit): its days are summarised again
     cfg.performance_days_dir.unlink()
@@ -204,6 +186,6 @@ def test_a_folder_that_cannot_be_written_or_read_costs_time_not_figures(tmp_path
     damaged = next(iter(files.values()))
     damaged.write_bytes(b"PAR1 not parquet")
     kept, _ = _reports(cfg)
-    _close(kept, whole)
+    assert_close(kept, whole)
     assert _files(cfg).keys() == files.keys() and damaged.read_bytes()[:4] == b"PAR1"
     assert damaged.stat().st_size > 100
