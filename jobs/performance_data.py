@@ -44,6 +44,7 @@ LATEST_LABELS = (
 )
 
 WINDOW = "fw_window"
+REPORT_BIN = f"least(floor(score * {BINS}), {BINS - 1})::INTEGER"  # the report's histogram
 # each day's k best-scored of ``rows`` (day, score, is_fraud, transaction_id), ties by id
 TOP_K = (
     "SELECT day, score, is_fraud FROM {rows} QUALIFY row_number() OVER "
@@ -237,7 +238,7 @@ def window_aggregates(
     )
     bins = _frame(
         con,
-        f"SELECT day, least(floor(score * {BINS}), {BINS - 1})::INTEGER AS bin, "
+        f"SELECT day, {REPORT_BIN} AS bin, "
         f"count(*) AS n, count(*) FILTER (WHERE is_fraud) AS frauds FROM {w} GROUP BY ALL",
         params,
     )

@@ -51,6 +51,7 @@ from jobs.estimation import BIN_SQL, Columns, EstimationPlan
 from jobs.keys import keys_current
 from jobs.performance_data import (
     LATEST_LABELS,
+    REPORT_BIN,
     WINDOW,
     Aggregates,
     _frame,
@@ -60,7 +61,6 @@ from jobs.performance_data import (
     top_cards,
 )
 from jobs.reporting import fingerprint
-from reports.aggregated import BINS
 
 log = logs.get("reports")
 
@@ -74,7 +74,6 @@ COLUMNS = (
     "above BOOLEAN, n BIGINT, alerts BIGINT, mean DOUBLE, card INTEGER, card_id VARCHAR, "
     "score DOUBLE, transaction_id VARCHAR, amount DOUBLE"
 )
-REPORT_BIN = f"least(floor(score * {BINS}), {BINS - 1})::INTEGER"
 IS_FRAUD = f"transaction_id IN (SELECT transaction_id FROM {FRAUD_IDS})"
 
 
@@ -105,7 +104,7 @@ class DaysPlan:
                 "threshold": self.threshold,
                 "k": self.k,
                 "cards": self.cards,
-                "bins": [BINS, BIN_SQL],
+                "bins": [REPORT_BIN, BIN_SQL],
             }
         )
 
