@@ -1,36 +1,29 @@
 """What the performance report keeps of each day between runs, so that a run's reports cost
-the days that changed, not the length of the window (issue 17: a run's time flat in the
-length of its history).
+the days that changed, not the window (issue 17: a run's time flat in its history).
 
-The report reads weeks of scored transactions: 30 matured days, the days since, and the
-estimate's calibration reference before them (72 days of 1M rows a day). Of what it
-computes from them, only the frauds depend on the labels, and labels keep arriving for
-weeks; the rest of a day's figures depend on that day's scores alone, which stop changing
-once the day is scored. So:
+The report reads 72 days of scores (30 matured days, the 7 since, the estimate's
+calibration reference before them). Only the frauds depend on the labels, which keep
+arriving for weeks; the rest of a day's figures depend on its scores alone. So:
 
-- **kept per day** (one Parquet file a day under ``<data_dir>/cache/performance/<key>/``),
-  for the champion's rows and the challenger's: the rows and alerts per model version, the
-  report's score histogram, the estimate's bins (version, bin, side of the threshold, rows,
-  mean score), the day's best-scored cards with each one's best transaction, every row of
-  its top-``k`` cards, and its top-``k`` transactions. The file's name holds the state of
-  the day's scores (their count, first and latest ``scored_at``): a late transaction scored
-  into an old day, a re-ingested file's rescored rows or a deleted score give the day a new
-  name and it is summarised again. ``<key>`` names what else the summaries depend on (the
-  model, the challenger's version, the threshold, the budget, the cards kept a day, the
-  bins): change one and every day is summarised again, once;
-- **read at every report**: the window's fraud rows (the latest label reported before the
-  report's ``as_of`` says fraud), found by their transactions' times in ``known_frauds``
-  (an integer semi-join on the scores' event time) instead of a join of every score's id
-  with the labels.
+- **kept per day and role** (a Parquet file under ``<data_dir>/cache/performance/<key>/``):
+  rows and alerts per model version, the report's histogram, the estimate's bins (version,
+  bin, side of the threshold, rows, mean score), the day's best cards with each one's best
+  transaction, every row of its top-``k`` cards, its top-``k`` transactions. A file's name
+  holds the state of its day's scores of that role (count, first and latest ``scored_at``):
+  a late transaction scored into an old day, rescored rows or a deleted score rename it and
+  the day is summarised again. ``<key>`` names the rest (model, role and the challenger's
+  version, threshold, budget, cards kept a day, bins): the champion's days stay when a
+  challenger comes; a new threshold summarises every day again, once;
+- **read at every report**: the window's fraud rows (the latest label reported before
+  ``as_of`` says fraud), found by their transactions' times in ``known_frauds`` (an integer
+  semi-join on the scores' event time), not by joining every score's id with the labels.
 
-The figures are those :func:`jobs.performance_data.window_aggregates` and
-:func:`jobs.estimation.window_inputs` compute from the whole window (the definition the
-tests compare this with). This path is taken when the scores carry their transaction's rows
-(schema v9) and the keyed state is current (:func:`jobs.keys.keys_current`); else the report
-reads its whole window. The files are a cache: deleting the folder (or a file unreadable) only makes the next
-report summarise those days again, a week of days at a time (the first report after an
-upgrade, a new challenger or a new alert policy reads the whole window once); files unused
-for a week are deleted.
+The figures are those of :func:`jobs.performance_data.window_aggregates` and
+:func:`jobs.estimation.window_inputs` over the whole window (what the tests compare with),
+which the report reads instead when a score lacks its transaction's copies or the keyed
+state is not current (:func:`jobs.keys.keys_current`). The files are a cache: a deleted
+folder or a damaged file only costs the next report time (a week of days at a time); files
+unused for a week are deleted.
 """
 
 from __future__ import annotations
@@ -95,12 +88,21 @@ class DaysPlan:
     def cards(self) -> int:
         return kept_cards(self.k, self.window_days)
 
-    def key(self) -> str:
+    def parts(self) -> list[tuple[bool, str, list[Any]]]:
+        """Each role's rows, kept apart (a new challenger leaves the champion's days as
+        they are): (champion, the rows' predicate on ``scores s``, its parameters)."""
+        parts: list[tuple[bool, str, list[Any]]] = [(True, "s.role = 'champion'", [])]
+        if self.challenger is not None:
+            where = "s.role = 'challenger' AND s.model_version = ?"
+            parts.append((False, where, [self.challenger]))
+        return parts
+
+    def key(self, champion: bool) -> str:
         return fingerprint(
             {
                 "format": FORMAT,
                 "model": self.model_name,
-                "challenger": self.challenger,
+                "rows": "champion" if champion else f"challenger v{self.challenger}",
                 "threshold": self.threshold,
                 "k": self.k,
                 "cards": self.cards,
@@ -115,15 +117,16 @@ def usable(con: duckdb.DuckDBPyConnection, plan: DaysPlan) -> bool:
     return _scores_carry_rows(con, plan.model_name, plan.start, plan.end) and keys_current(con)
 
 
-def _states(con: duckdb.DuckDBPyConnection, plan: DaysPlan) -> dict[date, str]:
-    """Each event day's state of the model's scores: count, first and latest ``scored_at``
-    (one scan of two integer columns of the window)."""
+def _states(con: duckdb.DuckDBPyConnection, plan: DaysPlan) -> dict[tuple[bool, date], str]:
+    """Each role's and event day's state of the plan's scores: count, first and latest
+    ``scored_at`` (one scan of the window's times and roles)."""
     rows = con.execute(
-        "SELECT event_time::DATE, count(*), min(scored_at), max(scored_at) FROM scores "
-        "WHERE model_name = ? AND event_time >= ? AND event_time < ? GROUP BY 1",
-        [plan.model_name, plan.start, plan.end],
+        "SELECT s.role = 'champion', s.event_time::DATE, count(*), min(s.scored_at), "
+        f"max(s.scored_at) FROM scores s WHERE s.model_name = ? AND {WHERE} "
+        "AND s.event_time >= ? AND s.event_time < ? GROUP BY 1, 2",
+        [plan.model_name, plan.challenger, plan.start, plan.end],
     ).fetchall()
-    return {day: fingerprint([n, first, latest]) for day, n, first, latest in rows}
+    return {(c, day): fingerprint([n, first, latest]) for c, day, n, first, latest in rows}
 
 
 def _quoted(path: Path) -> str:
@@ -137,21 +140,29 @@ def kept_days(
     """The plan's days in the temp table ``fw_days`` (read from ``folder``'s files, the days
     whose scores changed summarised and written there) and its fraud rows as of ``as_of``
     in ``fw_frauds``; both dropped on the way out."""
-    key = folder / plan.key()
     con.execute(f"CREATE OR REPLACE TEMP TABLE {DAYS} ({COLUMNS})")
     try:
         states = _states(con, plan)
-        files = {day: key / f"{day:%Y-%m-%d}-{state}.parquet" for day, state in states.items()}
-        kept = _read(con, [p for p in files.values() if p.exists()])
-        missing = sorted(day for day, p in files.items() if p not in kept)
-        writable = True
-        for i in range(0, len(missing), SUMMARISED_AT_ONCE):
-            days = missing[i : i + SUMMARISED_AT_ONCE]
-            _summarise(con, plan, days)
-            writable = writable and _write(con, key, {day: files[day] for day in days})
-        if writable:
-            _tidy(key, kept)
-        logs.event(log, "performance days", "debug", kept=len(kept), summarised=len(missing))
+        for champion, where, params in plan.parts():
+            key = folder / plan.key(champion)
+            files = {
+                day: key / f"{day:%Y-%m-%d}-{state}.parquet"
+                for (role, day), state in states.items()
+                if role == champion
+            }
+            kept = _read(con, champion, [p for p in files.values() if p.exists()])
+            missing = sorted(day for day, p in files.items() if p not in kept)
+            writable = True
+            for i in range(0, len(missing), SUMMARISED_AT_ONCE):
+                days = missing[i : i + SUMMARISED_AT_ONCE]
+                _summarise(con, plan, champion, (where, params), days)
+                writable = writable and _write(con, key, champion, {d: files[d] for d in days})
+            if writable:
+                _tidy(key, kept)
+            logs.event(
+                log, "performance days", "debug", champion=champion, kept=len(kept),
+                summarised=len(missing),
+            )  # fmt: skip
         _fraud_rows(con, plan, as_of)
         yield
     finally:
@@ -159,9 +170,9 @@ def kept_days(
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
-def _read(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[Path]:
-    """The kept files into ``fw_days``: the files read, none if one cannot be (they are
-    deleted, and their days summarised again)."""
+def _read(con: duckdb.DuckDBPyConnection, champion: bool, paths: list[Path]) -> list[Path]:
+    """A role's kept files into ``fw_days``: the files read, none if one cannot be (they
+    are deleted, and their days summarised again)."""
     if not paths:
         return []
     try:
@@ -171,20 +182,27 @@ def _read(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[Path]:
         )
     except duckdb.Error as exc:
         logs.event(log, "performance days unreadable; summarised again", "warning", error=str(exc))
-        con.execute(f"DELETE FROM {DAYS}")
+        con.execute(f"DELETE FROM {DAYS} WHERE champion = ?", [champion])
         for path in paths:
             path.unlink(missing_ok=True)
         return []
     return paths
 
 
-def _summarise(con: duckdb.DuckDBPyConnection, plan: DaysPlan, days: list[date]) -> None:
-    """The label-free summaries of ``days`` (see the module's docstring) into ``fw_days``."""
+def _summarise(
+    con: duckdb.DuckDBPyConnection,
+    plan: DaysPlan,
+    champion: bool,
+    rows: tuple[str, list[Any]],
+    days: list[date],
+) -> None:
+    """The label-free summaries of a role's ``rows`` (a predicate on ``scores s`` and its
+    parameters) of ``days`` (see the module's docstring) into ``fw_days``."""
     with scored_window(
         con,
         model_name=plan.model_name,
-        where=WHERE,
-        params=[plan.challenger],
+        where=rows[0],
+        params=rows[1],
         start=datetime.combine(days[0], datetime.min.time()),
         end=datetime.combine(days[-1] + timedelta(days=1), datetime.min.time()),
         labels=False,
@@ -205,28 +223,29 @@ def _summarise(con: duckdb.DuckDBPyConnection, plan: DaysPlan, days: list[date])
             f"score >= ? AS above, count(*) AS n, avg(score) AS mean FROM {WINDOW} GROUP BY ALL",
             [plan.threshold],
         )
-        for champion in (True, False):
-            top_cards(con, "champion = ?", [champion], plan.cards)
-            # each best card's best transaction: the lowest id among its ties (all in fw_top)
-            con.execute(
-                add + "SELECT b.day, ? AS champion, 'best' AS kind, b.card, b.card_id, "
-                "b.score, min(p.transaction_id) AS transaction_id, "
-                "arg_min(p.amount, p.transaction_id) AS amount FROM fw_best b JOIN fw_top p "
-                "ON p.day = b.day AND p.card = b.card AND p.score = b.score "
-                "GROUP BY b.day, b.card, b.card_id, b.score",
-                [champion],
-            )
-            con.execute(
-                add + "SELECT day, ? AS champion, 'top' AS kind, score, transaction_id "
-                "FROM fw_top QUALIFY row_number() OVER "
-                "(PARTITION BY day ORDER BY score DESC, transaction_id) <= ?",
-                [champion, plan.k],
-            )
+        top_cards(con, "true", [], plan.cards)
+        # each best card's best transaction: the lowest id among its ties (all in fw_top)
+        con.execute(
+            add + "SELECT b.day, ? AS champion, 'best' AS kind, b.card, b.card_id, "
+            "b.score, min(p.transaction_id) AS transaction_id, "
+            "arg_min(p.amount, p.transaction_id) AS amount FROM fw_best b JOIN fw_top p "
+            "ON p.day = b.day AND p.card = b.card AND p.score = b.score "
+            "GROUP BY b.day, b.card, b.card_id, b.score",
+            [champion],
+        )
+        con.execute(
+            add + "SELECT day, ? AS champion, 'top' AS kind, score, transaction_id "
+            "FROM fw_top QUALIFY row_number() OVER "
+            "(PARTITION BY day ORDER BY score DESC, transaction_id) <= ?",
+            [champion, plan.k],
+        )
+        if not champion:
+            return
         # every champion row of each day's top-k cards (the estimate's card figures)
-        top_cards(con, "champion", [], plan.k)
+        top_cards(con, "true", [], plan.k)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE fw_top AS SELECT f.day, f.model_version, b.card_id, "
-            f"f.score, f.score_row FROM (SELECT * FROM {WINDOW} WHERE champion) f "
+            f"f.score, f.score_row FROM {WINDOW} f "
             "JOIN fw_best b ON b.day = f.day AND b.card = f.card"
         )
         con.execute(
@@ -237,16 +256,19 @@ def _summarise(con: duckdb.DuckDBPyConnection, plan: DaysPlan, days: list[date])
         )
 
 
-def _write(con: duckdb.DuckDBPyConnection, key: Path, new: dict[date, Path]) -> bool:
-    """Write the newly summarised days to their files (each whole or not at all) and delete
-    their days' older files. A folder that cannot be written costs the next report the same
+def _write(
+    con: duckdb.DuckDBPyConnection, key: Path, champion: bool, new: dict[date, Path]
+) -> bool:
+    """Write a role's newly summarised days to their files (each whole or not at all) and
+    delete their days' older files. A folder that cannot be written costs the next report the same
     work, nothing else: False, with a warning."""
     try:
         key.mkdir(parents=True, exist_ok=True)
         for day, path in new.items():
             part = path.with_name(f".{path.name}.{os.getpid()}")
             con.execute(
-                f"COPY (SELECT * FROM {DAYS} WHERE day = DATE '{day:%Y-%m-%d}') "
+                f"COPY (SELECT * FROM {DAYS} WHERE day = DATE '{day:%Y-%m-%d}' "
+                f"AND champion = {champion}) "
                 f"TO {_quoted(part)} (FORMAT parquet)"
             )
             os.replace(part, path)

@@ -40,7 +40,9 @@ def _reports(cfg: Config) -> tuple[Any, Any]:
 
 
 def _files(cfg: Config) -> dict[str, Path]:
-    return {p.name: p for p in sorted(cfg.performance_days_dir.rglob("*.parquet"))}
+    """The kept files by ``<key>/<day>-<state>.parquet``."""
+    top = cfg.performance_days_dir
+    return {str(p.relative_to(top)): p for p in sorted(top.rglob("*.parquet"))}
 
 
 def _rebuild_keys(cfg: Config) -> None:
@@ -114,7 +116,7 @@ def test_kept_days_give_the_whole_windows_figures_then_and_after_changes(
     assert (kept[0][0].n, kept[0][0].n_frauds) == (results[0].n + 1, results[0].n_frauds + 1)
     now = _files(cfg)
     assert len(now) == 30 and now.keys() != files.keys()
-    assert {n[:10] for n in now.keys() ^ files.keys()} == {f"{day:%Y-%m-%d}"}
+    assert {Path(n).name[:10] for n in now.keys() ^ files.keys()} == {f"{day:%Y-%m-%d}"}
 
     # a challenger scored on the last days, and a new threshold: new keys, the same figures
     reg = open_registry(cfg)
@@ -133,12 +135,25 @@ def test_kept_days_give_the_whole_windows_figures_then_and_after_changes(
     assert_close(kept, whole)
     assert [r.role for r in kept[0]] == ["champion", "challenger"]
     assert kept[0][1].n > 0 and kept[0][1].n_frauds > 0
+    # the champion's days kept as they were; the challenger's days in a folder of their own
+    after = _files(cfg)
+    assert now.keys() <= after.keys()
+    with configured_warehouse(cfg, read_only=True) as con:
+        [(shadow_days,)] = con.execute(
+            "SELECT count(DISTINCT event_time::DATE) FROM scores WHERE role = 'challenger'"
+        ).fetchall()
+    assert len(after) - len(now) == shadow_days > 0
+    assert len({Path(n).parent for n in after.keys() - now.keys()}) == 1
+    again, _ = _reports(cfg)  # both roles' days read back
+    assert_close(again, whole)
+    assert _files(cfg).keys() == after.keys()
     (cfg.path).write_text(cfg.path.read_text().replace("threshold = 0.5", "threshold = 0.3"))
     cfg = load_config(cfg.path)
     kept, whole = _reports(cfg)
     assert_close(kept, whole)
     assert kept[0][0].threshold == 0.3
-    assert len({p.parent for p in cfg.performance_days_dir.rglob("*.parquet")}) == 3
+    # each role's days under the new threshold's keys (the old ones go after a week unused)
+    assert len({Path(n).parent for n in _files(cfg)}) == 4
 
     # rebuilt keys (renumbered cards) delete the kept days; the figures stay the same
     _rebuild_keys(cfg)
