@@ -129,7 +129,10 @@ def build_digest(
     link = a.report_url or (cfg.reports_dir / "index.html").as_uri()
     created = utcnow()
     return Digest(
-        digest_id=f"{created:%Y%m%dT%H%M%S}-"
+        # to the microsecond: the outbox's files sort in the order they were written (two
+        # digests within a second sorted by their hash, and the test that reads the latest
+        # one read an earlier one)
+        digest_id=f"{created:%Y%m%dT%H%M%S%f}-"
         + hashlib.sha256("\x1f".join(i.transaction_id for i in items).encode()).hexdigest()[:8],
         created=created,
         items=items,
