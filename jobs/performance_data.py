@@ -43,13 +43,10 @@ LATEST_LABELS = (
     "WHERE ?::TIMESTAMP IS NULL OR reported_at < ? GROUP BY transaction_id)"
 )
 
-WINDOW = "fw_window"
+WINDOW = "fw_window"  # the temp table of one window's scored rows (see scored_window)
 REPORT_BIN = f"least(floor(score * {BINS}), {BINS - 1})::INTEGER"  # the report's histogram
-# each day's k best-scored of ``rows`` (day, score, is_fraud, transaction_id), ties by id
-TOP_K = (
-    "SELECT day, score, is_fraud FROM {rows} QUALIFY row_number() OVER "
-    "(PARTITION BY day ORDER BY score DESC, transaction_id) <= ? ORDER BY day, score DESC, transaction_id"
-)  # the temp table of one window's scored rows (see scored_window)
+# each day's k (the parameter) best-scored rows, score ties by transaction id
+TOP_K = "QUALIFY row_number() OVER (PARTITION BY day ORDER BY score DESC, transaction_id) <= ?"
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
@@ -259,7 +256,11 @@ def window_aggregates(
         params,
     )
     # each day's k best-scored transactions (ties by id): all among the day's fw_top rows
-    top = _frame(con, TOP_K.format(rows="fw_top"), [k])
+    top = _frame(
+        con,
+        f"SELECT day, score, is_fraud FROM fw_top {TOP_K} ORDER BY day, score DESC, transaction_id",
+        [k],
+    )
     return Aggregates(int(row[0][0]), day_stats, bins, cards, top)
 
 

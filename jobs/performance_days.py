@@ -45,6 +45,7 @@ from jobs.keys import keys_current
 from jobs.performance_data import (
     LATEST_LABELS,
     REPORT_BIN,
+    TOP_K,
     WINDOW,
     Aggregates,
     _frame,
@@ -166,7 +167,8 @@ def kept_days(
         _fraud_rows(con, plan, as_of)
         yield
     finally:
-        for table in (DAYS, FRAUDS, FRAUD_IDS, "fw_fraud_times", "fw_fraud_rows"):
+        temps = ("fw_fraud_times", "fw_fraud_candidates", "fw_fraud_rows")
+        for table in (DAYS, FRAUDS, FRAUD_IDS, *temps):
             con.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
@@ -234,19 +236,20 @@ def _summarise(
             [champion],
         )
         con.execute(
-            add + "SELECT day, ? AS champion, 'top' AS kind, score, transaction_id "
-            "FROM fw_top QUALIFY row_number() OVER "
-            "(PARTITION BY day ORDER BY score DESC, transaction_id) <= ?",
+            add + f"SELECT day, ? AS champion, 'top' AS kind, score, transaction_id "
+            f"FROM fw_top {TOP_K}",
             [champion, plan.k],
         )
         if not champion:
             return
-        # every champion row of each day's top-k cards (the estimate's card figures)
-        top_cards(con, "true", [], plan.k)
+        # every champion row of each day's top-k cards (the estimate's card figures): the
+        # first k of its best cards, in top_cards' order
         con.execute(
             "CREATE OR REPLACE TEMP TABLE fw_top AS SELECT f.day, f.model_version, b.card_id, "
-            f"f.score, f.score_row FROM {WINDOW} f "
-            "JOIN fw_best b ON b.day = f.day AND b.card = f.card"
+            f"f.score, f.score_row FROM {WINDOW} f JOIN (SELECT * FROM fw_best QUALIFY "
+            "row_number() OVER (PARTITION BY day ORDER BY score DESC, card_id) <= ?) b "
+            "ON b.day = f.day AND b.card = f.card",
+            [plan.k],
         )
         con.execute(
             add + "SELECT x.day, true AS champion, 'kcard' AS kind, x.model_version, "
@@ -260,8 +263,8 @@ def _write(
     con: duckdb.DuckDBPyConnection, key: Path, champion: bool, new: dict[date, Path]
 ) -> bool:
     """Write a role's newly summarised days to their files (each whole or not at all) and
-    delete their days' older files. A folder that cannot be written costs the next report the same
-    work, nothing else: False, with a warning."""
+    delete their days' older files. A folder that cannot be written costs the next report
+    the same work, nothing else: False, with a warning."""
     try:
         key.mkdir(parents=True, exist_ok=True)
         for day, path in new.items():
@@ -327,7 +330,8 @@ def _fraud_rows(con: duckdb.DuckDBPyConnection, plan: DaysPlan, as_of: datetime 
         [plan.start, plan.end],
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE fw_fraud_rows AS SELECT rowid AS score_row FROM scores "
+        "CREATE OR REPLACE TEMP TABLE fw_fraud_candidates AS SELECT rowid AS score_row "
+        "FROM scores "
         "WHERE event_time >= ? AND event_time < ? AND event_time IN "
         "(SELECT tx_time FROM fw_fraud_times)",
         [plan.start, plan.end],
@@ -337,7 +341,7 @@ def _fraud_rows(con: duckdb.DuckDBPyConnection, plan: DaysPlan, as_of: datetime 
     con.execute(
         "CREATE OR REPLACE TEMP TABLE fw_fraud_rows AS SELECT s.event_time::DATE AS day, "
         "s.role = 'champion' AS champion, s.model_version, s.card_key AS card, s.amount, "
-        "s.score, s.transaction_id FROM scores s JOIN fw_fraud_rows r "
+        "s.score, s.transaction_id FROM scores s JOIN fw_fraud_candidates r "
         f"ON s.rowid = r.score_row WHERE s.model_name = ? AND {WHERE}",
         [plan.model_name, plan.challenger],
     )
