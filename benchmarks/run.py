@@ -28,7 +28,7 @@ included (issues 4 and 15).
 
     .venv/bin/python benchmarks/run.py [--history-rows 10000000] [--history-days 10]
         [--new-rows 1000000] [--backlog 0] [--memory-limit 1.2GB] [--analyst] [--daemon]
-        [--random-ids]
+        [--random-ids] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def measure(
     analyst: bool = False,
     daemon: bool = False,
     random_ids: bool = False,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     from jobs.features import compute_features
     from jobs.model_inputs import encode
@@ -168,6 +169,9 @@ def measure(
         # the same deployment, for the run with an analyst alongside and the daemon's run
         twin = _twin(Path(tmp), cfg, "twin") if analyst else None
         warm = _twin(Path(tmp), cfg, "warm") if daemon else None
+        if keep is not None:  # the prepared state, to replay the run on a copy of it
+            shutil.copytree(_twin(Path(tmp), cfg, "kept"), keep, dirs_exist_ok=True)
+            shutil.rmtree(Path(tmp) / "kept")
         base = peak_rss_mb()
         run_s, summary, run_peak, run_cpu = run_once(cfg, Path(tmp))
         beside: dict = {}
@@ -295,6 +299,12 @@ def main() -> None:
         action="store_true",
         help="transaction ids that look random (md5), as UUIDs do, instead of growing with time",
     )
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="also copy the prepared deployment (new day landed, not yet run) to this folder: "
+        "`fraudwatch run --config DIR/config.toml` on a copy of it replays the measured run",
+    )
     ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
@@ -308,6 +318,7 @@ def main() -> None:
                     args.analyst,
                     args.daemon,
                     args.random_ids,
+                    args.keep,
                 )
             )
         )
@@ -328,6 +339,7 @@ def main() -> None:
                 *(["--analyst"] if args.analyst else []),
                 *(["--daemon"] if args.daemon else []),
                 *(["--random-ids"] if args.random_ids else []),
+                *(["--keep", str(args.keep)] if args.keep and new == args.new_rows else []),
             ]
         )
         results.append(r)
