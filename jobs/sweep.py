@@ -7,15 +7,21 @@ states them plainly; the tests compare value for value). What this module does i
 1. one scan of ``card_key, merchant_key, event_time, amount_e4`` over the longest look-back
    before the first target to the last target (four integer columns, no string ids), and of
    the few ``known_frauds`` in the merchant risk's windows;
-2. a counting sort of those rows by merchant (their times) and, in place, by card (time,
-   exact amount, merchant): linear, and memory for one extra int32 per row;
+2. a counting sort of those rows by card (time, exact amount, merchant), in place: linear,
+   and memory for one extra int32 per row; and by merchant, of the rows of the days a
+   merchant window's edge falls on (:func:`exact_days`: the targets' days ``D`` and
+   ``D - w``, ``D - d``, ``D - d - w``), their times only. Of the other days (31 of the 38
+   a day of targets looks back on with the default windows) each merchant's rows are
+   counted per day: a window holds such a day whole or not at all;
 3. each key's rows are then checked in time order and sorted where they are not. That is
    where *late rows* (an event time before rows stored earlier) and the scan's own order show
    up: the sweep sorts them itself, so a late row is exact without another path (the number of
    keys that needed it is in :class:`SweepStats`);
-4. per target: binary searches in its card's and merchant's rows give every window's bounds;
-   sums of exact integer amounts give the means; a stamp per merchant counts distinct
-   merchants; seconds since the previous transaction are integer microseconds / 10^6.
+4. per target: binary searches in its card's and merchant's rows give every window's bounds
+   (a merchant window's rows: those between its bounds, plus the per-day counts of the other
+   days inside it); sums of exact integer amounts give the means; a stamp per merchant
+   counts distinct merchants; seconds since the previous transaction are integer
+   microseconds / 10^6.
    Same-instant rows are inside ``[t - w, t]``, as in SQL.
 
 The kernels (:mod:`jobs.sweep_kernels`) are compiled with numba, ``cache=True``: the first
@@ -71,6 +77,7 @@ class Targets:
 class SweepStats:
     history_rows: int  # rows scanned
     card_rows: int  # of which the target cards' rows in the card look-back
+    merchant_rows: int  # and the target merchants' rows of the days kept one by one
     frauds: int  # known frauds read
     unsorted_cards: int  # cards whose rows came out of time order (late rows) and were sorted
     unsorted_merchants: int
@@ -98,7 +105,9 @@ class History:
     c_amount: np.ndarray
     c_merchant: np.ndarray
     m_off: np.ndarray  # merchant k's times are m_off[k]:m_off[k + 1] of m_time
-    m_time: np.ndarray
+    m_time: np.ndarray  # only its rows of the days a window edge cuts (`exact_days`)
+    m_cum: np.ndarray  # m_cum[d, k]: merchant k's rows of the other days before day d0 + d
+    d0: int  # the first day scanned (epoch days)
     n_merchants: int
 
 
@@ -131,16 +140,29 @@ def _each(batches: pa.RecordBatchReader, work: Callable[[pa.RecordBatch], bool])
     return rows
 
 
+def exact_days(targets: Targets, win: Windows) -> np.ndarray:
+    """The days (epoch days) a merchant window's edge falls on, for some target: its own day
+    ``D``, and ``D - w``, ``D - d`` and ``D - d - w`` for the label delay ``d`` and each
+    merchant window ``w``. The sweep keeps the merchants' rows of those days one by one and
+    only counts their rows of the other days, which every window holds whole or not at all."""
+    days = np.unique(targets.time_us // US_PER_DAY)
+    back = np.array([0, *win.merchant, win.delay, *(win.delay + w for w in win.merchant)])
+    return np.unique(days[:, None] - back[None, :])
+
+
 def _history(
     con: duckdb.DuckDBPyConnection,
     targets: Targets,
     lo_us: int,
     card_since: int,
     hi_us: int,
+    edges: np.ndarray,
 ) -> History | None:
     """Two passes over the rows from ``lo`` to ``hi``: count each wanted card's (from
-    ``card_since``) and merchant's rows, then put each row in its place. Only the grouped
-    arrays are ever held; None if a scanned row has no keys or rows appear between passes.
+    ``card_since``) and merchant's rows, then put each row in its place; of a merchant's
+    rows, only those of the days in ``edges`` (:func:`exact_days`), the others counted per
+    day. Only the grouped arrays are ever held; None if a scanned row has no keys or rows
+    appear between passes.
     (Sharing a batch between threads, each placing its own keys, was measured slower: each
     thread reads the whole batch, and the scan is bound by memory, not by one core.)"""
     n_cards, n_merchants = (
@@ -158,6 +180,11 @@ def _history(
     want_merchant[targets.merchant_key] = True
     c_off = np.zeros(n_cards + 1, np.int64)
     m_off = np.zeros(n_merchants + 1, np.int64)
+    d0 = lo_us // US_PER_DAY
+    exact = np.zeros(hi_us // US_PER_DAY - d0 + 1, np.bool_)
+    edges = edges[(edges >= d0) & (edges < d0 + exact.size)] - d0
+    exact[edges] = True
+    m_days = np.zeros((exact.size + 1, n_merchants), np.int64)
     shift = max(0, n_cards.bit_length() - 9)  # at most 512 buckets of cards
 
     def count(b: pa.RecordBatch) -> bool:
@@ -171,6 +198,9 @@ def _history(
             want_merchant,
             c_off,
             m_off,
+            d0,
+            exact,
+            m_days,
         )
 
     rows = _each(_batches(con, "card_key, merchant_key, event_time", lo_us, hi_us), count)
@@ -207,6 +237,8 @@ def _history(
             m_cur,
             m_end,
             m_time,
+            d0,
+            exact,
         )
 
     cols = "card_key, merchant_key, event_time, amount_e4"
@@ -215,7 +247,8 @@ def _history(
     if not (np.array_equal(b_cur, b_end) and np.array_equal(m_cur, m_end)):
         return None  # rows gone between the passes
     kernels.settle_cards(c_off, shift, c_time, c_amount, c_merchant, c_low)
-    return History(rows, c_off, c_time, c_amount, c_merchant, m_off, m_time, n_merchants)
+    m_cum = np.cumsum(m_days, axis=0, out=m_days)
+    return History(rows, c_off, c_time, c_amount, c_merchant, m_off, m_time, m_cum, d0, n_merchants)
 
 
 def _frauds(
@@ -275,7 +308,7 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     con.execute(f"SET memory_limit = '{SCAN_MEMORY}'")
     try:
         lo = min(card_since, first - merchant_reach)
-        h = _history(con, targets, lo, card_since, last)
+        h = _history(con, targets, lo, card_since, last, exact_days(targets, win))
     except duckdb.OutOfMemoryException:  # the connection's temp tables need more: SQL path
         return None
     finally:
@@ -297,6 +330,7 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     stats = SweepStats(
         history_rows=h.rows,
         card_rows=int(h.c_off[-1]),
+        merchant_rows=int(h.m_off[-1]),
         frauds=int(frauds[1].size),
         unsorted_cards=int(c_unsorted),
         unsorted_merchants=int(m_unsorted),
@@ -382,6 +416,8 @@ def _windows(
                 *frauds,
                 m_counts,
                 rates,
+                h.m_cum,
+                h.d0,
             )
             for walk in _merchant_walks(targets, parts)
         ]
@@ -427,7 +463,10 @@ def warm_up() -> None:
     card, merchant = ro([0], pa.int32()), ro([0], pa.int32())
     times = _micros(pa.array([0], pa.timestamp("us")))
     amounts = ro([0], pa.int64())
-    kernels.count_rows(card, merchant, times, 0, want, want, np.zeros(2, np.int64), one.copy())
+    days = np.zeros((2, 1), np.int64)
+    kernels.count_rows(
+        card, merchant, times, 0, want, want, np.zeros(2, np.int64), one.copy(), 0, want, days
+    )
     c_time, c_amount = np.zeros(1, np.int64), np.zeros(1, np.int64)
     c_merchant, c_low, m_time = np.zeros(1, np.int32), np.zeros(1, np.int16), np.zeros(1, np.int64)
     offsets = np.array([0, 1], np.int64)
@@ -449,6 +488,8 @@ def warm_up() -> None:
         zero.copy(),
         offsets[1:],
         m_time,
+        0,
+        want,
     )
     kernels.settle_cards(offsets, 0, c_time, c_amount, c_merchant, c_low)
     kernels.sort_merchant_groups(offsets, m_time)
@@ -490,4 +531,6 @@ def warm_up() -> None:
         empty,
         c_out,
         f_out,
+        days,
+        0,
     )

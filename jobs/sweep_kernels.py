@@ -11,6 +11,7 @@ import numba as nb
 import numpy as np
 
 NULL_AMOUNT = np.iinfo(np.int64).min  # an amount_e4 that is NULL (above 10^14): out of means
+DAY = 86_400_000_000  # microseconds: a compile-time constant, so t // DAY is a multiply
 
 
 @nb.njit(cache=True, nogil=True)
@@ -38,15 +39,24 @@ def upper(a: np.ndarray, lo: int, hi: int, x: int) -> int:
 
 
 @nb.njit(cache=True, nogil=True)
-def count_rows(card, merchant, times, since, want_card, want_merchant, c_count, m_count):  # type: ignore[no-untyped-def]
-    """Pass 1, batch by batch: the rows each wanted card (in its look-back) and each wanted
-    merchant has. False if a key is outside the dictionaries."""
+def count_rows(  # type: ignore[no-untyped-def]
+    card, merchant, times, since, want_card, want_merchant, c_count, m_count, d0, exact, m_days
+):
+    """Pass 1, batch by batch: the rows each wanted card (in its look-back) has; each wanted
+    merchant's rows on the days whose rows a window edge cuts (``exact[day - d0]``), and
+    its rows per other day (``m_days[day - d0 + 1, merchant]``: day-major, so the rows of a
+    day, which come together, count into one small slice). False if a key is outside the
+    dictionaries."""
     for i in range(card.size):
         m, c = merchant[i], card[i]
         if m < 0 or m >= want_merchant.size or c < 0 or c >= want_card.size:
             return False
         if want_merchant[m]:
-            m_count[m + 1] += 1
+            d = times[i] // DAY - d0
+            if exact[d]:
+                m_count[m + 1] += 1
+            else:
+                m_days[d + 1, m] += 1
         if times[i] >= since and want_card[c]:
             c_count[c + 1] += 1
     return True
@@ -71,17 +81,19 @@ def place_rows(  # type: ignore[no-untyped-def]
     m_cur,
     m_end,
     m_time,
+    d0,
+    exact,
 ):
-    """Pass 2, batch by batch: each merchant row to its merchant's next place; each card row
-    to the next place of its card's *bucket* (cards ``k >> shift``: a few hundred buckets, so
-    the writes stay in cache), with the card's low bits. False if a group overflows (rows
-    written between the passes)."""
+    """Pass 2, batch by batch: each merchant row of a day a window edge cuts to its
+    merchant's next place; each card row to the next place of its card's *bucket* (cards
+    ``k >> shift``: a few hundred buckets, so the writes stay in cache), with the card's low
+    bits. False if a group overflows (rows written between the passes)."""
     mask = (1 << shift) - 1
     for i in range(card.size):
         m, t, c = merchant[i], times[i], card[i]
         if m < 0 or m >= want_merchant.size or c < 0 or c >= want_card.size:
             return False
-        if want_merchant[m]:
+        if want_merchant[m] and exact[t // DAY - d0]:
             at = m_cur[m]
             if at >= m_end[m]:
                 return False
@@ -237,12 +249,18 @@ def merchant_features(  # type: ignore[no-untyped-def]
     f_revoked,
     counts,
     rates,
+    cum,
+    d0,
 ):
     """The targets ``walk`` lists, in that order (time order: a set of merchants, so threads
     can share the work): into columns ``i`` of the outputs, the merchant's transactions in
     ``[t - w, t]`` and its fraud rate over ``(t - d - w, t - d]`` (frauds known at t over the
     transactions then), each window. Every bound only moves forward as t grows: one pointer
-    per merchant and bound, side by side, so a target reads one or two cache lines of them."""
+    per merchant and bound, side by side, so a target reads one or two cache lines of them.
+
+    ``times`` holds the merchant's rows of the days a window edge cuts, which hold both ends
+    of every window; ``cum[d - d0, k]`` counts its rows of the other days before day ``d``,
+    so a window's rows are the pointers' difference plus the other days' rows inside it."""
     nw = windows.size
     longest = windows.max()
     frauds = np.zeros(nw, np.int64)
@@ -281,17 +299,18 @@ def merchant_features(  # type: ignore[no-untyped-def]
                 for w in range(nw):
                     if f_time[e] > until - windows[w]:
                         frauds[w] += 1
+        day, u_day = t // DAY - d0, until // DAY - d0
         for w in range(nw):
             lo = p[2 + w]
             since = t - windows[w]
             while lo < b and times[lo] < since:
                 lo += 1
             p[2 + w] = lo
-            counts[w, i] = hi - lo
+            counts[w, i] = hi - lo + cum[day, k] - cum[since // DAY - d0 + 1, k]
             dlo = p[2 + nw + w]
             edge = until - windows[w]
             while dlo < b and times[dlo] <= edge:
                 dlo += 1
             p[2 + nw + w] = dlo
-            delayed = upto - dlo
+            delayed = upto - dlo + cum[u_day, k] - cum[edge // DAY - d0 + 1, k]
             rates[w, i] = frauds[w] / delayed if delayed > 0 else 0.0

@@ -224,6 +224,29 @@ def test_rebuilt_keys_give_the_same_features(
     assert before is not None and after is not None and after.equals(before)
 
 
+def test_a_day_of_targets_counts_most_merchant_days_whole(
+    world: tuple[Config, duckdb.DuckDBPyConnection],
+) -> None:
+    """As a daily run asks: one day of targets over two months of history. Of the merchants'
+    rows the sweep keeps one by one only those of the days a window edge falls on; the
+    others it counts per day, and the values stay the reference's."""
+    from jobs.feature_sweep import swept_with_stats
+
+    cfg, con = world
+    con.execute(
+        "CREATE TEMP TABLE last_day AS SELECT transaction_id, event_time FROM transactions "
+        "WHERE event_time >= (SELECT max(event_time) FROM transactions) - INTERVAL 1 DAY"
+    )
+    got = swept_with_stats(con, cfg, ids_table="last_day")
+    assert got is not None
+    swept, stats = got
+    assert stats.history_rows > 150 and stats.merchant_rows < stats.history_rows / 3
+    assert_same(
+        pl.from_arrow(swept),  # type: ignore[arg-type]
+        pl.from_arrow(reference_features(con, cfg, "last_day")),  # type: ignore[arg-type]
+    )
+
+
 def test_a_sum_beyond_64_bits_takes_the_sql_path(
     world: tuple[Config, duckdb.DuckDBPyConnection],
 ) -> None:
