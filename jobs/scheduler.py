@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import importlib
 import json
 import os
@@ -171,6 +172,8 @@ def run_job(job_name: str, config_path: str) -> None:
             seconds=round(time.monotonic() - started, 3),
             error=f"{type(exc).__name__}: {exc}",
         )
+    finally:  # the CLI delays full collections (jobs.cli.main): the daemon has one per job
+        gc.collect()
 
 
 # -- the scheduler ------------------------------------------------------------------------------
