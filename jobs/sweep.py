@@ -370,10 +370,10 @@ def _windows(
     frauds: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     parts: int,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
-    """The feature columns and their NULL masks: the card windows by spans of targets and the
-    merchant windows by sets of merchants (each merchant's pointers are its own), ``parts``
-    at a time on as many threads (the kernels release the GIL), each kernel writing its own
-    columns of the same outputs. None if a sum went beyond 64 bits."""
+    """The feature columns and their NULL masks: the card windows by spans of the targets in
+    card order and the merchant windows by sets of merchants (each merchant's pointers are
+    its own), ``parts`` at a time on as many threads (the kernels release the GIL), each
+    kernel writing its own columns of the same outputs. None if a sum went beyond 64 bits."""
     card_days = np.array(sorted(set(win.card)), np.int64)
     n, nc, nm = targets.card_key.size, card_days.size, len(win.merchant)
     counts, distinct = np.empty((nc, n), np.int64), np.empty((nc, n), np.int64)
@@ -381,12 +381,16 @@ def _windows(
     m_counts, rates = np.empty((nm, n), np.int64), np.empty((nm, n), np.float64)
     card_windows = card_days * US_PER_DAY
     merchant_windows = np.array(win.merchant, np.int64) * US_PER_DAY
+    # the targets by card: read in random card order, the cards' rows cost a cache miss a
+    # row; in key order they stream (1.26 -> 0.63 s for 1M targets over 30M rows)
+    by_card = np.argsort(targets.card_key, kind="quicksort")
     with ThreadPoolExecutor(parts, thread_name_prefix="fw-sweep") as pool:
         card_parts = [
             pool.submit(
                 kernels.card_features,
                 targets.card_key,
                 targets.time_us,
+                by_card,
                 n * i // parts,
                 n * (i + 1) // parts,
                 h.c_off,
@@ -500,6 +504,7 @@ def warm_up() -> None:
     kernels.card_features(
         t_card,
         t_time,
+        np.zeros(1, np.int64),
         0,
         1,
         offsets,

@@ -179,6 +179,7 @@ def sort_card_groups(off, times, amounts, merchants):  # type: ignore[no-untyped
 def card_features(  # type: ignore[no-untyped-def]
     t_card,
     t_time,
+    order,
     first,
     stop,
     off,
@@ -193,15 +194,17 @@ def card_features(  # type: ignore[no-untyped-def]
     means,
     prev,
 ):
-    """Targets ``first`` to ``stop`` (so threads can share the work, each its own span): into
-    columns ``i`` of the outputs, counts, exact-amount means, distinct merchants for each
-    window (``windows`` ascending, in microseconds), and seconds since the card's previous
-    transaction. True if a sum went beyond 64 bits."""
+    """Targets ``order[first:stop]`` (so threads can share the work, each its own span; in
+    card order, the cards' rows are read in memory order, each once for all its targets):
+    into columns ``i`` of the outputs, counts, exact-amount means, distinct merchants for
+    each window (``windows`` ascending, in microseconds), and seconds since the card's
+    previous transaction. True if a sum went beyond 64 bits."""
     nw = windows.size
     stamp = np.full(n_merchants, -1, np.int64)
     big = np.iinfo(np.int64).max
     overflow = False
-    for i in range(first, stop):
+    for j in range(first, stop):
+        i = order[j]
         k, t = t_card[i], t_time[i]
         a, b = off[k], off[k + 1]
         hi = upper(times, a, b, t)
