@@ -24,7 +24,9 @@ pickle); :func:`profile_from_json` validates what it reads.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,8 +154,16 @@ def profile_frame(
     categorical: Sequence[str],
     points: int = POINTS,
 ) -> Profile:
-    """The profile of the listed columns of ``frame``."""
-    cols: dict[str, Sketch] = {n: numeric_sketch(frame[n], points) for n in numeric}
+    """The profile of the listed columns of ``frame``, the numeric columns on up to four
+    threads (sorting a column releases the GIL: a scoring batch's 23 columns of 200,000
+    rows took 0.15 s on one thread, 0.08-0.10 s on two)."""
+    threads = min(4, os.cpu_count() or 1, len(numeric))
+    if threads > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="fw-profile") as pool:
+            sketches = list(pool.map(lambda n: numeric_sketch(frame[n], points), numeric))
+    else:
+        sketches = [numeric_sketch(frame[n], points) for n in numeric]
+    cols: dict[str, Sketch] = dict(zip(numeric, sketches, strict=True))
     cols.update({c: categorical_sketch(frame[c]) for c in categorical})
     return Profile(columns=cols, rows=frame.height)
 
