@@ -27,6 +27,34 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+_TOUCH = """
+import json, time
+import numpy as np
+seconds = []
+for _ in range(2):
+    t = time.perf_counter()
+    a = np.empty(1 << 26, np.int64)  # 512 MiB
+    a.fill(1)
+    seconds.append(time.perf_counter() - t)
+    del a
+print(json.dumps({"fresh": 512 / seconds[0], "again": 512 / seconds[1]}))
+"""
+
+
+def memory_touch_mb_s() -> tuple[float, float]:
+    """How fast a fresh process can first write memory, and write it again once freed, in
+    MB/s. On a VM that hands unused memory back to its host (virtio-balloon free page
+    reporting, as on the shared machine these figures come from) the first touch of a page
+    is a fault in the host: 180-560 MB/s against 3,000-5,000 MB/s again (a GiB, 2026-12-02).
+    A cron process's memory is all fresh; a long-lived process (``fraudwatch schedule``)
+    reuses its own. Printed with the figures so they can be read on another machine."""
+    out = subprocess.run(
+        [sys.executable, "-c", _TOUCH], capture_output=True, text=True, check=True
+    ).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    return float(got["fresh"]), float(got["again"])
+
+
 # A small Python process starts the command and reports its rusage: the command's peak
 # then includes at most this launcher's (~10 MB), never the large benchmark process's.
 _LAUNCHER = """

@@ -35,7 +35,7 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_warehouse, measure_fresh, peak_rss_mb
+from common import build_warehouse, measure_fresh, memory_touch_mb_s, peak_rss_mb
 
 NEW_START = datetime(2026, 1, 31)
 
@@ -144,7 +144,11 @@ def main() -> None:
         keyed = ensure_keys(root)
         if keyed is not None:
             print(f"keyed every row (rebuild-keys) in {keyed:.0f} s")
-        print(f"load average {os.getloadavg()[0]:.1f} (2 cores)")
+        fresh, again = memory_touch_mb_s()
+        print(
+            f"load average {os.getloadavg()[0]:.1f} (2 cores); memory written {fresh:,.0f} MB/s "
+            f"fresh, {again:,.0f} MB/s again (benchmarks/common.py: memory_touch_mb_s)"
+        )
         approaches = ["sweep"] if args.sweep_only else ["sweep", "sql"]
         approaches += [] if args.skip_plain or args.sweep_only else ["plain"]
         got = {}

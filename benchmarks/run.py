@@ -53,6 +53,7 @@ from common import (
     analyst_alongside,
     build_warehouse,
     measure_fresh,
+    memory_touch_mb_s,
     peak_rss_mb,
     run_measured,
 )
@@ -396,7 +397,12 @@ def main() -> None:
                 f"schedule`) stages {d['stages']}; ratio {r['bare_predict_s'] / d['run_s']:.2f} "
                 f"(target >= 0.4); peak RSS {d['peak_rss_mb']:,.0f} MB"
             )
-        print(f"  load average   {' '.join(f'{x:.2f}' for x in os.getloadavg())} (at the end)")
+        fresh, again = memory_touch_mb_s()
+        print(
+            f"  load average   {' '.join(f'{x:.2f}' for x in os.getloadavg())} (at the end); "
+            f"memory written {fresh:,.0f} MB/s fresh, {again:,.0f} MB/s again (a cron "
+            "process's memory is all fresh: benchmarks/common.py, memory_touch_mb_s)"
+        )
     if len(results) > 1:
         print(
             f"peak RSS {results[0]['peak_rss_mb']:,.0f} MB for {results[0]['new_rows']:,} vs "
