@@ -1,0 +1,192 @@
+"""The feature sweep's scan (:mod:`jobs.sweep`, its steps 1 and 2): the history of the
+targets' cards and merchants, grouped by key by two passes over four integer columns, and
+the windows and targets that say what to read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from jobs import sweep_kernels as kernels
+from jobs.sweep_kernels import DAY as US_PER_DAY
+from jobs.sweep_kernels import NULL_AMOUNT
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The windows of the features, in days (config order), and the label delay."""
+
+    card: tuple[int, ...]
+    merchant: tuple[int, ...]
+    delay: int
+    card_history: int  # the longest card window: seconds since previous looks no further
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The target rows, in output order: keys, times (epoch microseconds), amounts."""
+
+    card_key: np.ndarray  # int32
+    merchant_key: np.ndarray  # int32
+    time_us: np.ndarray  # int64
+    amount: np.ndarray  # float64, as stored
+
+
+@dataclass(frozen=True)
+class History:
+    """The scanned rows grouped by key, each group in time order."""
+
+    rows: int  # rows scanned
+    c_off: np.ndarray  # card k's rows are c_off[k]:c_off[k + 1] of the c_ arrays
+    c_time: np.ndarray
+    c_amount: np.ndarray
+    c_merchant: np.ndarray
+    m_off: np.ndarray  # merchant k's times are m_off[k]:m_off[k + 1] of m_time
+    m_time: np.ndarray  # only its rows of the days a window edge cuts (`exact_days`)
+    m_cum: np.ndarray  # m_cum[d, k]: merchant k's rows of the other days before day d0 + d
+    d0: int  # the first day scanned (epoch days)
+    n_merchants: int
+
+
+def _batches(con: duckdb.DuckDBPyConnection, cols: str, lo_us: int, hi_us: int):  # type: ignore[no-untyped-def]
+    """The rows' ``cols`` with event_time in [lo, hi], batch by batch, in insertion order
+    (rows are stored roughly in time order, so groups then need little sorting)."""
+    return con.sql(
+        f"SELECT {cols} FROM transactions "
+        "WHERE event_time BETWEEN make_timestamp(?) AND make_timestamp(?)",
+        params=[lo_us, hi_us],
+    ).to_arrow_reader(1 << 20)
+
+
+def micros(column: pa.Array) -> np.ndarray:
+    """A TIMESTAMP column as epoch microseconds, without a copy."""
+    if column.type != pa.timestamp("us"):  # DuckDB's TIMESTAMP; anything else: convert
+        column = column.cast(pa.timestamp("us"))
+    return column.to_numpy().view(np.int64)
+
+
+def _each(batches: pa.RecordBatchReader, work: Callable[[pa.RecordBatch], bool]) -> int | None:
+    """``work`` on each batch in order: the rows, or None if a batch has a row without keys
+    or ``work`` said False. (Handing the kernels to a worker thread while DuckDB decodes the
+    next batch was measured slower: DuckDB's scan already uses every core.)"""
+    rows = 0
+    for b in batches:
+        if b.column(0).null_count or b.column(1).null_count or not work(b):
+            return None
+        rows += b.num_rows
+    return rows
+
+
+def exact_days(targets: Targets, win: Windows) -> np.ndarray:
+    """The days (epoch days) a merchant window's edge falls on, for some target: its own day
+    ``D``, and ``D - w``, ``D - d`` and ``D - d - w`` for the label delay ``d`` and each
+    merchant window ``w``. The sweep keeps the merchants' rows of those days one by one and
+    only counts their rows of the other days, which every window holds whole or not at all."""
+    days = np.unique(targets.time_us // US_PER_DAY)
+    back = np.array([0, *win.merchant, win.delay, *(win.delay + w for w in win.merchant)])
+    return np.unique(days[:, None] - back[None, :])
+
+
+def scan_history(
+    con: duckdb.DuckDBPyConnection,
+    targets: Targets,
+    lo_us: int,
+    card_since: int,
+    hi_us: int,
+    edges: np.ndarray,
+) -> History | None:
+    """Two passes over the rows from ``lo`` to ``hi``: count each wanted card's (from
+    ``card_since``) and merchant's rows, then put each row in its place; of a merchant's
+    rows, only those of the days in ``edges`` (:func:`exact_days`), the others counted per
+    day. Only the grouped arrays are ever held; None if a scanned row has no keys or rows
+    appear between passes.
+    (Sharing a batch between threads, each placing its own keys, was measured slower: each
+    thread reads the whole batch, and the scan is bound by memory, not by one core.)"""
+    n_cards, n_merchants = (
+        int(v) + 1
+        for v in con.execute(
+            "SELECT coalesce((SELECT max(card_key) FROM card_keys), -1), "
+            "coalesce((SELECT max(merchant_key) FROM merchant_keys), -1)"
+        ).fetchall()[0]
+    )
+    if targets.card_key.max() >= n_cards or targets.merchant_key.max() >= n_merchants:
+        return None
+    want_card = np.zeros(n_cards, np.bool_)
+    want_card[targets.card_key] = True
+    want_merchant = np.zeros(n_merchants, np.bool_)
+    want_merchant[targets.merchant_key] = True
+    c_off = np.zeros(n_cards + 1, np.int64)
+    m_off = np.zeros(n_merchants + 1, np.int64)
+    d0 = lo_us // US_PER_DAY
+    exact = np.zeros(hi_us // US_PER_DAY - d0 + 1, np.bool_)
+    edges = edges[(edges >= d0) & (edges < d0 + exact.size)] - d0
+    exact[edges] = True
+    m_days = np.zeros((exact.size + 1, n_merchants), np.int64)
+    shift = max(0, n_cards.bit_length() - 9)  # at most 512 buckets of cards
+
+    def count(b: pa.RecordBatch) -> bool:
+        card, merchant, when = b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2)
+        return kernels.count_rows(  # type: ignore[no-any-return]
+            card,
+            merchant,
+            micros(when),
+            card_since,
+            want_card,
+            want_merchant,
+            c_off,
+            m_off,
+            d0,
+            exact,
+            m_days,
+        )
+
+    rows = _each(_batches(con, "card_key, merchant_key, event_time", lo_us, hi_us), count)
+    if rows is None:
+        return None  # a row without keys, or a key outside the dictionaries
+    c_off, m_off = np.cumsum(c_off), np.cumsum(m_off)
+    c_rows, m_rows = int(c_off[-1]), int(m_off[-1])
+    c_time, c_amount = np.empty(c_rows, np.int64), np.empty(c_rows, np.int64)
+    c_merchant = np.empty(c_rows, np.int32)
+    c_low = np.empty(c_rows, np.int16 if shift < 16 else np.int32)
+    m_time = np.empty(m_rows, np.int64)
+    b_cur = c_off[: -1 : 1 << shift].copy()
+    b_end = c_off[np.minimum(np.arange(1, b_cur.size + 1) << shift, n_cards)]
+    m_cur, m_end = m_off[:-1].copy(), m_off[1:]
+
+    def place(b: pa.RecordBatch) -> bool:
+        card, merchant, when = b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2)
+        amounts = b.column(3).fill_null(NULL_AMOUNT).to_numpy()
+        return kernels.place_rows(  # type: ignore[no-any-return]
+            card,
+            merchant,
+            micros(when),
+            amounts,
+            card_since,
+            want_card,
+            want_merchant,
+            shift,
+            b_cur,
+            b_end,
+            c_time,
+            c_amount,
+            c_merchant,
+            c_low,
+            m_cur,
+            m_end,
+            m_time,
+            d0,
+            exact,
+        )
+
+    cols = "card_key, merchant_key, event_time, amount_e4"
+    if _each(_batches(con, cols, lo_us, hi_us), place) is None:
+        return None
+    if not (np.array_equal(b_cur, b_end) and np.array_equal(m_cur, m_end)):
+        return None  # rows gone between the passes
+    kernels.settle_cards(c_off, shift, c_time, c_amount, c_merchant, c_low)
+    m_cum = np.cumsum(m_days, axis=0, out=m_days)
+    return History(rows, c_off, c_time, c_amount, c_merchant, m_off, m_time, m_cum, d0, n_merchants)
