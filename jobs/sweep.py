@@ -243,6 +243,7 @@ def _windows(
                 *frauds,
                 m_counts,
                 rates,
+                h.m_slot,
                 h.m_cum,
                 h.d0,
             )
@@ -290,10 +291,9 @@ def warm_up() -> None:
     card, merchant = ro([0], pa.int32()), ro([0], pa.int32())
     times = micros(pa.array([0], pa.timestamp("us")))
     amounts = ro([0], pa.int64())
-    days = np.zeros((2, 1), np.int64)
-    kernels.count_rows(
-        card, merchant, times, 0, want, want, np.zeros(2, np.int64), one.copy(), 0, want, days
-    )
+    days, slot = np.zeros((2, 1), np.int64), np.zeros(1, np.int32)
+    count = np.zeros(2, np.int64)
+    kernels.count_rows(card, merchant, times, 0, want, want, count, one.copy(), 0, want, slot, days)
     c_time, c_amount = np.zeros(1, np.int64), np.zeros(1, np.int64)
     c_merchant, c_low, m_time = np.zeros(1, np.int32), np.zeros(1, np.int16), np.zeros(1, np.int64)
     offsets = np.array([0, 1], np.int64)
@@ -359,6 +359,7 @@ def warm_up() -> None:
         empty,
         c_out,
         f_out,
+        slot,
         days,
         0,
     )

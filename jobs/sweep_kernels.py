@@ -40,13 +40,24 @@ def upper(a: np.ndarray, lo: int, hi: int, x: int) -> int:
 
 @nb.njit(cache=True, nogil=True)
 def count_rows(  # type: ignore[no-untyped-def]
-    card, merchant, times, since, want_card, want_merchant, c_count, m_count, d0, exact, m_days
+    card,
+    merchant,
+    times,
+    since,
+    want_card,
+    want_merchant,
+    c_count,
+    m_count,
+    d0,
+    exact,
+    m_slot,
+    m_days,
 ):
     """Pass 1, batch by batch: the rows each wanted card (in its look-back) has; each wanted
     merchant's rows on the days whose rows a window edge cuts (``exact[day - d0]``), and
-    its rows per other day (``m_days[day - d0 + 1, merchant]``: day-major, so the rows of a
-    day, which come together, count into one small slice). False if a key is outside the
-    dictionaries."""
+    its rows per other day (``m_days[day - d0 + 1, m_slot[merchant]]``: day-major, so the
+    rows of a day, which come together, count into one small slice). False if a key is
+    outside the dictionaries."""
     for i in range(card.size):
         m, c = merchant[i], card[i]
         if m < 0 or m >= want_merchant.size or c < 0 or c >= want_card.size:
@@ -56,7 +67,7 @@ def count_rows(  # type: ignore[no-untyped-def]
             if exact[d]:
                 m_count[m + 1] += 1
             else:
-                m_days[d + 1, m] += 1
+                m_days[d + 1, m_slot[m]] += 1
         if times[i] >= since and want_card[c]:
             c_count[c + 1] += 1
     return True
@@ -252,6 +263,7 @@ def merchant_features(  # type: ignore[no-untyped-def]
     f_revoked,
     counts,
     rates,
+    slot,
     cum,
     d0,
 ):
@@ -262,7 +274,7 @@ def merchant_features(  # type: ignore[no-untyped-def]
     per merchant and bound, side by side, so a target reads one or two cache lines of them.
 
     ``times`` holds the merchant's rows of the days a window edge cuts, which hold both ends
-    of every window; ``cum[d - d0, k]`` counts its rows of the other days before day ``d``,
+    of every window; ``cum[d - d0, slot[k]]`` counts its rows of the other days before day ``d``,
     so a window's rows are the pointers' difference plus the other days' rows inside it."""
     nw = windows.size
     longest = windows.max()
@@ -302,18 +314,18 @@ def merchant_features(  # type: ignore[no-untyped-def]
                 for w in range(nw):
                     if f_time[e] > until - windows[w]:
                         frauds[w] += 1
-        day, u_day = t // DAY - d0, until // DAY - d0
+        day, u_day, col = t // DAY - d0, until // DAY - d0, slot[k]
         for w in range(nw):
             lo = p[2 + w]
             since = t - windows[w]
             while lo < b and times[lo] < since:
                 lo += 1
             p[2 + w] = lo
-            counts[w, i] = hi - lo + cum[day, k] - cum[since // DAY - d0 + 1, k]
+            counts[w, i] = hi - lo + cum[day, col] - cum[since // DAY - d0 + 1, col]
             dlo = p[2 + nw + w]
             edge = until - windows[w]
             while dlo < b and times[dlo] <= edge:
                 dlo += 1
             p[2 + nw + w] = dlo
-            delayed = upto - dlo + cum[u_day, k] - cum[edge // DAY - d0 + 1, k]
+            delayed = upto - dlo + cum[u_day, col] - cum[edge // DAY - d0 + 1, col]
             rates[w, i] = frauds[w] / delayed if delayed > 0 else 0.0

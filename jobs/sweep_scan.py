@@ -47,7 +47,8 @@ class History:
     c_merchant: np.ndarray
     m_off: np.ndarray  # merchant k's times are m_off[k]:m_off[k + 1] of m_time
     m_time: np.ndarray  # only its rows of the days a window edge cuts (`exact_days`)
-    m_cum: np.ndarray  # m_cum[d, k]: merchant k's rows of the other days before day d0 + d
+    m_slot: np.ndarray  # each target merchant's column of m_cum (-1: not a target's)
+    m_cum: np.ndarray  # m_cum[d, m_slot[k]]: merchant k's rows of the other days before d0 + d
     d0: int  # the first day scanned (epoch days)
     n_merchants: int
 
@@ -125,7 +126,12 @@ def scan_history(
     exact = np.zeros(hi_us // US_PER_DAY - d0 + 1, np.bool_)
     edges = edges[(edges >= d0) & (edges < d0 + exact.size)] - d0
     exact[edges] = True
-    m_days = np.zeros((exact.size + 1, n_merchants), np.int64)
+    # a column per target merchant, not per merchant ever seen: no larger than the merchants'
+    # rows those days would be (a day of targets has at most a row per merchant it names)
+    wanted = np.unique(targets.merchant_key)
+    m_slot = np.full(n_merchants, -1, np.int32)
+    m_slot[wanted] = np.arange(wanted.size, dtype=np.int32)
+    m_days = np.zeros((exact.size + 1, wanted.size), np.int64)
     shift = max(0, n_cards.bit_length() - 9)  # at most 512 buckets of cards
 
     def count(b: pa.RecordBatch) -> bool:
@@ -141,6 +147,7 @@ def scan_history(
             m_off,
             d0,
             exact,
+            m_slot,
             m_days,
         )
 
@@ -189,4 +196,6 @@ def scan_history(
         return None  # rows gone between the passes
     kernels.settle_cards(c_off, shift, c_time, c_amount, c_merchant, c_low)
     m_cum = np.cumsum(m_days, axis=0, out=m_days)
-    return History(rows, c_off, c_time, c_amount, c_merchant, m_off, m_time, m_cum, d0, n_merchants)
+    return History(
+        rows, c_off, c_time, c_amount, c_merchant, m_off, m_time, m_slot, m_cum, d0, n_merchants
+    )
