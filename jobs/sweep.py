@@ -293,7 +293,7 @@ def warm_up() -> None:
     amounts = ro([0], pa.int64())
     days, slot = np.zeros((2, 1), np.int64), np.zeros(1, np.int32)
     count = np.zeros(2, np.int64)
-    kernels.count_rows(card, merchant, times, 0, want, want, count, one.copy(), 0, want, slot, days)
+    kernels.count_rows(card, merchant, times, 0, want, slot, count, one.copy(), 0, want, days)
     c_time, c_amount = np.zeros(1, np.int64), np.zeros(1, np.int64)
     c_merchant, c_low, m_time = np.zeros(1, np.int32), np.zeros(1, np.int16), np.zeros(1, np.int64)
     offsets = np.array([0, 1], np.int64)
@@ -304,7 +304,7 @@ def warm_up() -> None:
         amounts,
         0,
         want,
-        want,
+        slot,
         0,
         zero.copy(),
         offsets[1:].copy(),

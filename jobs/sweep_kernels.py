@@ -45,29 +45,29 @@ def count_rows(  # type: ignore[no-untyped-def]
     times,
     since,
     want_card,
-    want_merchant,
+    m_slot,
     c_count,
     m_count,
     d0,
     exact,
-    m_slot,
     m_days,
 ):
     """Pass 1, batch by batch: the rows each wanted card (in its look-back) has; each wanted
-    merchant's rows on the days whose rows a window edge cuts (``exact[day - d0]``), and
-    its rows per other day (``m_days[day - d0 + 1, m_slot[merchant]]``: day-major, so the
-    rows of a day, which come together, count into one small slice). False if a key is
-    outside the dictionaries."""
+    merchant's (``m_slot[merchant] >= 0``) rows on the days whose rows a window edge cuts
+    (``exact[day - d0]``), and its rows per other day (``m_days[day - d0 + 1,
+    m_slot[merchant]]``: day-major, so the rows of a day, which come together, count into
+    one small slice). False if a key is outside the dictionaries."""
     for i in range(card.size):
         m, c = merchant[i], card[i]
-        if m < 0 or m >= want_merchant.size or c < 0 or c >= want_card.size:
+        if m < 0 or m >= m_slot.size or c < 0 or c >= want_card.size:
             return False
-        if want_merchant[m]:
+        s = m_slot[m]
+        if s >= 0:
             d = times[i] // DAY - d0
             if exact[d]:
                 m_count[m + 1] += 1
             else:
-                m_days[d + 1, m_slot[m]] += 1
+                m_days[d + 1, s] += 1
         if times[i] >= since and want_card[c]:
             c_count[c + 1] += 1
     return True
@@ -81,7 +81,7 @@ def place_rows(  # type: ignore[no-untyped-def]
     amounts,
     since,
     want_card,
-    want_merchant,
+    m_slot,
     shift,
     b_cur,
     b_end,
@@ -95,16 +95,16 @@ def place_rows(  # type: ignore[no-untyped-def]
     d0,
     exact,
 ):
-    """Pass 2, batch by batch: each merchant row of a day a window edge cuts to its
-    merchant's next place; each card row to the next place of its card's *bucket* (cards
+    """Pass 2, batch by batch: each target merchant's (``m_slot >= 0``) row of a day a window
+    edge cuts to its merchant's next place; each card row to the next place of its card's *bucket* (cards
     ``k >> shift``: a few hundred buckets, so the writes stay in cache), with the card's low
     bits. False if a group overflows (rows written between the passes)."""
     mask = (1 << shift) - 1
     for i in range(card.size):
         m, t, c = merchant[i], times[i], card[i]
-        if m < 0 or m >= want_merchant.size or c < 0 or c >= want_card.size:
+        if m < 0 or m >= m_slot.size or c < 0 or c >= want_card.size:
             return False
-        if want_merchant[m] and exact[t // DAY - d0]:
+        if m_slot[m] >= 0 and exact[t // DAY - d0]:
             at = m_cur[m]
             if at >= m_end[m]:
                 return False

@@ -118,8 +118,6 @@ def scan_history(
         return None
     want_card = np.zeros(n_cards, np.bool_)
     want_card[targets.card_key] = True
-    want_merchant = np.zeros(n_merchants, np.bool_)
-    want_merchant[targets.merchant_key] = True
     c_off = np.zeros(n_cards + 1, np.int64)
     m_off = np.zeros(n_merchants + 1, np.int64)
     d0 = lo_us // US_PER_DAY
@@ -142,12 +140,11 @@ def scan_history(
             micros(when),
             card_since,
             want_card,
-            want_merchant,
+            m_slot,
             c_off,
             m_off,
             d0,
             exact,
-            m_slot,
             m_days,
         )
 
@@ -174,7 +171,7 @@ def scan_history(
             amounts,
             card_since,
             want_card,
-            want_merchant,
+            m_slot,
             shift,
             b_cur,
             b_end,
