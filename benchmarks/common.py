@@ -48,10 +48,7 @@ def memory_touch_mb_s() -> tuple[float, float]:
     is a fault in the host: 180-560 MB/s against 3,000-5,000 MB/s again (a GiB, 2026-12-02).
     A cron process's memory is all fresh; a long-lived process (``fraudwatch schedule``)
     reuses its own. Printed with the figures so they can be read on another machine."""
-    out = subprocess.run(
-        [sys.executable, "-c", _TOUCH], capture_output=True, text=True, check=True
-    ).stdout
-    got = json.loads(out.strip().splitlines()[-1])
+    got = measure_fresh(["-c", _TOUCH])
     return float(got["fresh"]), float(got["again"])
 
 
