@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -41,15 +42,33 @@ print(json.dumps({"fresh": 512 / seconds[0], "again": 512 / seconds[1]}))
 """
 
 
-def memory_touch_mb_s() -> tuple[float, float]:
-    """How fast a fresh process can first write memory, and write it again once freed, in
-    MB/s. On a VM that hands unused memory back to its host (virtio-balloon free page
-    reporting, as on the shared machine these figures come from) the first touch of a page
-    is a fault in the host: 180-560 MB/s against 3,000-5,000 MB/s again (a GiB, 2026-12-02).
-    A cron process's memory is all fresh; a long-lived process (``fraudwatch schedule``)
-    reuses its own. Printed with the figures so they can be read on another machine."""
-    got = measure_fresh(["-c", _TOUCH])
-    return float(got["fresh"]), float(got["again"])
+class MemorySpeed(NamedTuple):
+    """MB/s written by a fresh process: its first write with small pages (as fraudwatch
+    sets numpy), its first with numpy's huge-page advice, and a write again once freed."""
+
+    fresh: float
+    fresh_huge: float
+    again: float
+
+    def line(self) -> str:
+        return (
+            f"memory written {self.fresh:,.0f} MB/s fresh ({self.fresh_huge:,.0f} with huge "
+            f"pages), {self.again:,.0f} MB/s again (benchmarks/common.py: memory_touch_mb_s)"
+        )
+
+
+def memory_touch_mb_s() -> MemorySpeed:
+    """How fast a fresh process can first write memory, and write it again once freed. On a
+    VM that hands unused memory back to its host (virtio-balloon free page reporting, as on
+    the shared machine these figures come from) a first touch is a fault in the host, and
+    huge pages (numpy's default advice, which fraudwatch turns off: jobs/process_setup.py)
+    may first wait for the kernel to compact memory: 2026-12-02, 1,100-1,300 MB/s with
+    small pages, 90-4,600 with huge ones, ~2,000 again. A cron process's memory is
+    all fresh; a long-lived process (``fraudwatch schedule``) reuses its own. Printed with
+    the figures so they can be read on another machine."""
+    small = measure_fresh(["-c", _TOUCH], {"NUMPY_MADVISE_HUGEPAGE": "0"})
+    huge = measure_fresh(["-c", _TOUCH], {"NUMPY_MADVISE_HUGEPAGE": "1"})
+    return MemorySpeed(float(small["fresh"]), float(huge["fresh"]), float(small["again"]))
 
 
 # A small Python process starts the command and reports its rusage: the command's peak
@@ -65,12 +84,13 @@ print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.
 """
 
 
-def measure_fresh(args: list[str]) -> dict:
-    """Run ``python args...`` through the launcher and return the JSON of its last output
-    line: a measurement in a fresh process whose peak memory is its own."""
+def measure_fresh(args: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run ``python args...`` through the launcher (with ``env`` added to the environment)
+    and return the JSON of its last output line: a measurement in a fresh process whose
+    peak memory is its own."""
     with tempfile.TemporaryDirectory() as tmp:
         out, err = Path(tmp) / "out", Path(tmp) / "err"
-        code = run_measured([sys.executable, *args], out, err).code
+        code = run_measured([sys.executable, *args], out, err, env).code
         if code != 0:
             sys.exit(f"the measurement {args} failed:\n{err.read_text()[-3000:]}")
         return json.loads(out.read_text().strip().splitlines()[-1])
@@ -83,14 +103,18 @@ class Measured(NamedTuple):
     cpu_s: float  # its CPU time (user + system, all threads): steadier than wall under load
 
 
-def run_measured(command: list[str], out: Path, err: Path) -> Measured:
-    """Run ``command`` (stdout to ``out``, stderr to ``err``) and measure it."""
+def run_measured(
+    command: list[str], out: Path, err: Path, env: dict[str, str] | None = None
+) -> Measured:
+    """Run ``command`` (stdout to ``out``, stderr to ``err``, ``env`` added to the
+    environment) and measure it."""
     t = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", _LAUNCHER, str(out), str(err), *command],
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, **env} if env else None,
     )
     seconds = time.perf_counter() - t
     report = json.loads(done.stdout)

@@ -131,6 +131,9 @@ def main() -> None:
     ap.add_argument("--measure", nargs=2, metavar=("ROOT", "APPROACH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
+        from jobs.process_setup import set_up_process
+
+        set_up_process()  # as the `fraudwatch` command does before its first import of numpy
         print(json.dumps(measure(Path(args.measure[0]), args.measure[1])))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,11 +147,7 @@ def main() -> None:
         keyed = ensure_keys(root)
         if keyed is not None:
             print(f"keyed every row (rebuild-keys) in {keyed:.0f} s")
-        fresh, again = memory_touch_mb_s()
-        print(
-            f"load average {os.getloadavg()[0]:.1f} (2 cores); memory written {fresh:,.0f} MB/s "
-            f"fresh, {again:,.0f} MB/s again (benchmarks/common.py: memory_touch_mb_s)"
-        )
+        print(f"load average {os.getloadavg()[0]:.1f} (2 cores); {memory_touch_mb_s().line()}")
         approaches = ["sweep"] if args.sweep_only else ["sweep", "sql"]
         approaches += [] if args.skip_plain or args.sweep_only else ["plain"]
         got = {}

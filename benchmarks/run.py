@@ -65,6 +65,8 @@ from common import (
 _DAEMON = """
 import json, sys, time
 from datetime import datetime
+from jobs.process_setup import set_up_process
+set_up_process()  # as `fraudwatch schedule` starts
 from jobs import logs
 from jobs.config import load_config
 cfg = load_config(sys.argv[1])
@@ -397,11 +399,9 @@ def main() -> None:
                 f"schedule`) stages {d['stages']}; ratio {r['bare_predict_s'] / d['run_s']:.2f} "
                 f"(target >= 0.4); peak RSS {d['peak_rss_mb']:,.0f} MB"
             )
-        fresh, again = memory_touch_mb_s()
         print(
             f"  load average   {' '.join(f'{x:.2f}' for x in os.getloadavg())} (at the end); "
-            f"memory written {fresh:,.0f} MB/s fresh, {again:,.0f} MB/s again (a cron "
-            "process's memory is all fresh: benchmarks/common.py, memory_touch_mb_s)"
+            f"{memory_touch_mb_s().line()}; a cron process's memory is all fresh"
         )
     if len(results) > 1:
         print(

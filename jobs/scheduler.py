@@ -172,7 +172,7 @@ def run_job(job_name: str, config_path: str) -> None:
             seconds=round(time.monotonic() - started, 3),
             error=f"{type(exc).__name__}: {exc}",
         )
-    finally:  # the CLI delays full collections (jobs.cli.main): the daemon has one per job
+    finally:  # the CLI delays full collections (jobs.process_setup): the daemon has one per job
         gc.collect()
 
 

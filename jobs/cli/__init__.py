@@ -22,7 +22,6 @@ the commands that use them, never here.
 from __future__ import annotations
 
 import functools
-import gc
 import json
 import sys
 from collections.abc import Callable
@@ -35,6 +34,7 @@ import click
 from jobs import logs
 from jobs.config import Config, load_config
 from jobs.errors import FraudwatchError, PromotionRefused
+from jobs.process_setup import set_up_process
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -262,14 +262,7 @@ def exit_needs_attention() -> NoReturn:
 def main() -> None:
     """The console script. Off a terminal, usage errors and unexpected failures are JSON
     lines too, so a cron log stays parseable whatever goes wrong."""
-    # A command's long-lived Python objects are those of the modules it imports (numba,
-    # SQLAlchemy, polars, LightGBM: hundreds of thousands of functions, classes and dicts);
-    # its data lives in Arrow, numpy and DuckDB buffers. With Python's default thresholds,
-    # full collections walked all of them four times while a run imported its modules: 0.7 s
-    # of the 1 s a `fraudwatch run` spent collecting (benchmarks/README.md, "Where a cron
-    # run's time goes"). Young objects are still collected as usual; a full collection waits
-    # for 1,000 younger ones instead of 10, and the scheduler collects after each job.
-    gc.set_threshold(700, 10, 1000)
+    set_up_process()  # small pages for numpy, fewer full collections: see the module
     if sys.stderr.isatty():
         cli(prog_name="fraudwatch")
         return

@@ -1,0 +1,54 @@
+"""How a fraudwatch process sets itself up before its first command: memory pages and the
+garbage collector. The ``fraudwatch`` console script calls :func:`set_up_process` first;
+the benchmarks call it as the command would.
+
+Both settings are measured in benchmarks/README.md ("Huge pages, and where a cron run's
+time goes").
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+
+HUGEPAGE_VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
+
+
+def set_up_process() -> None:
+    """Small memory pages for numpy's arrays, and fewer full garbage collections.
+
+    **Pages.** numpy asks Linux for transparent huge pages (2 MiB) for every array of 4 MiB
+    or more. Where the kernel grants them on request (``transparent_hugepage/enabled`` and
+    ``defrag`` set to ``madvise``, the usual default), it may first compact memory to find
+    a free 2 MiB block, in the process, while the array's first write waits; and on a VM
+    that returns free memory to its host (virtio-balloon free page reporting), each such
+    block is one the host took back. A cron run's memory is all new, so it paid this on
+    every array: on the 2-core VM the figures come from, a GiB written once took 0.2-10 s
+    with the advice (median 1.7 s) against 0.5-0.8 s without; the features of a 1M-row run
+    over 30M rows took 11-14 s against 4.1-4.3 s. So fraudwatch sets
+    ``NUMPY_MADVISE_HUGEPAGE=0`` unless the environment sets it: ``1`` restores numpy's
+    default, where huge pages are cheap (``benchmarks/run.py`` prints both write speeds).
+
+    **Collector.** A command's long-lived Python objects are those of the modules it
+    imports (numba, SQLAlchemy, polars, LightGBM: hundreds of thousands of functions,
+    classes and dicts); its data lives in Arrow, numpy and DuckDB buffers. With Python's
+    default thresholds, full collections walked all of them four times while a run
+    imported its modules (0.7 s of the 1 s a run spent collecting). Young objects are
+    still collected as usual; a full collection waits for 1,000 younger ones instead of
+    10, and the scheduler collects after each job.
+    """
+    os.environ.setdefault(HUGEPAGE_VARIABLE, "0")
+    if "numpy" in sys.modules:  # imported already: numpy read the variable at its import
+        _advise_numpy(os.environ[HUGEPAGE_VARIABLE] != "0")
+    gc.set_threshold(700, 10, 1000)
+
+
+def _advise_numpy(huge: bool) -> None:
+    """What numpy's own import does with the variable (numpy/__init__.py, hugepage_setup)."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    advise = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
+    if advise is not None:
+        advise(huge)
