@@ -26,6 +26,7 @@ test: $(DEVSTAMP)
 	$(BIN)/ruff check jobs registry reports tests benchmarks
 	$(BIN)/ruff format --check jobs registry reports tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks  # scripts, not a package: checked on their own
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -47,11 +47,11 @@ def generate(
     # each customer's terminals within the radius, as one flat array with offsets
     near: list[np.ndarray] = []
     for block in range(0, customers, 500):
-        d = np.hypot(
+        dist = np.hypot(
             cxy[block : block + 500, None, 0] - txy[None, :, 0],
             cxy[block : block + 500, None, 1] - txy[None, :, 1],
         )
-        near += [np.flatnonzero(row < radius) for row in d]
+        near += [np.flatnonzero(row < radius) for row in dist]
     n_near = np.array([a.size for a in near])
     offsets = np.concatenate([[0], np.cumsum(n_near)[:-1]])
     flat = np.concatenate(near)

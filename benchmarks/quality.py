@@ -147,6 +147,7 @@ def evaluate(root: Path, train_end: date, test_days: int, k: int) -> dict[str, o
     assert info is not None
     booster = reg.load_booster(cfg.settings.model.name, info.version)
     lineage = info.lineage
+    assert lineage.label_cutoff is not None  # a version fraudwatch trained records its cutoff
     delay = timedelta(days=cfg.settings.source.label_delay_days)
     test_start = datetime.combine(train_end, datetime.min.time()) + delay
     test_end = test_start + timedelta(days=test_days)
@@ -162,7 +163,7 @@ def evaluate(root: Path, train_end: date, test_days: int, k: int) -> dict[str, o
         test = load_training_data(con, cfg, TrainingWindow(test_start, test_end, clock, clock))
     names, categorical = list(train.features), list(train.categorical)
     x_test = encode(test.frame, names, categorical, lineage.categorical_vocab)
-    ours = scores(test.frame, booster.predict(x_test), k)
+    ours = scores(test.frame, np.asarray(booster.predict(x_test)), k)
     baseline = scores(
         test.frame, logistic_regression(train.frame, test.frame, names, categorical), k
     )

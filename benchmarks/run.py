@@ -114,7 +114,12 @@ def measure(
     from jobs.training import train_version
     from jobs.warehouse import open_configured
 
-    shape = {"history_rows": history, "new_rows": new, "days": days, "random_ids": random_ids}
+    shape: dict[str, Any] = {
+        "history_rows": history,
+        "new_rows": new,
+        "days": days,
+        "random_ids": random_ids,
+    }
     last = date(2026, 1, 1) + timedelta(days=days)  # the new day
     with tempfile.TemporaryDirectory() as tmp:
         cfg = build_warehouse(Path(tmp), memory_limit=memory_limit, defer_new=True, **shape)

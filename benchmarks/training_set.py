@@ -46,7 +46,8 @@ def measure(root: Path, days: int) -> dict[str, object]:
     end = datetime.combine(last.date(), datetime.min.time()) + timedelta(days=1)
     start = end - timedelta(days=days)
     chunk = cfg.settings.scoring.feature_chunk_size
-    rows, per_part = 0, []
+    rows = 0
+    per_part: list[float] = []
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         writer = None
