@@ -92,6 +92,6 @@ def check_features(model: LoadedModel, produced: Sequence[str]) -> None:
 def predict(
     model: LoadedModel, feats: pa.Table, policy: InferencePolicy, threads: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    x = encode(feats, model.features, model.categorical, model.vocab)
+    x = encode(feats, model.features, model.categorical, model.vocab, column_major=True)
     x = apply_policy(x, model.features, policy, model.medians)
     return np.asarray(model.booster.predict(x, num_threads=threads)), x
