@@ -60,9 +60,9 @@ def encode(
 
     Row-major (C order) by default: training slices it by rows. ``column_major`` (scoring)
     writes each column contiguously, which LightGBM predicts from without a copy and with
-    the same scores; a 1M-row batch encodes in 0.13-0.15 s instead of 0.35 s. Numeric
-    columns are cast by Arrow (each value rounded to the nearest float32, as a polars cast
-    does), categorical ones through the vocabulary."""
+    the same scores; with numeric columns cast by Arrow from a table (each value rounded to
+    the nearest float32, as a polars cast does), 1M rows encode in 0.13-0.15 s instead of
+    0.35 s. Categorical columns go through the vocabulary."""
     rows = table.num_rows if isinstance(table, pa.Table) else table.height
     matrix = np.empty((len(names), rows) if column_major else (rows, len(names)), np.float32)
     for i, name in enumerate(names):
@@ -77,22 +77,20 @@ def encode(
 def _column(
     table: pa.Table | pl.DataFrame, name: str, categorical: bool, vocab: Mapping[str, Sequence[str]]
 ) -> np.ndarray:
-    """One model input as float32, missing values NaN."""
+    """One model input as float32, missing values NaN: by polars from a frame (training's
+    chunked frames convert a chunk at a time) and for categories, by an Arrow cast from a
+    table (scoring's batches: 2-3x faster); the same bits either way."""
+    if isinstance(table, pa.Table) and not categorical:
+        as_float = pc.cast(table.column(name), pa.float32(), safe=False)  # safe refuses 2**24+1
+        if as_float.null_count:
+            as_float = pc.fill_null(as_float, float("nan"))
+        return np.asarray(as_float.to_numpy())
+    one = table.select([name]) if isinstance(table, pa.Table) else table.select(name)
+    column = to_frame(one).get_column(name)
     if categorical:
-        one = table.select([name]) if isinstance(table, pa.Table) else table.select(name)
         mapping = {v: float(j) for j, v in enumerate(vocab.get(name, []))}
-        column = (
-            to_frame(one)
-            .get_column(name)
-            .cast(pl.Utf8)
-            .replace_strict(mapping, default=None, return_dtype=pl.Float32)
-        )
-        return column.fill_null(float("nan")).to_numpy()
-    arrow = table.column(name) if isinstance(table, pa.Table) else table.get_column(name).to_arrow()
-    as_float = pc.cast(arrow, pa.float32(), safe=False)  # safe: refuses ints above 2**24
-    if as_float.null_count:
-        as_float = pc.fill_null(as_float, float("nan"))
-    return np.asarray(as_float.to_numpy())
+        column = column.cast(pl.Utf8).replace_strict(mapping, default=None, return_dtype=pl.Float32)
+    return column.cast(pl.Float32).fill_null(float("nan")).to_numpy()
 
 
 def medians(matrix: np.ndarray, names: Sequence[str]) -> dict[str, float]:

@@ -2,8 +2,8 @@
 garbage collector. The ``fraudwatch`` console script calls :func:`set_up_process` first;
 the benchmarks call it as the command would.
 
-Both settings are measured in benchmarks/README.md ("Huge pages, and where a cron run's
-time goes").
+Both settings are measured in benchmarks/README.md (the sections "Huge pages: what the
+fresh-memory tax was" and "Fresh memory, and the sweep's merchant days").
 """
 
 from __future__ import annotations
