@@ -62,7 +62,7 @@ def memory_touch_mb_s() -> MemorySpeed:
     VM that hands unused memory back to its host (virtio-balloon free page reporting, as on
     the shared machine these figures come from) a first touch is a fault in the host, and
     huge pages (numpy's default advice, which fraudwatch turns off: jobs/process_setup.py)
-    may first wait for the kernel to compact memory: 2026-12-02, 1,100-1,300 MB/s with
+    may first wait for the kernel to compact memory: 2026-12-02, 1,100-2,000 MB/s with
     small pages, 90-4,600 with huge ones, ~2,000 again. A cron process's memory is
     all fresh; a long-lived process (``fraudwatch schedule``) reuses its own. Printed with
     the figures so they can be read on another machine."""

@@ -25,7 +25,7 @@ def set_up_process() -> None:
     that returns free memory to its host (virtio-balloon free page reporting), each such
     block is one the host took back. A cron run's memory is all new, so it paid this on
     every array: on the 2-core VM the figures come from, a GiB written once took 0.2-10 s
-    with the advice (median 1.7 s) against 0.5-0.8 s without; the features of a 1M-row run
+    with the advice (median 1.6 s) against 0.5-0.8 s without; the features of a 1M-row run
     over 30M rows took 11-14 s against 4.1-4.3 s. So fraudwatch sets
     ``NUMPY_MADVISE_HUGEPAGE=0`` unless the environment sets it: ``1`` restores numpy's
     default, where huge pages are cheap (``benchmarks/run.py`` prints both write speeds).

@@ -96,9 +96,10 @@ def place_rows(  # type: ignore[no-untyped-def]
     exact,
 ):
     """Pass 2, batch by batch: each target merchant's (``m_slot >= 0``) row of a day a window
-    edge cuts to its merchant's next place; each card row to the next place of its card's *bucket* (cards
-    ``k >> shift``: a few hundred buckets, so the writes stay in cache), with the card's low
-    bits. False if a group overflows (rows written between the passes)."""
+    edge cuts to its merchant's next place; each card row to the next place of its card's
+    *bucket* (cards ``k >> shift``: a few hundred buckets, so the writes stay in cache),
+    with the card's low bits. False if a group overflows (rows written between the
+    passes)."""
     mask = (1 << shift) - 1
     for i in range(card.size):
         m, t, c = merchant[i], times[i], card[i]
