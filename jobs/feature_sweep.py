@@ -31,10 +31,11 @@ def _target_rows(
     end: datetime | None,
     ids_table: str | None,
 ) -> pa.Table:
-    """The target rows' ``cols`` (of ``transactions x``) in output order. By id, the search
-    is bounded by the ids' range and, when ``ids_table`` has ``event_time``, its time range
-    (DuckDB then skips the row groups outside them); should the times not match the
-    transactions', the search runs again unbounded."""
+    """The target rows' ``cols`` (of ``transactions x``) in output order. By id, when
+    ``ids_table`` has ``event_time``: first :func:`_boxed`, the rows of the ids' id and time
+    ranges; else the search is bounded by the ids' range and, when there are times, their
+    time range (DuckDB then skips the row groups outside them); should the times not match
+    the transactions', the search runs again unbounded."""
     order = "ORDER BY x.event_time, x.transaction_id"
     if ids_table is None:
         return con.sql(
@@ -44,6 +45,9 @@ def _target_rows(
         ).to_arrow_table()
     ids = quote_ident(ids_table)
     names = [d[0] for d in con.execute(f"SELECT * FROM {ids} LIMIT 0").description]
+    timed = "event_time" in names
+    if timed and (boxed := _boxed(con, cols, ids)) is not None:
+        return boxed
     con.execute("DROP TABLE IF EXISTS temp.fw_target")
     con.execute(f"CREATE TEMP TABLE fw_target AS SELECT DISTINCT transaction_id FROM {ids}")
     try:
@@ -52,7 +56,7 @@ def _target_rows(
         ).fetchall()[0]
         search = f"SELECT {cols} FROM transactions x SEMI JOIN fw_target USING (transaction_id) "
         bounded = "WHERE x.transaction_id BETWEEN ? AND ?"
-        if "event_time" in names:
+        if timed:
             first, last = con.execute(
                 f"SELECT min(event_time), max(event_time) FROM {ids}"
             ).fetchall()[0]
@@ -65,6 +69,36 @@ def _target_rows(
         return con.sql(f"{search} {bounded} {order}", params=[low, high]).to_arrow_table()
     finally:
         con.execute("DROP TABLE IF EXISTS temp.fw_target")
+
+
+def _boxed(con: duckdb.DuckDBPyConnection, cols: str, ids: str) -> pa.Table | None:
+    """The target rows when they are all the transactions of their box (the ids' id range
+    times their time range), as a scoring chunk of the newest rows is: fetched by the box's
+    bounds, with no join on the ids (0.19 s against 0.41-0.49 s for 1M rows of a day over
+    10M). Exact, whatever the ids table's times: the box's rows are counted first, and
+    fetched only if they are as many as the ids; then the fetched ids, in output order, must
+    be the ids table's in its ``(event_time, transaction_id)`` order, which holds only if
+    the two are the same rows (same times). None otherwise: search by id."""
+    first, last, low, high, n = con.execute(
+        f"SELECT min(event_time), max(event_time), min(transaction_id), max(transaction_id), "
+        f"count(*) FROM {ids}"
+    ).fetchall()[0]
+    box = "x.transaction_id BETWEEN ? AND ? AND x.event_time BETWEEN ? AND ?"
+    bounds = [low, high, first, last]
+    if (
+        n == 0
+        or con.execute(f"SELECT count(*) FROM transactions x WHERE {box}", bounds).fetchall()[0][0]
+        != n
+    ):
+        return None
+    table = con.sql(
+        f"SELECT {cols} FROM transactions x WHERE {box} ORDER BY x.event_time, x.transaction_id",
+        params=bounds,
+    ).to_arrow_table()
+    wanted = con.sql(
+        f"SELECT transaction_id FROM {ids} ORDER BY event_time, transaction_id"
+    ).to_arrow_table()["transaction_id"]
+    return table if wanted.equals(table["transaction_id"]) else None
 
 
 def swept_features(

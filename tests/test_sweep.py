@@ -186,6 +186,50 @@ def test_seconds_since_previous_are_exact_for_sub_second_gaps(
     ]
 
 
+@pytest.mark.parametrize(
+    ("ids_sql", "expect"),
+    [
+        # ids with their times, every row of their id and time ranges: fetched by the ranges
+        (
+            "SELECT transaction_id, event_time FROM transactions "
+            "WHERE transaction_id BETWEEN 't100' AND 't119'",
+            [f"t{i}" for i in range(100, 120)],
+        ),
+        # t102 given t101's time: the ranges hold t100 and t101, as many rows as the ids
+        (
+            "SELECT * FROM (VALUES ('t100', TIMESTAMP '2026-01-21 21:00:00'), "
+            "('t102', TIMESTAMP '2026-01-22 03:00:00')) v(transaction_id, event_time)",
+            ["t100", "t102"],
+        ),
+        # an id twice: t103..t105's ranges hold three rows, as many as the ids' rows
+        (
+            "SELECT transaction_id, event_time FROM transactions "
+            "WHERE transaction_id IN ('t103', 't105') UNION ALL SELECT 't105', "
+            "TIMESTAMP '2026-01-22 21:00:00'",
+            ["t103", "t105"],
+        ),
+        # fewer rows in the ranges than ids (a wrong time, an id without a transaction)
+        (
+            "SELECT transaction_id, TIMESTAMP '2026-01-22 12:00:00' AS event_time "
+            "FROM transactions WHERE transaction_id IN ('t103', 't110') "
+            "UNION ALL SELECT 't1045', NULL",
+            ["t103", "t110"],
+        ),
+    ],
+)
+def test_ids_with_their_times_find_exactly_their_rows(
+    world: tuple[Config, duckdb.DuckDBPyConnection], ids_sql: str, expect: list[str]
+) -> None:
+    """The ids table's times narrow the search (and, when the ids are every row of their id
+    and time ranges, replace the join on ids), but never change which rows are found."""
+    cfg, con = world
+    con.execute(f"CREATE OR REPLACE TEMP TABLE probe AS {ids_sql}")
+    swept = swept_features(con, cfg, ids_table="probe")
+    assert swept is not None
+    assert sorted(swept["transaction_id"].to_pylist()) == expect
+    assert_same(pl.from_arrow(swept), pl.from_arrow(reference_features(con, cfg, "probe")))
+
+
 def test_compute_features_takes_the_sweep_only_while_the_keys_are_current(
     world: tuple[Config, duckdb.DuckDBPyConnection],
 ) -> None:
