@@ -493,6 +493,11 @@ class Config:
         return self.data_dir / "cache" / "performance"
 
     @property
+    def estimates_dir(self) -> Path:
+        """Each day's performance estimate, kept between runs (jobs/estimate_cache.py): a cache."""
+        return self.data_dir / "cache" / "estimates"
+
+    @property
     def transactions_glob(self) -> str:
         return str(self.resolve(self.settings.source.transactions))
 

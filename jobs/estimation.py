@@ -24,8 +24,9 @@ import numpy as np
 
 from jobs.calibration import CalibrationSource, CurrentCalibration, load_calibrator
 from jobs.config import Config
+from jobs.estimate_cache import EstimateCache
 from jobs.performance_data import WINDOW, scored_window, top_cards
-from reports.estimation import DayInput, EstimationSummary, estimate_day, summarise
+from reports.estimation import DayInput, EstimationSummary, summarise
 
 if TYPE_CHECKING:
     from registry import Registry
@@ -164,7 +165,8 @@ def estimate_from_inputs(
     cfg: Config, reg: Registry, plan: EstimationPlan, bins: Columns, cards: Columns
 ) -> EstimationSummary | None:
     """The estimate from its inputs (:func:`window_inputs`, or the days kept between runs
-    by :mod:`jobs.performance_days`)."""
+    by :mod:`jobs.performance_days`); each day's estimate is kept between runs too
+    (:mod:`jobs.estimate_cache`, under ``cfg.estimates_dir``)."""
     s = cfg.settings
     versions = sorted(
         {int(v) for v in bins["model_version"]} | {int(v) for v in cards["model_version"]}
@@ -172,6 +174,7 @@ def estimate_from_inputs(
     calibration = _calibration(reg, cfg, plan, versions, bins)
     bin_days = _as_dates(bins["day"])
     card_days = _as_dates(cards["day"])
+    kept = EstimateCache(cfg.estimates_dir)  # each day's estimate, kept between runs
     days = []
     for day in sorted(d for d in set(bin_days) if d >= plan.start.date()):
         on_day, cards_on_day = bin_days == day, card_days == day
@@ -185,7 +188,7 @@ def estimate_from_inputs(
         mean_score = bins["mean"][sel].astype(float)
         cp, cf = _cards(cards_on_day, cards, card_p)
         days.append(
-            estimate_day(
+            kept.estimate_day(
                 DayInput(
                     day=day,
                     matured=day < plan.matured,
@@ -205,6 +208,7 @@ def estimate_from_inputs(
                 calibration="; ".join(x.describe() for x in sources),
             )
         )
+    kept.tidy()
     if not days:
         return None
     e = s.estimation

@@ -23,7 +23,8 @@ The figures are those of :func:`jobs.performance_data.window_aggregates` and
 which the report reads instead when a score lacks its transaction's copies or the keyed
 state is not current (:func:`jobs.keys.keys_current`). The files are a cache: a deleted
 folder or a damaged file only costs the next report time (a week of days at a time); files
-unused for a week are deleted.
+unused for a week are deleted. The estimate drawn from each day is kept apart, in
+``<data_dir>/cache/estimates/`` (:mod:`jobs.estimate_cache`).
 """
 
 from __future__ import annotations
@@ -290,8 +291,9 @@ def _write(
     return True
 
 
-def _tidy(key: Path, used: list[Path]) -> None:
-    """Mark the files read as used, and delete the files and key folders unused for a week."""
+def _tidy(key: Path, used: list[Path], what: str = "performance days") -> None:
+    """Mark the files read as used, and delete the files and key folders unused for a week
+    (``what``: the files, for the log)."""
     if not key.is_dir():
         return  # nothing kept
     try:
@@ -302,7 +304,7 @@ def _tidy(key: Path, used: list[Path]) -> None:
             if entry.stat().st_mtime < stale:
                 _remove(entry)
     except OSError as exc:
-        logs.event(log, "performance days not tidied", "warning", error=str(exc))
+        logs.event(log, f"{what} not tidied", "warning", error=str(exc))
 
 
 def _remove(entry: Path) -> None:

@@ -129,6 +129,12 @@ def _value(x: Any) -> float | None:
     return None if np.isnan(v) else v
 
 
+# The version of what estimate_day (and _metrics, _shifted, _interval, _value) computes: part
+# of the key of the estimates kept between runs (jobs/estimate_cache.py). Bump it with any
+# change to their results, or reports will show estimates kept from the old code.
+ESTIMATE_VERSION = 1
+
+
 def estimate_day(
     d: DayInput,
     *,
