@@ -9,11 +9,14 @@ time, whose features one query computes with the one SQL definition (so the
 history is read once per chunk); then for each batch of ``[scoring]
 batch_size`` rows of the chunk the champion scores them,
 the challenger (if any) scores the same rows in shadow, and the scores and the
-champion's alerts for the batch are written in ONE warehouse transaction. A
-crash therefore loses at most the batch in flight, and a re-run picks up
+champion's alerts for the batch are written in ONE warehouse transaction. The
+writes happen on a thread of their own (:class:`BatchWriter`), in order, while
+the models score the next batch: a batch's writes are single-threaded work that
+would otherwise leave a core idle. A crash therefore loses at most the two
+batches in flight (one being written, one scored), and a re-run picks up
 exactly the rows not yet scored: scores are keyed by
 (transaction_id, model_name, model_version) and never duplicated. Memory is
-bounded by the chunk and batch sizes, not by the backlog.
+bounded by the chunk and batch sizes (two batches at a time), not by the backlog.
 
 Analysts read the warehouse while a stage scores (:mod:`jobs.warehouse_windows`): the
 backlog and each chunk's features are found with the file attached read-only (the
@@ -60,6 +63,7 @@ from jobs.model_inputs import InferencePolicy
 from jobs.profiles import batch_profiles, write_profiles
 from jobs.reasons import explainer
 from jobs.runs import utcnow
+from jobs.scoring_writer import BatchWriter, ScoredBatch
 from jobs.warehouse import transaction
 from jobs.warehouse_windows import Access, access_of
 from registry import Registry
@@ -82,10 +86,12 @@ class ScoreResult:
     windows: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     # where the stage's time went: finding the backlog, the feature queries, the models
-    # (champion, challenger, alert reasons), the day profiles for the reports, writing
+    # (champion and challenger), then on the writer thread, alongside the next batch's
+    # predict, the day profiles for the reports and writing (alerts and their reasons
+    # included); "write_wait": the models waiting for the writer (one batch in flight)
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(
-            ("backlog", "features", "predict", "profile", "write"), 0.0
+            ("backlog", "features", "predict", "profile", "write", "write_wait"), 0.0
         )
     )
     _clock: logs.Laps = field(init=False, repr=False)
@@ -259,8 +265,10 @@ def score_pending(
     result.lap("backlog")
     batch_size, chunk_size = s.scoring.batch_size, s.scoring.feature_chunk_size
     logs.event(log, "scoring backlog", rows=total, champion=champion.version, batch_size=batch_size)
-    with logs.progress("scoring", total) as bar:
+    with logs.progress("scoring", total) as bar, BatchWriter(scorer, access, result) as writer:
         for offset in range(0, total, chunk_size):
+            writer.drain()  # the chunk's read window never meets a batch's write window
+            result.lap("write_wait")
             with access.reading() as wh:
                 wh.execute("DROP TABLE IF EXISTS temp.fw_batch")
                 wh.execute(
@@ -273,11 +281,15 @@ def score_pending(
                 chunk = _with_card_keys(wh, compute_features(wh, cfg, ids_table="fw_batch"))
             result.lap("features")
             for start in range(0, chunk.num_rows, batch_size):
-                # a batch's frames are the scorer's locals: nothing of this chunk (a slice
-                # keeps its whole chunk alive) is held while the next chunk's query runs
-                scorer.score(access, chunk.slice(start, batch_size), result)
-                bar.update(min(batch_size, chunk.num_rows - start))
+                # a batch's frames are the scorer's and the writer's: nothing of this chunk (a
+                # slice keeps its whole chunk alive) is held while the next chunk's query runs
+                batch = scorer.predict(chunk.slice(start, batch_size))
+                result.lap("predict")
+                writer.submit(batch, on_written=bar.update)
+                result.lap("write_wait")
             del chunk
+        writer.drain()
+        result.lap("write_wait")
     if mark is not None:
         with access.writing("scoring state") as wh:
             _record_scored_through(wh, champion, mark, run_id)
@@ -301,7 +313,8 @@ class BatchScorer:
     alert_after: datetime | None  # rows older than this never alert (alerts.max_age_days)
     run_id: str
 
-    def score(self, access: Access, feats: pa.Table, result: ScoreResult) -> None:
+    def predict(self, feats: pa.Table) -> ScoredBatch:
+        """The models' scores of a batch and its alert candidates (no warehouse)."""
         champion, challenger = self.champion, self.challenger
         threads = self.cfg.settings.scoring.num_threads
         scores, x = predict(champion, feats, self.policy, threads)
@@ -309,19 +322,32 @@ class BatchScorer:
         recent = _recent_mask(feats, self.alert_after)
         above = scores >= self.cfg.settings.alerts.threshold
         hot = np.flatnonzero(above & recent)
-        candidates = _alert_candidates(feats, hot, scores, champion)
-        explain = explainer(champion, candidates, x[hot], self.descriptions, threads)
-        result.lap("predict")
+        return ScoredBatch(
+            feats=feats,
+            scores=scores,
+            shadow=shadow,
+            hot=hot,
+            x_hot=x[hot],
+            stale=int((above & ~recent).sum()),
+        )
+
+    def write(self, access: Access, b: ScoredBatch, result: ScoreResult, clock: logs.Laps) -> None:
+        """A batch's day profiles, then its scores and alerts (their reasons computed for the
+        rows the policy picks) in one transaction."""
+        champion, challenger = self.champion, self.challenger
+        threads = self.cfg.settings.scoring.num_threads
         # the rows' features are at hand: sketch them per day for the drift reports
-        days = batch_profiles(feats, scores, self.spec)
-        result.lap("profile")
+        days = batch_profiles(b.feats, b.scores, self.spec)
+        clock.lap("profile")
+        candidates = _alert_candidates(b.feats, b.hot, b.scores, champion)
+        explain = explainer(champion, candidates, b.x_hot, self.descriptions, threads)
         with access.writing("scores") as con, transaction(con):
-            _write_scores(con, champion, feats, scores, self.run_id)
-            if challenger is not None and shadow is not None:
-                _write_scores(con, challenger, feats, shadow, self.run_id)
+            _write_scores(con, champion, b.feats, b.scores, self.run_id)
+            if challenger is not None and b.shadow is not None:
+                _write_scores(con, challenger, b.feats, b.shadow, self.run_id)
             created = (
                 create_alerts(con, self.cfg.settings.alerts, candidates, self.run_id, explain)
-                if len(hot)
+                if len(b.hot)
                 else None
             )
             write_profiles(
@@ -331,12 +357,12 @@ class BatchScorer:
                 model_version=champion.version,
                 part=f"{self.run_id}/{result.batches}",
             )
-        result.lap("write")
+        clock.lap("write")
         result.batches += 1
-        result.scored += feats.num_rows
-        result.shadow_scored += feats.num_rows if shadow is not None else 0
-        result.above_threshold += len(hot)
-        result.stale_above_threshold += int((above & ~recent).sum())
+        result.scored += b.feats.num_rows
+        result.shadow_scored += b.feats.num_rows if b.shadow is not None else 0
+        result.above_threshold += len(b.hot)
+        result.stale_above_threshold += b.stale
         result.alerts_created += created.created if created else 0
 
 
