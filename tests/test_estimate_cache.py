@@ -242,3 +242,31 @@ def test_the_performance_report_keeps_its_estimates(tmp_path: Path) -> None:
     # the whole window's inputs are the kept days' to the bit: every day read back, none new
     assert sorted(cfg.estimates_dir.rglob("*.json")) == files
     assert [p.stat().st_ino for p in files] == inodes  # none rewritten (os.replace)
+
+
+# What estimate_day gives for one fixed day, per ESTIMATE_VERSION (6 decimals). Kept
+# estimates are keyed by that version: a change to estimate_day's results that leaves the
+# version as it was would have reports show estimates computed by the old code.
+RECORDED = {
+    1: {
+        "average_precision": (0.234222, 0.136086, 0.368128),
+        "precision_at_threshold": (0.269893, 0.15, 0.438804),
+        "recall_at_threshold": (0.315067, 0.267527, 0.368919),
+        "card_precision_at_k": (0.335, 0.1, 0.6),
+    }
+}
+
+
+def test_a_change_to_the_estimates_results_comes_with_a_new_version() -> None:
+    from reports.estimation import ESTIMATE_VERSION
+
+    e = estimate_day(_day(spread=0.4), **OPTIONS)
+    got = {
+        m: tuple(None if x is None else round(x, 6) for x in (i.estimate, i.low, i.high))
+        for m, i in e.estimated.items()
+    }
+    assert got == RECORDED.get(ESTIMATE_VERSION), (
+        "estimate_day's results changed: bump reports.estimation.ESTIMATE_VERSION and record "
+        "the new results in RECORDED (or, if numpy's random streams changed, record them "
+        "under the same version: numpy's version is part of the kept files' key)"
+    )
