@@ -184,7 +184,13 @@ class Windows:
             except duckdb.Error:
                 pass
             self.con.execute("USE memory")
-            self.con.execute(f"DETACH {ALIAS}")
+            # a DETACH that failed writing its checkpoint (a full disk) has detached the
+            # file all the same: what was committed is in its WAL, replayed at the next open
+            attached = self.con.execute(
+                "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [ALIAS]
+            ).fetchall()[0][0]
+            if attached:
+                self.con.execute(f"DETACH {ALIAS}")
 
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:

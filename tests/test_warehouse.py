@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
-from datetime import datetime
+from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from conftest import World
 
 from jobs.errors import FraudwatchError
 from jobs.warehouse import MIGRATIONS, SCHEMA_VERSION, open_warehouse
@@ -111,13 +116,12 @@ def test_a_data_dir_through_a_regular_file_is_a_clear_error(tmp_path: Path, data
     assert (tmp_path / "a-file").read_text() == "not a folder"
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 6 MB filesystem (tmpfs): needs root, as in the CI container."""
-    disk = tmp_path / "disk"
+@contextmanager
+def _tmpfs(disk: Path, size: str) -> Iterator[Path]:
+    """A filesystem of ``size`` (tmpfs) at ``disk``: needs root, as in the CI container."""
     disk.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode().strip()}")
@@ -125,6 +129,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield disk
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MB filesystem."""
+    with _tmpfs(tmp_path / "disk", "6m") as disk:
+        yield disk
 
 
 def test_a_full_disk_is_a_clear_error_and_changes_nothing(tmp_path: Path, small_disk: Path) -> None:
@@ -151,6 +162,79 @@ def test_a_full_disk_is_a_clear_error_and_changes_nothing(tmp_path: Path, small_
         assert con.execute("SELECT path FROM ingested_files").fetchall() == [("landing/a.csv",)]
     (landing / "b.csv").unlink()  # space is freed (the big file goes): all is well again
     assert _cli(cfg, "ingest").exit_code == 0
+
+
+def test_a_disk_filling_up_while_scoring_keeps_whole_batches_in_order(
+    world: World, tmp_path: Path
+) -> None:
+    """Scoring writes its batches on a thread of their own (jobs/scoring_writer.py): when a
+    write fails for want of space, the run stops with the disk-full message, the batches
+    written before it are whole and are the backlog's first ones, nothing after it is
+    written, and the run after space is freed scores the rest, each row once."""
+    from jobs.batch import run_batch
+    from jobs.simulate import SimulationOptions, simulate
+
+    run_batch(world.cfg, reports=False)  # the history scored, as yesterday's run left it
+    with _tmpfs(tmp_path / "disk", "32m") as disk:
+        root = disk / "w"
+        shutil.copytree(world.root, root)
+        config = root / "config.toml"
+        config.write_text(config.read_text().replace("batch_size = 5000", "batch_size = 500"))
+        simulate(
+            root / "landing",
+            start=date(2026, 4, 6),
+            days=3,
+            seed=11,
+            options=SimulationOptions(n_cards=600, n_merchants=150),
+        )
+
+        def fraudwatch(*args: str) -> subprocess.CompletedProcess[str]:
+            command = [sys.executable, "-m", "jobs.cli_main", *args, "--config", str(config)]
+            return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+        assert fraudwatch("ingest").returncode == 0
+        warehouse = root / "var" / "warehouse.duckdb"
+        backlog_sql = (
+            "SELECT transaction_id FROM transactions ANTI JOIN (SELECT transaction_id FROM "
+            "scores WHERE role = 'champion') USING (transaction_id) "
+            "ORDER BY event_time, transaction_id"
+        )
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            backlog = [r[0] for r in con.execute(backlog_sql).fetchall()]
+        assert len(backlog) > 3000  # more batches than the space left holds
+
+        filler = disk / "filler"  # all but 700 KB: a batch or two's writes
+        with filler.open("wb") as fh:
+            os.posix_fallocate(fh.fileno(), 0, shutil.disk_usage(disk).free - 700 * 1024)
+        failed = fraudwatch("run", "--no-reports")
+        assert failed.returncode == 1, failed.stderr[-2000:]
+        assert f"no space left on the disk holding {warehouse}" in failed.stderr
+        assert "Traceback" not in failed.stderr and "BinderException" not in failed.stderr
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            scored = {
+                r[0]
+                for r in con.execute(
+                    "SELECT transaction_id FROM scores WHERE transaction_id IN "
+                    "(SELECT unnest(?::VARCHAR[]))",
+                    [backlog],
+                ).fetchall()
+            }
+        assert len(scored) % 500 == 0 and len(scored) < len(backlog)
+        assert scored == set(backlog[: len(scored)])  # the first batches, whole
+
+        filler.unlink()
+        again = fraudwatch("run", "--no-reports")
+        assert again.returncode == 0, again.stderr[-2000:]
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            assert con.execute(backlog_sql).fetchall() == []
+            assert con.execute(
+                "SELECT count(*) = count(DISTINCT (transaction_id, model_name, model_version)) "
+                "FROM scores"
+            ).fetchall() == [(True,)]
+            assert con.execute(
+                "SELECT count(*) FROM (SELECT alert_day FROM alerts GROUP BY 1 "
+                "HAVING count(DISTINCT transaction_id) > 20)"
+            ).fetchall() == [(0,)]
 
 
 def test_a_job_started_beside_a_running_one_in_the_same_process_leaves_it_running(
