@@ -22,6 +22,7 @@ from jobs.features import feature_spec, quote_ident
 from jobs.sweep import SweepStats
 
 log = logs.get("features")
+ORDER = "ORDER BY x.event_time, x.transaction_id"  # the output's order
 
 
 def _target_rows(
@@ -36,18 +37,23 @@ def _target_rows(
     ranges; else the search is bounded by the ids' range and, when there are times, their
     time range (DuckDB then skips the row groups outside them); should the times not match
     the transactions', the search runs again unbounded."""
-    order = "ORDER BY x.event_time, x.transaction_id"
     if ids_table is None:
         return con.sql(
             f"SELECT {cols} FROM transactions x WHERE (?::TIMESTAMP IS NULL OR x.event_time >= ?) "
-            f"AND (?::TIMESTAMP IS NULL OR x.event_time < ?) {order}",
+            f"AND (?::TIMESTAMP IS NULL OR x.event_time < ?) {ORDER}",
             params=[start, start, end, end],
         ).to_arrow_table()
     ids = quote_ident(ids_table)
     names = [d[0] for d in con.execute(f"SELECT * FROM {ids} LIMIT 0").description]
     timed = "event_time" in names
-    if timed and (boxed := _boxed(con, cols, ids)) is not None:
-        return boxed
+    if timed:  # the ids' time and id ranges, and how many rows they are
+        first, last, id_low, id_high, rows = con.execute(
+            f"SELECT min(event_time), max(event_time), min(transaction_id), "
+            f"max(transaction_id), count(*) FROM {ids}"
+        ).fetchall()[0]
+        boxed = _boxed(con, cols, ids, first, last, id_low, id_high, rows)
+        if boxed is not None:
+            return boxed
     con.execute("DROP TABLE IF EXISTS temp.fw_target")
     con.execute(f"CREATE TEMP TABLE fw_target AS SELECT DISTINCT transaction_id FROM {ids}")
     try:
@@ -57,32 +63,35 @@ def _target_rows(
         search = f"SELECT {cols} FROM transactions x SEMI JOIN fw_target USING (transaction_id) "
         bounded = "WHERE x.transaction_id BETWEEN ? AND ?"
         if timed:
-            first, last = con.execute(
-                f"SELECT min(event_time), max(event_time) FROM {ids}"
-            ).fetchall()[0]
             table = con.sql(
-                f"{search} {bounded} AND x.event_time BETWEEN ? AND ? {order}",
+                f"{search} {bounded} AND x.event_time BETWEEN ? AND ? {ORDER}",
                 params=[low, high, first, last],
             ).to_arrow_table()
             if table.num_rows == n:
                 return table
-        return con.sql(f"{search} {bounded} {order}", params=[low, high]).to_arrow_table()
+        return con.sql(f"{search} {bounded} {ORDER}", params=[low, high]).to_arrow_table()
     finally:
         con.execute("DROP TABLE IF EXISTS temp.fw_target")
 
 
-def _boxed(con: duckdb.DuckDBPyConnection, cols: str, ids: str) -> pa.Table | None:
+def _boxed(
+    con: duckdb.DuckDBPyConnection,
+    cols: str,
+    ids: str,
+    first: datetime | None,
+    last: datetime | None,
+    low: str | None,
+    high: str | None,
+    n: int,
+) -> pa.Table | None:
     """The target rows when they are all the transactions of their box (the ids' id range
     times their time range), as a scoring chunk of the newest rows is: fetched by the box's
     bounds, with no join on the ids (0.19 s against 0.41-0.49 s for 1M rows of a day over
     10M). Exact, whatever the ids table's times: the box's rows are counted first, and
     fetched only if they are as many as the ids; then the fetched ids, in output order, must
     be the ids table's in its ``(event_time, transaction_id)`` order, which holds only if
-    the two are the same rows (same times). None otherwise: search by id."""
-    first, last, low, high, n = con.execute(
-        f"SELECT min(event_time), max(event_time), min(transaction_id), max(transaction_id), "
-        f"count(*) FROM {ids}"
-    ).fetchall()[0]
+    the two are the same rows (same times). ``first``, ``last``, ``low``, ``high``: the
+    ids' time and id ranges; ``n``: the ids table's rows. None otherwise: search by id."""
     box = "x.transaction_id BETWEEN ? AND ? AND x.event_time BETWEEN ? AND ?"
     bounds = [low, high, first, last]
     if (
@@ -92,7 +101,7 @@ def _boxed(con: duckdb.DuckDBPyConnection, cols: str, ids: str) -> pa.Table | No
     ):
         return None
     table = con.sql(
-        f"SELECT {cols} FROM transactions x WHERE {box} ORDER BY x.event_time, x.transaction_id",
+        f"SELECT {cols} FROM transactions x WHERE {box} {ORDER}",
         params=bounds,
     ).to_arrow_table()
     wanted = con.sql(
