@@ -47,7 +47,15 @@ import pyarrow as pa
 from jobs import logs
 from jobs import sweep_kernels as kernels
 from jobs.sweep_kernels import DAY as US_PER_DAY
-from jobs.sweep_scan import History, Targets, Windows, exact_days, micros, scan_history
+from jobs.sweep_scan import (
+    History,
+    Targets,
+    Windows,
+    exact_days,
+    micros,
+    scan_history,
+    spans,
+)
 
 NONE = np.iinfo(np.int64).max  # "no time": a revoked_at that never came
 SCAN_MEMORY = "128MB"  # DuckDB's memory limit during the sweep's scans
@@ -131,7 +139,8 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     con.execute(f"SET memory_limit = '{SCAN_MEMORY}'")
     try:
         lo = min(card_since, first - merchant_reach)
-        h = scan_history(con, targets, lo, card_since, last, exact_days(targets, win))
+        edges = exact_days(targets, win)
+        h = scan_history(con, targets, lo, card_since, last, edges, max(1, int(threads)))
     except duckdb.OutOfMemoryException:  # the connection's temp tables need more: SQL path
         return None
     finally:
@@ -162,26 +171,19 @@ def sweep(con: duckdb.DuckDBPyConnection, targets: Targets, win: Windows) -> Swe
     return SweepResult(columns, nulls, stats)
 
 
-def _spans(off: np.ndarray, parts: int) -> list[tuple[int, int]]:
-    """The groups of offsets ``off`` in ``parts`` spans ``[a, b)`` of about as many rows."""
-    cuts = np.searchsorted(off, off[-1] * np.arange(1, parts) // parts).clip(0, off.size - 1)
-    edges = [0, *cuts.tolist(), off.size - 1]
-    return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
-
-
 def _sort_groups(h: History, parts: int) -> tuple[int, int]:
     """Each merchant's and card's rows sorted by time where they are out of order, spans of
     groups on ``parts`` threads (the kernels release the GIL); how many groups were."""
     with ThreadPoolExecutor(parts, thread_name_prefix="fw-sort") as pool:
         merchants = [
             pool.submit(kernels.sort_merchant_groups, h.m_off[a : b + 1], h.m_time)
-            for a, b in _spans(h.m_off, parts)
+            for a, b in spans(h.m_off, parts)
         ]
         cards = [
             pool.submit(
                 kernels.sort_card_groups, h.c_off[a : b + 1], h.c_time, h.c_amount, h.c_merchant
             )
-            for a, b in _spans(h.c_off, parts)
+            for a, b in spans(h.c_off, parts)
         ]
         return sum(int(f.result()) for f in merchants), sum(int(f.result()) for f in cards)
 
@@ -293,7 +295,8 @@ def warm_up() -> None:
     amounts = ro([0], pa.int64())
     days, slot = np.zeros((2, 1), np.int64), np.zeros(1, np.int32)
     count = np.zeros(2, np.int64)
-    kernels.count_rows(card, merchant, times, 0, want, slot, count, one.copy(), 0, want, days)
+    bits = np.ones(1, np.uint8)
+    kernels.count_rows(card, merchant, times, 0, 1, bits, 0, slot, count, one.copy(), 0, want, days)
     c_time, c_amount = np.zeros(1, np.int64), np.zeros(1, np.int64)
     c_merchant, c_low, m_time = np.zeros(1, np.int32), np.zeros(1, np.int16), np.zeros(1, np.int64)
     offsets = np.array([0, 1], np.int64)
@@ -303,7 +306,8 @@ def warm_up() -> None:
         times,
         amounts,
         0,
-        want,
+        1,
+        bits,
         slot,
         0,
         zero.copy(),
@@ -318,7 +322,7 @@ def warm_up() -> None:
         0,
         want,
     )
-    kernels.settle_cards(offsets, 0, c_time, c_amount, c_merchant, c_low)
+    kernels.settle_cards(offsets, 0, 0, 1, offsets.copy(), c_time, c_amount, c_merchant, c_low)
     kernels.sort_merchant_groups(offsets, m_time)
     kernels.sort_card_groups(offsets, c_time, c_amount, c_merchant)
     t_card, t_time = np.zeros(1, np.int32), np.zeros(1, np.int64)

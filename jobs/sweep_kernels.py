@@ -39,27 +39,37 @@ def upper(a: np.ndarray, lo: int, hi: int, x: int) -> int:
 
 
 @nb.njit(cache=True, nogil=True)
+def wanted(bits, c):  # type: ignore[no-untyped-def]
+    """Whether card ``c``'s bit is set (a bit per card: the set fits in a core's cache)."""
+    return (bits[c >> 3] >> (c & 7)) & 1
+
+
+@nb.njit(cache=True, nogil=True)
 def count_rows(  # type: ignore[no-untyped-def]
     card,
     merchant,
     times,
     since,
+    n_cards,
     want_card,
+    shift,
     m_slot,
-    c_count,
+    b_count,
     m_count,
     d0,
     exact,
     m_days,
 ):
-    """Pass 1, batch by batch: the rows each wanted card (in its look-back) has; each wanted
-    merchant's (``m_slot[merchant] >= 0``) rows on the days whose rows a window edge cuts
-    (``exact[day - d0]``), and its rows per other day (``m_days[day - d0 + 1,
+    """Pass 1, batch by batch: the rows each *bucket* of wanted cards (``k >> shift``, see
+    :func:`place_rows`) has in the look-back (:func:`settle_cards` counts each card's); each
+    wanted merchant's (``m_slot[merchant] >= 0``) rows on the days whose rows a window edge
+    cuts (``exact[day - d0]``), and its rows per other day (``m_days[day - d0 + 1,
     m_slot[merchant]]``: day-major, so the rows of a day, which come together, count into
-    one small slice). False if a key is outside the dictionaries."""
+    one small slice). Every counter it touches stays in cache: a counter per card was a
+    cache miss a row. False if a key is outside the dictionaries."""
     for i in range(card.size):
         m, c = merchant[i], card[i]
-        if m < 0 or m >= m_slot.size or c < 0 or c >= want_card.size:
+        if m < 0 or m >= m_slot.size or c < 0 or c >= n_cards:
             return False
         s = m_slot[m]
         if s >= 0:
@@ -68,8 +78,8 @@ def count_rows(  # type: ignore[no-untyped-def]
                 m_count[m + 1] += 1
             else:
                 m_days[d + 1, s] += 1
-        if times[i] >= since and want_card[c]:
-            c_count[c + 1] += 1
+        if times[i] >= since and wanted(want_card, c):
+            b_count[c >> shift] += 1
     return True
 
 
@@ -80,6 +90,7 @@ def place_rows(  # type: ignore[no-untyped-def]
     times,
     amounts,
     since,
+    n_cards,
     want_card,
     m_slot,
     shift,
@@ -103,7 +114,7 @@ def place_rows(  # type: ignore[no-untyped-def]
     mask = (1 << shift) - 1
     for i in range(card.size):
         m, t, c = merchant[i], times[i], card[i]
-        if m < 0 or m >= m_slot.size or c < 0 or c >= want_card.size:
+        if m < 0 or m >= m_slot.size or c < 0 or c >= n_cards:
             return False
         if m_slot[m] >= 0 and exact[t // DAY - d0]:
             at = m_cur[m]
@@ -111,7 +122,7 @@ def place_rows(  # type: ignore[no-untyped-def]
                 return False
             m_time[at] = t
             m_cur[m] = at + 1
-        if t >= since and want_card[c]:
+        if t >= since and wanted(want_card, c):
             bk = c >> shift
             at = b_cur[bk]
             if at >= b_end[bk]:
@@ -125,28 +136,40 @@ def place_rows(  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, nogil=True)
-def settle_cards(c_off, shift, c_time, c_amount, c_merchant, c_low):  # type: ignore[no-untyped-def]
-    """Within each bucket, each row to its card's place, keeping the scan order."""
+def settle_cards(b_off, shift, k_lo, k_hi, c_off, c_time, c_amount, c_merchant, c_low):  # type: ignore[no-untyped-def]
+    """Buckets ``k_lo`` to ``k_hi`` (exclusive): count each card's rows in its bucket
+    (``b_off[k]:b_off[k + 1]``), write the cards' offsets ``c_off``, and move each row to
+    its card's place, keeping the scan order."""
     n_cards = c_off.size - 1
     width = 1 << shift
     biggest = 0
-    for k0 in range(0, n_cards, width):
-        biggest = max(biggest, c_off[min(k0 + width, n_cards)] - c_off[k0])
+    for k in range(k_lo, k_hi):
+        biggest = max(biggest, b_off[k + 1] - b_off[k])
     tt = np.empty(biggest, np.int64)
     ta = np.empty(biggest, np.int64)
     tm = np.empty(biggest, c_merchant.dtype)
     tl = np.empty(biggest, c_low.dtype)
     cur = np.empty(width, np.int64)
-    for k0 in range(0, n_cards, width):
+    for k in range(k_lo, k_hi):
+        a, b = b_off[k], b_off[k + 1]
+        k0 = k << shift
         k1 = min(k0 + width, n_cards)
-        a, b = c_off[k0], c_off[k1]
+        cur[:] = 0
+        for j in range(a, b):
+            cur[c_low[j]] += 1
+        at = a
+        for low in range(k1 - k0):
+            c_off[k0 + low] = at
+            n = cur[low]
+            cur[low] = at
+            at += n
+        if k1 == n_cards:
+            c_off[n_cards] = at
         n = b - a
         tt[:n] = c_time[a:b]
         ta[:n] = c_amount[a:b]
         tm[:n] = c_merchant[a:b]
         tl[:n] = c_low[a:b]
-        for k in range(k0, k1):
-            cur[k - k0] = c_off[k]
         for j in range(n):
             low = tl[j]
             at = cur[low]

@@ -5,6 +5,7 @@ the windows and targets that say what to read."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
@@ -70,16 +71,28 @@ def micros(column: pa.Array) -> np.ndarray:
     return column.to_numpy().view(np.int64)
 
 
-def _each(batches: pa.RecordBatchReader, work: Callable[[pa.RecordBatch], bool]) -> int | None:
+def each_batch(batches: pa.RecordBatchReader, work: Callable[[pa.RecordBatch], bool]) -> int | None:
     """``work`` on each batch in order: the rows, or None if a batch has a row without keys
-    or ``work`` said False. (Handing the kernels to a worker thread while DuckDB decodes the
-    next batch was measured slower: DuckDB's scan already uses every core.)"""
+    or ``work`` said False. The reader is closed however it ends: a result left open would
+    make the connection refuse the caller's next query, hiding an error raised here.
+    (Handing the kernels to a worker thread while DuckDB decodes the next batch was measured
+    slower: DuckDB's scan already uses every core.)"""
     rows = 0
-    for b in batches:
-        if b.column(0).null_count or b.column(1).null_count or not work(b):
-            return None
-        rows += b.num_rows
-    return rows
+    try:
+        for b in batches:
+            if b.column(0).null_count or b.column(1).null_count or not work(b):
+                return None
+            rows += b.num_rows
+        return rows
+    finally:  # else the connection refuses every query until the result is destroyed
+        batches.close()
+
+
+def spans(off: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """The groups of offsets ``off`` in ``parts`` spans ``[a, b)`` of about as many rows."""
+    cuts = np.searchsorted(off, off[-1] * np.arange(1, parts) // parts).clip(0, off.size - 1)
+    edges = [0, *cuts.tolist(), off.size - 1]
+    return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
 
 def exact_days(targets: Targets, win: Windows) -> np.ndarray:
@@ -99,12 +112,14 @@ def scan_history(
     card_since: int,
     hi_us: int,
     edges: np.ndarray,
+    parts: int = 1,
 ) -> History | None:
-    """Two passes over the rows from ``lo`` to ``hi``: count each wanted card's (from
-    ``card_since``) and merchant's rows, then put each row in its place; of a merchant's
+    """Two passes over the rows from ``lo`` to ``hi``: count the rows of each bucket of
+    wanted cards (from ``card_since``) and of each merchant, then put each row in its
+    bucket's or merchant's place, and each bucket's rows in their cards'; of a merchant's
     rows, only those of the days in ``edges`` (:func:`exact_days`), the others counted per
     day. Only the grouped arrays are ever held; None if a scanned row has no keys or rows
-    appear between passes.
+    appear between passes. The buckets are settled ``parts`` at a time.
     (Sharing a batch between threads, each placing its own keys, was measured slower: each
     thread reads the whole batch, and the scan is bound by memory, not by one core.)"""
     n_cards, n_merchants = (
@@ -116,9 +131,13 @@ def scan_history(
     )
     if targets.card_key.max() >= n_cards or targets.merchant_key.max() >= n_merchants:
         return None
-    want_card = np.zeros(n_cards, np.bool_)
-    want_card[targets.card_key] = True
-    c_off = np.zeros(n_cards + 1, np.int64)
+    # a bit per card (a byte per card missed the cache at every row)
+    wanted_cards = np.zeros(n_cards + 7, np.bool_)
+    wanted_cards[targets.card_key] = True
+    want_card = np.packbits(wanted_cards, bitorder="little")
+    shift = max(0, n_cards.bit_length() - 9)  # at most 512 buckets of cards
+    buckets = ((n_cards - 1) >> shift) + 1
+    b_off = np.zeros(buckets + 1, np.int64)
     m_off = np.zeros(n_merchants + 1, np.int64)
     d0 = lo_us // US_PER_DAY
     exact = np.zeros(hi_us // US_PER_DAY - d0 + 1, np.bool_)
@@ -130,7 +149,6 @@ def scan_history(
     m_slot = np.full(n_merchants, -1, np.int32)
     m_slot[wanted] = np.arange(wanted.size, dtype=np.int32)
     m_days = np.zeros((exact.size + 1, wanted.size), np.int64)
-    shift = max(0, n_cards.bit_length() - 9)  # at most 512 buckets of cards
 
     def count(b: pa.RecordBatch) -> bool:
         card, merchant, when = b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2)
@@ -139,26 +157,27 @@ def scan_history(
             merchant,
             micros(when),
             card_since,
+            n_cards,
             want_card,
+            shift,
             m_slot,
-            c_off,
+            b_off[1:],
             m_off,
             d0,
             exact,
             m_days,
         )
 
-    rows = _each(_batches(con, "card_key, merchant_key, event_time", lo_us, hi_us), count)
+    rows = each_batch(_batches(con, "card_key, merchant_key, event_time", lo_us, hi_us), count)
     if rows is None:
         return None  # a row without keys, or a key outside the dictionaries
-    c_off, m_off = np.cumsum(c_off), np.cumsum(m_off)
-    c_rows, m_rows = int(c_off[-1]), int(m_off[-1])
+    b_off, m_off = np.cumsum(b_off), np.cumsum(m_off)
+    c_rows, m_rows = int(b_off[-1]), int(m_off[-1])
     c_time, c_amount = np.empty(c_rows, np.int64), np.empty(c_rows, np.int64)
     c_merchant = np.empty(c_rows, np.int32)
     c_low = np.empty(c_rows, np.int16 if shift < 16 else np.int32)
     m_time = np.empty(m_rows, np.int64)
-    b_cur = c_off[: -1 : 1 << shift].copy()
-    b_end = c_off[np.minimum(np.arange(1, b_cur.size + 1) << shift, n_cards)]
+    b_cur, b_end = b_off[:-1].copy(), b_off[1:]
     m_cur, m_end = m_off[:-1].copy(), m_off[1:]
 
     def place(b: pa.RecordBatch) -> bool:
@@ -170,6 +189,7 @@ def scan_history(
             micros(when),
             amounts,
             card_since,
+            n_cards,
             want_card,
             m_slot,
             shift,
@@ -187,11 +207,19 @@ def scan_history(
         )
 
     cols = "card_key, merchant_key, event_time, amount_e4"
-    if _each(_batches(con, cols, lo_us, hi_us), place) is None:
+    if each_batch(_batches(con, cols, lo_us, hi_us), place) is None:
         return None
     if not (np.array_equal(b_cur, b_end) and np.array_equal(m_cur, m_end)):
         return None  # rows gone between the passes
-    kernels.settle_cards(c_off, shift, c_time, c_amount, c_merchant, c_low)
+    c_off = np.empty(n_cards + 1, np.int64)
+    with ThreadPoolExecutor(parts, thread_name_prefix="fw-settle") as pool:  # GIL released
+        for f in [
+            pool.submit(
+                kernels.settle_cards, b_off, shift, a, b, c_off, c_time, c_amount, c_merchant, c_low
+            )
+            for a, b in spans(b_off, parts)
+        ]:
+            f.result()
     m_cum = np.cumsum(m_days, axis=0, out=m_days)
     return History(
         rows, c_off, c_time, c_amount, c_merchant, m_off, m_time, m_slot, m_cum, d0, n_merchants

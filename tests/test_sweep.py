@@ -20,6 +20,7 @@ from jobs.feature_reference import reference_features
 from jobs.feature_sweep import swept_features
 from jobs.features import compute_features, iter_feature_batches
 from jobs.keys import assign_keys, keys_current, rebuild_keys
+from jobs.sweep_scan import each_batch
 from jobs.warehouse import open_warehouse, transaction
 from tests.conftest import BASE_CONFIG
 
@@ -415,3 +416,55 @@ def test_a_later_label_that_contradicts_a_fraud_ends_it_in_every_path(
     # two transactions of the merchant 7+ days before each probe; "f" is one of them
     assert rate == {"before": 0.0, "reviewed": 0.5, "overturned": 0.0, "again": 0.5}
     con.close()
+
+
+def test_an_error_while_scanning_is_raised_as_itself_and_frees_the_connection(
+    world: tuple[Config, duckdb.DuckDBPyConnection],
+) -> None:
+    """A scan's reader is closed however the scan ends: left open, the connection refused
+    the sweep's next statement ('connection has an open result'), and that error replaced
+    the one that stopped the scan."""
+    _, con = world
+    reader = con.sql("SELECT card_key, merchant_key FROM transactions").to_arrow_reader(10)
+
+    def fails(batch: object) -> bool:
+        raise ValueError("the kernel's own error")
+
+    with pytest.raises(ValueError, match="the kernel's own error"):
+        each_batch(reader, fails)
+    assert con.execute("SELECT count(*) FROM transactions").fetchall() == [(300,)]
+
+
+def test_cards_sharing_buckets_on_two_threads_equal_the_reference(
+    tmp_path: Path, write_config: Callable[..., Config]
+) -> None:
+    """Thousands of cards: the scan groups them in buckets of several cards each (the
+    worlds above have a bucket per card) and settles the buckets on two threads; each card's
+    rows must still come out whole and in time order. The last days land before earlier
+    ones: late rows inside shared buckets."""
+    from datetime import date
+
+    from jobs.ingest import ingest
+    from jobs.simulate import SimulationOptions, simulate
+
+    options = SimulationOptions(n_cards=3000, n_merchants=300, mean_daily_tx_per_card=0.7)
+    simulate(tmp_path / "landing", start=date(2026, 1, 8), days=4, seed=5, options=options)
+    cfg = write_config()
+    con = open_warehouse(cfg.warehouse_path, extra_columns=cfg.extra_columns())
+    ingest(con, cfg)  # the last four days first
+    simulate(tmp_path / "landing", start=date(2026, 1, 1), days=7, seed=6, options=options)
+    ingest(con, cfg)
+    assert keys_current(con)
+    cards = con.execute("SELECT count(*) FROM card_keys").fetchall()[0][0]
+    assert cards > 2048  # buckets of at least 8 cards (at most 512 buckets)
+    con.execute("SET threads = 2")
+    con.execute(
+        "CREATE TEMP TABLE last_days AS SELECT transaction_id, event_time FROM transactions "
+        "WHERE event_time >= TIMESTAMP '2026-01-09'"
+    )
+    swept = swept_features(con, cfg, ids_table="last_days")
+    assert swept is not None and swept.num_rows > 3000
+    fast = pl.from_arrow(swept)
+    assert isinstance(fast, pl.DataFrame)
+    assert fast["card_tx_count_7d"].max() > 3  # type: ignore[operator]
+    assert_same(fast, pl.from_arrow(reference_features(con, cfg, "last_days")))  # type: ignore[arg-type]
