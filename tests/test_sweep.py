@@ -71,6 +71,24 @@ def assert_same(fast: pl.DataFrame, plain: pl.DataFrame) -> None:
             assert a.equals(b), col
 
 
+def _swept_as_the_reference(
+    con: duckdb.DuckDBPyConnection, cfg: Config, *, since: str, at_least: int
+) -> pl.DataFrame:
+    """The sweep's features of the rows from ``since`` (more than ``at_least`` of them),
+    asserted equal to the reference's."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE from_since AS SELECT transaction_id, event_time "
+        "FROM transactions WHERE event_time >= CAST(? AS TIMESTAMP)",
+        [since],
+    )
+    swept = swept_features(con, cfg, ids_table="from_since")
+    assert swept is not None and swept.num_rows > at_least
+    fast = pl.from_arrow(swept)
+    assert isinstance(fast, pl.DataFrame)
+    assert_same(fast, pl.from_arrow(reference_features(con, cfg, "from_since")))  # type: ignore[arg-type]
+    return fast
+
+
 @st.composite
 def worlds(draw: st.DrawFn) -> dict:
     n = draw(st.integers(5, 70))
@@ -362,16 +380,8 @@ def test_after_a_real_ingest_the_sweep_answers_and_equals_the_reference(
     ingest(con, cfg)
     assert keys_current(con)
     assert con.execute("SELECT count(*) FROM known_frauds").fetchall()[0][0] > 0
-    con.execute(
-        "CREATE TEMP TABLE late_days AS SELECT transaction_id, event_time FROM transactions "
-        "WHERE event_time >= TIMESTAMP '2026-01-20'"
-    )
-    swept = swept_features(con, cfg, ids_table="late_days")
-    assert swept is not None and swept.num_rows > 100
-    fast = pl.from_arrow(swept)
-    assert isinstance(fast, pl.DataFrame)
+    fast = _swept_as_the_reference(con, cfg, since="2026-01-20", at_least=100)
     assert fast["merchant_fraud_rate_7d"].max() > 0  # type: ignore[operator]
-    assert_same(fast, pl.from_arrow(reference_features(con, cfg, "late_days")))  # type: ignore[arg-type]
 
 
 def test_a_later_label_that_contradicts_a_fraud_ends_it_in_every_path(
@@ -458,13 +468,5 @@ def test_cards_sharing_buckets_on_two_threads_equal_the_reference(
     cards = con.execute("SELECT count(*) FROM card_keys").fetchall()[0][0]
     assert cards > 2048  # buckets of at least 8 cards (at most 512 buckets)
     con.execute("SET threads = 2")
-    con.execute(
-        "CREATE TEMP TABLE last_days AS SELECT transaction_id, event_time FROM transactions "
-        "WHERE event_time >= TIMESTAMP '2026-01-09'"
-    )
-    swept = swept_features(con, cfg, ids_table="last_days")
-    assert swept is not None and swept.num_rows > 3000
-    fast = pl.from_arrow(swept)
-    assert isinstance(fast, pl.DataFrame)
+    fast = _swept_as_the_reference(con, cfg, since="2026-01-09", at_least=3000)
     assert fast["card_tx_count_7d"].max() > 3  # type: ignore[operator]
-    assert_same(fast, pl.from_arrow(reference_features(con, cfg, "last_days")))  # type: ignore[arg-type]
