@@ -409,7 +409,7 @@ def main() -> None:
             )
             cores = os.cpu_count() or 1
             print(
-                f"  daemon's CPU   {d['cpu_s']:.1f} s for the run, of which the bare predict's "
+                f"  daemon's CPU   {d['cpu_s']:.1f} s for the run, against the bare predict's "
                 f"{r['bare_predict_cpu_s']:.1f} s; on {cores} cores no run of that work is "
                 f"shorter than {d['cpu_s'] / cores:.1f} s (ratio <= "
                 f"{r['bare_predict_s'] * cores / d['cpu_s']:.2f})"
