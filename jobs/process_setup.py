@@ -8,11 +8,13 @@ fresh-memory tax was" and "Fresh memory, and the sweep's merchant days").
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
 
 HUGEPAGE_VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
+_freeze_at_exit = False  # registered once, however often set_up_process is called
 
 
 def set_up_process() -> None:
@@ -37,11 +39,23 @@ def set_up_process() -> None:
     imported its modules (0.7 s of the 1 s a run spent collecting). Young objects are
     still collected as usual; a full collection waits for 1,000 younger ones instead of
     10, and the scheduler collects after each job.
+
+    **Exit.** When Python shuts down it collects once more over every object it tracks,
+    which frees nothing a process about to end needs freed: after a 1M-row run (numba,
+    LightGBM, polars and DuckDB imported) that walk took 1.2 s between the last ``atexit``
+    handler and the process's end. An ``atexit`` handler freezes them (:func:`gc.freeze`),
+    so that walk skips them: 0.14-0.17 s. It stops only the collector: every ``atexit``
+    handler still runs (logging's flush among them), and files and connections are closed
+    where they are used, not left to the collector.
     """
     os.environ.setdefault(HUGEPAGE_VARIABLE, "0")
     if "numpy" in sys.modules:  # imported already: numpy read the variable at its import
         _advise_numpy(os.environ[HUGEPAGE_VARIABLE] != "0")
     gc.set_threshold(700, 10, 1000)
+    global _freeze_at_exit
+    if not _freeze_at_exit:
+        atexit.register(gc.freeze)
+        _freeze_at_exit = True
 
 
 def _advise_numpy(huge: bool) -> None:

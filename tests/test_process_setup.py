@@ -1,6 +1,6 @@
 """How a fraudwatch process sets itself up (jobs/process_setup.py), observed in a fresh
 interpreter each time: numpy's huge-page advice (off unless the environment says
-otherwise) and the collector's thresholds."""
+otherwise) and the collector's thresholds, and its freeze at exit."""
 
 from __future__ import annotations
 
@@ -52,3 +52,28 @@ def test_the_environment_choice_is_kept(before: str) -> None:
 def test_numpy_imported_first_is_advised_too() -> None:
     got = _report("import numpy")
     assert got["variable"] == "0" and got["huge_pages"] is False
+
+
+# atexit runs its handlers last-registered first: one registered before the set-up runs
+# after the freeze, one registered after it runs before
+_EXIT = """
+import atexit, gc
+atexit.register(lambda: print("registered first, frozen:", gc.get_freeze_count() > 0))
+from jobs.process_setup import set_up_process
+set_up_process()
+set_up_process()
+atexit.register(lambda: print("registered last, frozen:", gc.get_freeze_count() > 0))
+print("command done")
+"""
+
+
+def test_the_objects_are_frozen_at_exit_so_shutdown_does_not_walk_them() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == [
+        "command done",
+        "registered last, frozen: False",
+        "registered first, frozen: True",
+    ]
+    assert done.stderr == ""
