@@ -68,9 +68,7 @@ print("command done")
 
 
 def test_the_objects_are_frozen_at_exit_so_shutdown_does_not_walk_them() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _EXIT], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", _EXIT], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines() == [
         "command done",
         "registered last, frozen: False",
