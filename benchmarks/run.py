@@ -74,7 +74,8 @@ logs.setup("warning")
 from jobs.batch import run_batch
 from jobs.lightgbm_lean import import_lightgbm
 import_lightgbm()
-import jobs.reporting, jobs.scoring
+import jobs.reporting, jobs.scoring, jobs.tree_predict
+jobs.tree_predict.warm_up()
 from jobs.features import compute_features
 from jobs.warehouse import open_configured
 con = open_configured(cfg, read_only=True)

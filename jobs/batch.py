@@ -92,8 +92,8 @@ def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
     import_lightgbm()  # before jobs.scoring: start-up is a small run's cost
     from jobs.scoring import score_pending
 
-    # the feature sweep's compiled kernels load while ingest works (jobs.sweep.warm_up)
-    threading.Thread(target=_warm_up_features, name="fw-warm-up", daemon=True).start()
+    # the feature sweep's and the trees' compiled kernels load while ingest works
+    threading.Thread(target=_warm_up_kernels, name="fw-warm-up", daemon=True).start()
 
     if cfg.settings.engine.kind == "spark":  # issue 19: the data-parallel stages on Spark
         from jobs.spark.run import spark_stages
@@ -128,13 +128,14 @@ def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
                 clock.lap("reports")
 
 
-def _warm_up_features() -> None:
+def _warm_up_kernels() -> None:
     try:
-        from jobs.sweep import warm_up
+        from jobs import sweep, tree_predict
 
-        warm_up()
+        sweep.warm_up()
+        tree_predict.warm_up()
     except Exception as exc:  # scoring loads them itself
-        logs.event(log, "feature kernels not warmed up", "debug", error=str(exc))
+        logs.event(log, "compiled kernels not warmed up", "debug", error=str(exc))
 
 
 def _reports(con: duckdb.DuckDBPyConnection, cfg: Config, reg: Any, write: Any) -> Any:

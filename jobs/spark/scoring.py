@@ -30,7 +30,13 @@ from jobs import logs
 from jobs.config import Config
 from jobs.errors import FeatureMismatch, NoChampion
 from jobs.features import FeatureSpec, feature_spec
-from jobs.loaded_model import LoadedModel, check_features, inference_policy, load_model
+from jobs.loaded_model import (
+    LoadedModel,
+    check_features,
+    compiled,
+    inference_policy,
+    load_model,
+)
 from jobs.model_inputs import InferencePolicy
 from jobs.spark.features import spark_features
 from jobs.spark.ingest import read_table
@@ -116,6 +122,7 @@ class ShippedModel:
             self.categorical,
             self.vocab,
             self.medians,
+            trees=compiled(self.text, self.name, self.version, self.role),
         )
 
 
