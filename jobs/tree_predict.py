@@ -35,6 +35,7 @@ inputs with NaN, infinities, signed zeros, denormals and out-of-range categories
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -158,7 +159,8 @@ def _numbers(values: str, kind: type) -> np.ndarray:
 
 
 def predict(trees: CompiledTrees, x: np.ndarray, threads: int) -> np.ndarray:
-    """The probabilities ``Booster.predict(x)`` gives, on up to ``threads`` threads."""
+    """The probabilities ``Booster.predict(x)`` gives, on up to ``threads`` threads (0:
+    one per core, as ``scoring.num_threads = 0`` means for LightGBM)."""
     if x.dtype not in (np.float32, np.float64):
         x = np.asarray(x, np.float32)  # as LightGBM converts other dtypes
     if x.ndim != 2 or x.shape[1] != trees.n_features:
@@ -166,7 +168,8 @@ def predict(trees: CompiledTrees, x: np.ndarray, threads: int) -> np.ndarray:
             f"the model takes {trees.n_features} features; the matrix has shape {x.shape}"
         )
     out = np.empty(x.shape[0], np.float64)
-    parts = max(1, min(int(threads), x.shape[0] // MIN_ROWS_PER_THREAD))
+    cores = threads if threads > 0 else _cores()  # 0: every core, as for LightGBM
+    parts = max(1, min(cores, x.shape[0] // MIN_ROWS_PER_THREAD))
     cuts = [x.shape[0] * i // parts for i in range(parts + 1)]
     spans = list(zip(cuts, cuts[1:], strict=False))
     if parts == 1:
@@ -176,6 +179,14 @@ def predict(trees: CompiledTrees, x: np.ndarray, threads: int) -> np.ndarray:
             for done in [pool.submit(_walk, x, a, b, trees, out) for a, b in spans]:
                 done.result()
     return out
+
+
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _walk(x: np.ndarray, lo: int, hi: int, t: CompiledTrees, out: np.ndarray) -> None:

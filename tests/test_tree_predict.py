@@ -144,13 +144,13 @@ def test_a_model_read_back_from_its_text_and_single_leaf_trees() -> None:
     assert np.array_equal(predict(trees, x, 1), again.predict(x))
 
 
-def test_many_rows_on_two_threads_equal_one_thread() -> None:
+def test_many_rows_on_two_threads_or_every_core_equal_one_thread() -> None:
     x, y = _data(n=60_000)
     model = lgb.train(BASE, lgb.Dataset(x, y, categorical_feature=[3]), 20)
     trees, _ = compile_booster(model)
     assert trees is not None
-    one, two = predict(trees, x, 1), predict(trees, x, 2)
-    assert np.array_equal(one, two)
+    one, two, every = predict(trees, x, 1), predict(trees, x, 2), predict(trees, x, 0)
+    assert np.array_equal(one, two) and np.array_equal(one, every)
     assert np.array_equal(two, model.predict(x))
 
 
