@@ -3,10 +3,11 @@
 
 Why. A run's predict was a third of its CPU (LightGBM's ``PredictRaw``: 8.9 of 28 CPU-s in
 a 1M-row daemon run, ``perf``). LightGBM walks every tree for one row before the next, so
-the trees (here 300 of 63 leaves) stream through the cache once per row. The kernel here
-walks a block of rows through one tree before the next tree, so a tree stays in the cache
-for its 2,048 rows. On the champion of ``benchmarks/run.py`` and 1M rows: 2.1-2.3 s and
-3.9-4.7 CPU-s against LightGBM's 4.7-4.9 s and 9.2-9.7 CPU-s, every score bit-identical.
+the trees (here 300 of 63 leaves) stream through the cache once per row. The kernel
+(:mod:`jobs.tree_kernels`) walks a block of rows through one tree before the next tree, so
+a tree stays in the cache for its 2,048 rows. On the champion of ``benchmarks/run.py`` and
+1M rows, two threads: 2.3-2.8 s and 4.5-5.4 CPU-s against LightGBM's 4.5-4.9 s and
+8.8-9.1 CPU-s (three rounds alternating, a loaded machine), every score bit-identical.
 
 What it reproduces (LightGBM 4, ``include/LightGBM/tree.h`` and ``c_api.cpp``):
 
