@@ -76,9 +76,19 @@ def compile_booster(booster: Any) -> tuple[CompiledTrees | None, str]:
 def compile_text(text: str) -> tuple[CompiledTrees | None, str]:
     """A LightGBM model file's trees for :func:`predict`, or None and why it cannot vouch
     for them. Read from the model's text (20-30 ms for 300 trees), not ``dump_model``'s
-    JSON (0.8 s)."""
+    JSON (0.8 s). A text it cannot read (another model file version) is refused, not
+    raised: LightGBM, which read it, scores it."""
+    try:
+        return _compile(text)
+    except (KeyError, ValueError, IndexError) as exc:
+        return None, f"model text not understood ({type(exc).__name__}: {exc})"
+
+
+def _compile(text: str) -> tuple[CompiledTrees | None, str]:
     head, _, rest = text.partition("\nTree=")
     header = _fields(head)
+    if header.get("version") != "v4":
+        return None, f"model file version {header.get('version')!r} (v4 is compiled)"
     objective = header.get("objective", "").split()
     if not objective or objective[0] != "binary":
         return None, f"objective {' '.join(objective) or 'unknown'!r} (only binary is compiled)"

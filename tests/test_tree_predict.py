@@ -177,6 +177,17 @@ def test_models_it_cannot_reproduce_are_left_to_lightgbm(params: dict, why: str)
     assert why in reason
 
 
+def test_a_model_text_of_another_version_or_form_is_refused_not_raised() -> None:
+    x, y = _data()
+    text = lgb.train(BASE, lgb.Dataset(x, y), 5).model_to_string()
+    assert compile_text(text.replace("version=v4", "version=v5", 1)) == (
+        None,
+        "model file version 'v5' (v4 is compiled)",
+    )
+    trees, why = compile_text(text.replace("leaf_value=", "leaf_values=", 1))
+    assert trees is None and why.startswith("model text not understood (KeyError")
+
+
 def test_a_matrix_of_the_wrong_width_is_refused() -> None:
     x, y = _data()
     trees, _ = compile_booster(lgb.train(BASE, lgb.Dataset(x, y), 5))
