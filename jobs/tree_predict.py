@@ -5,9 +5,11 @@ Why. A run's predict was a third of its CPU (LightGBM's ``PredictRaw``: 8.9 of 2
 a 1M-row daemon run, ``perf``). LightGBM walks every tree for one row before the next, so
 the trees (here 300 of 63 leaves) stream through the cache once per row. The kernel
 (:mod:`jobs.tree_kernels`) walks a block of rows through one tree before the next tree, so
-a tree stays in the cache for its 2,048 rows. On the champion of ``benchmarks/run.py`` and
-1M rows, two threads: 2.3-2.8 s and 4.5-5.4 CPU-s against LightGBM's 4.5-4.9 s and
-8.8-9.1 CPU-s (three rounds alternating, a loaded machine), every score bit-identical.
+a tree stays in the cache for its 2,048 rows, and through a tree of plain numerical splits
+it walks four rows at once. On the champion of ``benchmarks/run.py`` and 1M rows, two
+threads, four rounds alternating in one process (a loaded machine): 2.0-2.1 s and 3.9-4.0
+CPU-s, against 2.7-3.3 s and 5.1-5.7 CPU-s walking one row at a time; LightGBM's predict
+took 4.9-5.1 s and 9.4-10.0 CPU-s in the same minutes. Every score is bit-identical.
 
 What it reproduces (LightGBM 4, ``include/LightGBM/tree.h`` and ``c_api.cpp``):
 
@@ -44,21 +46,27 @@ from typing import Any
 import numpy as np
 
 MIN_ROWS_PER_THREAD = 20_000  # below this, one thread: a thread's start costs more
+PLAIN, ZERO_MISSING, CATEGORICAL = 0, 1, 2  # a node's kind (CompiledTrees.kind)
 
 
 @dataclass(frozen=True)
 class CompiledTrees:
     """A model's trees as flat arrays. Node ``n`` (``>= 0``) splits on ``feature[n]``;
-    its children are nodes, or leaves as ``-1 - leaf``. ``category[n] >= 0`` makes it a
-    categorical split, whose set is the bits ``cat_bits[cat_start[c]:cat_start[c + 1]]``."""
+    its children are ``child[2n]`` (left) and ``child[2n + 1]``, nodes, or leaves as
+    ``-1 - leaf``. ``kind[n]`` (:mod:`jobs.tree_kernels`): PLAIN, a numerical split whose
+    NaN goes where ``nan_left[n]`` says; ZERO_MISSING, a numerical split whose 0 (and NaN)
+    goes the ``default_left[n]`` way; CATEGORICAL, whose set is the bits
+    ``cat_bits[cat_start[c]:cat_start[c + 1]]`` of ``c = category[n]``. ``plain[t]``: tree
+    ``t`` has PLAIN splits only."""
 
     roots: np.ndarray  # int64, one per tree, in tree order
+    plain: np.ndarray  # uint8, one per tree
     feature: np.ndarray  # int64
     threshold: np.ndarray  # float64
-    left: np.ndarray  # int64
-    right: np.ndarray  # int64
+    child: np.ndarray  # int64, two per node
+    kind: np.ndarray  # uint8
+    nan_left: np.ndarray  # uint8
     default_left: np.ndarray  # uint8
-    missing: np.ndarray  # uint8: 0 None, 1 Zero, 2 NaN
     category: np.ndarray  # int64: -1 for a numerical split
     cat_start: np.ndarray  # int64
     cat_bits: np.ndarray  # uint32
@@ -135,17 +143,34 @@ def _compile(text: str) -> tuple[CompiledTrees | None, str]:
     def joined(key: str, kind: type) -> np.ndarray:
         return np.concatenate(parts[key]).astype(kind) if parts[key] else np.zeros(0, kind)
 
-    kind = joined("d", np.int64)
+    decision = joined("d", np.int64)
+    threshold = joined("t", np.float64)
+    category = joined("c", np.int64)
+    default_left = ((decision >> 1) & 1).astype(np.uint8)
+    missing = (decision >> 2) & 3  # 0 None, 1 Zero, 2 NaN
+    kind = np.where(category >= 0, CATEGORICAL, np.where(missing == 1, ZERO_MISSING, PLAIN))
+    # a NaN: the default way for missing type NaN; as 0 for None (and Zero: 0 is missing)
+    nan_left = np.where(missing == 0, threshold >= 0.0, default_left == 1)
+    children = np.empty(2 * decision.size, np.int64)
+    children[0::2], children[1::2] = joined("l", np.int64), joined("r", np.int64)
+    n_roots = np.array(roots, np.int64)
+    # a tree's nodes are the span from its root to the next tree's first node
+    firsts = np.array([r for r in roots if r >= 0] + [decision.size], np.int64)
+    complex_nodes = np.concatenate([[0], np.cumsum(kind != PLAIN)])
+    plain = np.ones(n_roots.size, np.uint8)
+    split = np.flatnonzero(n_roots >= 0)
+    plain[split] = complex_nodes[firsts[1:]] == complex_nodes[firsts[:-1]]
     return (
         CompiledTrees(
-            roots=np.array(roots, np.int64),
+            roots=n_roots,
+            plain=plain,
             feature=joined("f", np.int64),
-            threshold=joined("t", np.float64),
-            left=joined("l", np.int64),
-            right=joined("r", np.int64),
-            default_left=((kind >> 1) & 1).astype(np.uint8),
-            missing=((kind >> 2) & 3).astype(np.uint8),
-            category=joined("c", np.int64),
+            threshold=threshold,
+            child=children,
+            kind=kind.astype(np.uint8),
+            nan_left=nan_left.astype(np.uint8),
+            default_left=default_left,
+            category=category,
             cat_start=np.concatenate(cat_start),
             cat_bits=np.concatenate(cat_bits) if cat_bits else np.zeros(1, np.uint32),
             leaf_value=joined("v", np.float64),
@@ -204,8 +229,8 @@ def _walk(x: np.ndarray, lo: int, hi: int, t: CompiledTrees, out: np.ndarray) ->
     from jobs.tree_kernels import scores
 
     scores(
-        x, lo, hi, t.roots, t.feature, t.threshold, t.left, t.right, t.default_left,
-        t.missing, t.category, t.cat_start, t.cat_bits, t.leaf_value, t.sigmoid, out,
+        x, lo, hi, t.roots, t.plain, t.feature, t.threshold, t.child, t.kind, t.nan_left,
+        t.default_left, t.category, t.cat_start, t.cat_bits, t.leaf_value, t.sigmoid, out,
     )  # fmt: skip
 
 
@@ -213,12 +238,12 @@ def warm_up() -> None:
     """Load the kernel's machine code for the matrices scoring passes (float32, by columns
     and by rows; numba caches one per type and layout), e.g. in a thread while a run
     ingests."""
-    i64 = np.zeros(1, np.int64)
+    i64, u8 = np.zeros(1, np.int64), np.zeros(1, np.uint8)
     one = CompiledTrees(  # a tree of one node, its children two leaves
-        roots=i64, feature=i64, threshold=np.zeros(1), left=np.full(1, -1, np.int64),
-        right=np.full(1, -2, np.int64), default_left=np.zeros(1, np.uint8),
-        missing=np.zeros(1, np.uint8), category=np.full(1, -1, np.int64), cat_start=i64,
-        cat_bits=np.zeros(1, np.uint32), leaf_value=np.zeros(2), n_features=1, sigmoid=1.0,
+        roots=i64, plain=np.ones(1, np.uint8), feature=i64, threshold=np.zeros(1),
+        child=np.array([-1, -2], np.int64), kind=u8, nan_left=u8, default_left=u8,
+        category=np.full(1, -1, np.int64), cat_start=i64, cat_bits=np.zeros(1, np.uint32),
+        leaf_value=np.zeros(2), n_features=1, sigmoid=1.0,
     )  # fmt: skip
     for order in ("F", "C"):
         predict(one, np.zeros((1, 1), np.float32, order=order), 1)

@@ -77,8 +77,10 @@ def _same(model: lgb.Booster, x: np.ndarray, threads: int = 2) -> None:
         {"use_missing": False},  # no missing type
         {"max_cat_to_onehot": 64},  # one category against the rest
         {"max_cat_threshold": 64, "cat_smooth": 1, "min_data_per_group": 5},  # many-vs-many
+        {"num_leaves": 4},  # small trees: some split on the category, some do not
+        {"num_leaves": 4, "use_missing": False},
     ],
-    ids=["nan", "zero", "none", "one-hot", "many-vs-many"],
+    ids=["nan", "zero", "none", "one-hot", "many-vs-many", "small-nan", "small-none"],
 )
 def test_scores_are_lightgbms_bit_for_bit(params: dict) -> None:
     x, y = _data()
@@ -94,6 +96,7 @@ def test_scores_are_lightgbms_bit_for_bit(params: dict) -> None:
     ):
         _same(model, matrix)
     _same(model, np.nan_to_num(x * 3).round().astype(np.int64))  # other dtypes: as float32
+    _same(model, edges[:-3])  # rows past the last four: the four-row walk's tail
 
 
 def test_the_models_of_this_test_split_on_categories_and_send_missing_both_ways() -> None:
@@ -112,6 +115,52 @@ def test_the_models_of_this_test_split_on_categories_and_send_missing_both_ways(
         if line.startswith("cat_boundaries=")
         for w in np.diff([int(v) for v in line.split("=")[1].split()])
     )  # a set of categories over more than one 32-bit word
+
+
+@pytest.mark.parametrize(
+    ("params", "plain"),
+    [
+        ({"num_leaves": 4}, {0, 1}),
+        ({"num_leaves": 4, "use_missing": False}, {0, 1}),
+        ({"num_leaves": 4, "zero_as_missing": True}, {0}),
+    ],
+    ids=["small-nan", "small-none", "small-zero"],
+)
+def test_trees_of_plain_splits_take_the_four_row_walk_and_others_the_row_walk(
+    params: dict, plain: set[int]
+) -> None:
+    """The kernel walks four rows at once through a tree of plain numerical splits only, and
+    row by row through a tree with a category or zero-as-missing split: the test above
+    compares both walks only if its models have both kinds of tree."""
+    x, y = _data()
+    model = lgb.train({**BASE, **params}, lgb.Dataset(x, y, categorical_feature=[3]), 40)
+    trees, why = compile_booster(model)
+    assert trees is not None, why
+    assert set(trees.plain.tolist()) == plain
+
+
+def test_nan_goes_as_zero_at_a_split_on_zero_with_no_missing_type() -> None:
+    """A split with no missing type reads NaN as 0, so at a threshold of exactly 0 a NaN goes
+    left: thresholds are set to 0 in a trained model's text, as LightGBM reads it back."""
+    x, y = _data()
+    model = lgb.train({**BASE, "num_leaves": 4, "use_missing": False}, lgb.Dataset(x, y), 10)
+    lines = model.model_to_string().splitlines()
+    text = (
+        "\n".join(
+            "threshold=" + " ".join("0" for _ in line.split("=", 1)[1].split())
+            if line.startswith("threshold=")
+            else line
+            for line in lines
+            if not line.startswith("tree_sizes=")  # the trees' lengths in bytes: changed here
+        )
+        + "\n"
+    )
+    again = lgb.Booster(model_str=text)
+    trees, why = compile_text(text)
+    assert trees is not None, why
+    assert (trees.threshold == 0).all() and trees.nan_left.all() and trees.plain.all()
+    rows = np.array([[v] * 4 for v in (np.nan, 0.0, -0.0, 1e-36, -1.0, 1.0, np.nan, 2.0)])
+    assert np.array_equal(predict(trees, rows, 1), again.predict(rows))
 
 
 def test_early_stopping_scores_with_the_best_iteration_as_predict_does() -> None:
