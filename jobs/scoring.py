@@ -37,6 +37,7 @@ scoring them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -87,8 +88,9 @@ class ScoreResult:
     notes: list[str] = field(default_factory=list)
     # where the stage's time went: finding the backlog, the feature queries, the models
     # (champion and challenger), then on the writer thread, alongside the next batch's
-    # predict, the day profiles for the reports and writing (alerts and their reasons
-    # included); "write_wait": the models waiting for the writer (one batch in flight)
+    # predict, writing (alerts and their reasons included) and "profile": waiting for the
+    # day profiles for the reports, sketched beside the inserts; "write_wait": the models
+    # waiting for the writer (one batch in flight)
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(
             ("backlog", "features", "predict", "profile", "write", "write_wait"), 0.0
@@ -335,31 +337,36 @@ class BatchScorer:
         )
 
     def write(self, access: Access, b: ScoredBatch, result: ScoreResult, clock: logs.Laps) -> None:
-        """A batch's day profiles, then its scores and alerts (their reasons computed for the
-        rows the policy picks) in one transaction."""
+        """A batch's scores and alerts (their reasons computed for the rows the policy picks)
+        and its day profiles, in one transaction. The profiles are sketched on a thread of
+        their own while DuckDB inserts the scores (both release the GIL): one after the
+        other, the writer took longer than the next batch's predict, which waited for it."""
         champion, challenger = self.champion, self.challenger
         threads = self.cfg.settings.scoring.num_threads
-        # the rows' features are at hand: sketch them per day for the drift reports
-        days = batch_profiles(b.feats, b.scores, self.spec)
-        clock.lap("profile")
-        candidates = _alert_candidates(b.feats, b.hot, b.scores, champion)
-        explain = explainer(champion, candidates, b.x_hot, self.descriptions, threads)
-        with access.writing("scores") as con, transaction(con):
-            _write_scores(con, champion, b.feats, b.scores, self.run_id)
-            if challenger is not None and b.shadow is not None:
-                _write_scores(con, challenger, b.feats, b.shadow, self.run_id)
-            created = (
-                create_alerts(con, self.cfg.settings.alerts, candidates, self.run_id, explain)
-                if len(b.hot)
-                else None
-            )
-            write_profiles(
-                con,
-                days,
-                model_name=champion.name,
-                model_version=champion.version,
-                part=f"{self.run_id}/{result.batches}",
-            )
+        with ThreadPoolExecutor(1, thread_name_prefix="fw-profile") as beside:
+            # the rows' features are at hand: sketch them per day for the drift reports
+            sketched = beside.submit(batch_profiles, b.feats, b.scores, self.spec)
+            candidates = _alert_candidates(b.feats, b.hot, b.scores, champion)
+            explain = explainer(champion, candidates, b.x_hot, self.descriptions, threads)
+            with access.writing("scores") as con, transaction(con):
+                _write_scores(con, champion, b.feats, b.scores, self.run_id)
+                if challenger is not None and b.shadow is not None:
+                    _write_scores(con, challenger, b.feats, b.shadow, self.run_id)
+                created = (
+                    create_alerts(con, self.cfg.settings.alerts, candidates, self.run_id, explain)
+                    if len(b.hot)
+                    else None
+                )
+                clock.lap("write")
+                days = sketched.result()
+                clock.lap("profile")  # the sketch's time not hidden behind the inserts
+                write_profiles(
+                    con,
+                    days,
+                    model_name=champion.name,
+                    model_version=champion.version,
+                    part=f"{self.run_id}/{result.batches}",
+                )
         clock.lap("write")
         result.batches += 1
         result.scored += b.feats.num_rows
