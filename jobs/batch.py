@@ -114,7 +114,9 @@ def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
     windows["score"] = access.stats.to_dict()
     rec.counts["score"] = scored.to_dict()
     clock.lap("score")
-    delivered = deliver(cfg, lambda: configured_warehouse(cfg))
+    with Windows(cfg) as access:  # a window is an ATTACH: no connection, catalog, migrations
+        delivered = deliver(cfg, lambda: access.writing("deliver alerts"))
+    windows["alerts"] = access.stats.to_dict()
     rec.counts["alerts"] = delivered.to_dict()
     rec.problems += delivered.problems
     clock.lap("alerts")
