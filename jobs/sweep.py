@@ -6,8 +6,8 @@ states them plainly; the tests compare value for value). What this module does i
 (steps 1 and 2 in :mod:`jobs.sweep_scan`):
 
 1. one scan of ``card_key, merchant_key, event_time, amount_e4`` over the longest look-back
-   before the first target to the last target (four integer columns, no string ids), and of
-   the few ``known_frauds`` in the merchant risk's windows;
+   before the first target to the last target (four integer columns, no string ids; a span
+   of time per thread), and of the few ``known_frauds`` in the merchant risk's windows;
 2. a counting sort of those rows by card (time, exact amount, merchant), in place: linear,
    and memory for one extra int32 per row; and by merchant, of the rows of the days a
    merchant window's edge falls on (:func:`exact_days`: the targets' days ``D`` and
