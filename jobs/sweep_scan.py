@@ -157,11 +157,15 @@ def scan_history(
     # kernels release the GIL); each span counts into its own counters, then places its rows
     # after the spans before it in each bucket and merchant: rows stay in scan order
     # (by time from the range's first row: the look-back often starts before the history)
-    first = con.execute(
-        "SELECT epoch_us(min(event_time)) FROM transactions "
-        "WHERE event_time BETWEEN make_timestamp(?) AND make_timestamp(?)",
-        [lo_us, hi_us],
-    ).fetchall()[0][0]
+    first = (
+        con.execute(
+            "SELECT epoch_us(min(event_time)) FROM transactions "
+            "WHERE event_time BETWEEN make_timestamp(?) AND make_timestamp(?)",
+            [lo_us, hi_us],
+        ).fetchall()[0][0]
+        if parts > 1  # one span needs no cut: no extra pass over the times
+        else None
+    )
     start = lo_us if first is None else max(lo_us, int(first))
     cuts = [lo_us, *(start + (hi_us - start + 1) * p // parts for p in range(1, parts)), hi_us + 1]
     spans_us = [(a, b - 1) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
