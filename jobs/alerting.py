@@ -390,14 +390,16 @@ def send_job(cfg: Config, *, requeue: bool = False, channel: str | None = None) 
     alerts if asked (of one channel, or all), then deliver what is pending. The warehouse
     is open only while each step reads or writes, so analysts can read in between."""
     from jobs.runs import recorded_run
-    from jobs.warehouse import configured_warehouse
+    from jobs.warehouse_windows import Windows
 
-    with recorded_run(cfg, "alerts") as rec:
+    with recorded_run(cfg, "alerts") as rec, Windows(cfg) as access:
+        # a window is an ATTACH on one in-memory connection, not a DuckDB instance per
+        # session with its catalog and migration check (the ledger's open has migrated)
         requeued = 0
         if requeue:
-            with configured_warehouse(cfg) as con:
+            with access.writing("re-queue failed alerts") as con:
                 requeued = requeue_failed(con, channel)
-        result = deliver(cfg, lambda: configured_warehouse(cfg))
+        result = deliver(cfg, lambda: access.writing("deliver alerts"))
         result.requeued = requeued
         rec.counts["alerts"] = result.to_dict()
         rec.problems += result.problems

@@ -30,7 +30,7 @@ def spark_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
     from jobs.spark.ingest import spark_ingest
     from jobs.spark.scoring import spark_score
     from jobs.spark.session import spark_session
-    from jobs.warehouse import configured_warehouse
+    from jobs.warehouse_windows import Windows
 
     reg = open_registry(cfg)
     seconds: dict[str, float] = {}
@@ -49,7 +49,8 @@ def spark_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
     rec.counts["score"] = scored.to_dict()
     seconds["score"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    delivered = deliver(cfg, lambda: configured_warehouse(cfg))
+    with Windows(cfg) as access:  # a window is an ATTACH: no connection, catalog, migrations
+        delivered = deliver(cfg, lambda: access.writing("deliver alerts"))
     rec.counts["alerts"] = delivered.to_dict()
     rec.problems += delivered.problems
     seconds["alerts"] = round(time.perf_counter() - t, 3)
