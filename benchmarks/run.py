@@ -73,7 +73,7 @@ from jobs.config import load_config
 cfg = load_config(sys.argv[1])
 logs.setup("warning")
 from jobs.batch import run_batch
-from jobs.lightgbm_lean import import_lightgbm
+from jobs.lean_imports import import_lightgbm
 import_lightgbm()
 import jobs.reporting, jobs.scoring, jobs.tree_predict
 jobs.tree_predict.warm_up()

@@ -32,7 +32,7 @@ COMMANDS = [
     ["rollback"],
     ["schedule", "--list"],
     ["alerts", "list"],
-    # these need LightGBM (imported without scikit-learn and pandas: jobs/lightgbm_lean.py);
+    # these need LightGBM (imported without scikit-learn and pandas: jobs/lean_imports.py);
     # on this empty deployment they stop at "no champion", after their imports
     ["run", "--no-reports"],
     ["score"],

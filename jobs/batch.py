@@ -33,7 +33,7 @@ from jobs import logs
 from jobs.alerting import deliver
 from jobs.config import Config
 from jobs.ingest import ingest
-from jobs.lightgbm_lean import import_lightgbm
+from jobs.lean_imports import arrow_without_pandas, import_lightgbm
 from jobs.registry_access import open_registry
 from jobs.runs import RunRecord, recorded_run
 from jobs.warehouse import configured_warehouse, open_configured
@@ -92,6 +92,8 @@ def run_stages(cfg: Config, rec: RunRecord, *, reports: bool = True) -> None:
     import_lightgbm()  # before jobs.scoring: start-up is a small run's cost
     from jobs.scoring import score_pending
 
+    if cfg.settings.engine.kind != "spark":  # (the Spark engine's workers may use pandas)
+        arrow_without_pandas()  # before any thread starts: see jobs/lean_imports.py
     # the feature sweep's and the trees' compiled kernels load while ingest works
     threading.Thread(target=_warm_up_kernels, name="fw-warm-up", daemon=True).start()
 

@@ -19,6 +19,7 @@ from jobs import logs
 from jobs.config import Config
 from jobs.feature_sql import extra_feature_columns, time_of_day_columns
 from jobs.features import feature_spec, quote_ident
+from jobs.lean_imports import arrow_without_pandas
 from jobs.sweep import SweepStats
 
 log = logs.get("features")
@@ -164,6 +165,7 @@ def swept_with_stats(
         except Exception as exc:  # the sweep itself will say what is wrong
             logs.event(log, "feature sweep kernels not loaded", "warning", error=str(exc))
 
+    arrow_without_pandas()  # before the thread: see jobs/lean_imports.py
     kernels = threading.Thread(target=load_kernels, name="fw-sweep-warm-up", daemon=True)
     kernels.start()
     try:

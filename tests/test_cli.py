@@ -497,6 +497,40 @@ def test_registry_commands_do_not_import_heavy_libraries(
     assert not loaded & HEAVY
 
 
+@pytest.mark.parametrize("command", [["run"], ["score"]], ids=" ".join)
+def test_a_run_does_not_import_pandas(command: list[str], world: World) -> None:
+    """pandas is installed (the Spark extra), and LightGBM and pyarrow would each import it
+    for nothing (jobs/lean_imports.py): 0.5 s of a cron run's CPU. The run works without it,
+    and a process that wants pandas afterwards still gets it from pyarrow."""
+    pytest.importorskip("pandas")
+    world.land_days(date(2026, 4, 6))
+    if command == ["score"]:
+        assert invoke("--config", str(world.root / "config.toml"), "ingest").exit_code == 0
+    probe = (
+        "import sys, json\n"
+        "from jobs.cli import cli\n"
+        "try:\n"
+        f"    cli.main({['--config', str(world.root / 'config.toml'), *command, '--json']!r},"
+        " standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted({m.split('.')[0] for m in sys.modules})\n"
+        "import pyarrow as pa\n"
+        "frame = pa.table({'a': [1.0, None]}).to_pandas()\n"
+        "print(json.dumps({'loaded': loaded, 'nulls': int(frame['a'].isna().sum())}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    result, seen = json.loads("\n".join(lines[:-1])), json.loads(lines[-1])
+    assert result["counts"]["score"]["scored"] > 0  # the probe saw the command score the new day
+    assert {"lightgbm", "pyarrow", "duckdb"} <= set(seen["loaded"])
+    assert "pandas" not in seen["loaded"]
+    assert seen["nulls"] == 1  # pyarrow's pandas output still works afterwards
+
+
 def test_a_corrupt_registry_is_a_clear_error_with_a_json_result(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('data_dir = "var"\n')
