@@ -286,6 +286,8 @@ def write_performance(
     from reports.performance_html import render_performance
 
     results, window, estimation = performance_report(con, cfg, reg, **kw)
+    if not inputs:  # `fraudwatch report performance`: recorded too, or the next run redoes it
+        inputs = performance_inputs(con, cfg, reg, window)
     undelivered = delivery_backlog(con)
     reviews, overturns = reviews_section(con, cfg.settings.source.label_delay_days, window)
     meta = {

@@ -170,6 +170,17 @@ def test_a_report_is_written_only_when_its_inputs_change(world: World) -> None:
     assert [e["kind"] for e in manifest].count("drift") == 2
 
 
+def test_a_report_written_by_its_command_is_not_redone_by_the_next_run(world: World) -> None:
+    """An analyst's `fraudwatch report drift` / `report performance` records its inputs, as a
+    run does: the next scheduled run, with nothing new, leaves both reports as they are."""
+    run_batch(world.cfg, reports=True)
+    for kind in ("drift", "performance"):
+        result = CliRunner().invoke(cli, ["report", kind, "--config", str(world.cfg.path)])
+        assert result.exit_code == 0, result.output
+    after = run_batch(world.cfg, reports=True).counts["reports"]
+    assert after["written"] == [] and set(after["unchanged"]) == {"drift", "performance"}
+
+
 def test_profiles_are_kept_as_rows_are_scored_and_the_reference_with_the_champion(
     published: World,
 ) -> None:
