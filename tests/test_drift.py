@@ -4,6 +4,7 @@ and the profiles a report reads give the same answers as the rows they summarise
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
@@ -214,6 +215,14 @@ def test_profiles_round_trip_through_json_and_refuse_garbage() -> None:
         profile_from_json(bad)
     with pytest.raises(ValueError, match="not a fraudwatch profile"):
         profile_from_json({"format": "pickle"})
+    for garbage in (True, "1.5", [1.5], {"v": 1}):  # JSON's true is not the number 1
+        bad = profile_to_json(p)
+        bad["columns"]["amount"]["values"][3] = garbage
+        with pytest.raises(ValueError, match="'values' must be a number"):
+            profile_from_json(bad)
+    nulls = profile_to_json(p)
+    nulls["columns"]["amount"]["weights"][0] = None  # a null is NaN, as in the sketch's own
+    assert math.isnan(profile_from_json(nulls).columns["amount"].weights[0])
     empty = numeric_sketch(np.array([np.nan, np.inf]))
     assert empty.n == 2 and empty.missing == 2 and empty.values == ()
 
