@@ -472,6 +472,26 @@ LIGHT_COMMANDS = [
 ]
 
 
+def _in_fresh_process(args: list[str], then: str, timeout: int = 120) -> str:
+    """The command ``args`` run in a fresh Python process, then the statements ``then``
+    (``loaded``: the top-level modules the command imported); the process's output."""
+    probe = (
+        "import sys, json\n"
+        "from jobs.cli import cli\n"
+        "try:\n"
+        f"    cli.main({args!r}, standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted({m.split('.')[0] for m in sys.modules})\n"
+        f"{then}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout, env=_env()
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 @pytest.mark.parametrize("command", LIGHT_COMMANDS, ids=" ".join)
 def test_registry_commands_do_not_import_heavy_libraries(
     command: list[str], tmp_path: Path
@@ -479,20 +499,8 @@ def test_registry_commands_do_not_import_heavy_libraries(
     """Start-up (benchmarks/startup.py times it): reading the registry needs none of these."""
     config = tmp_path / "config.toml"
     config.write_text('data_dir = "var"\n')
-    probe = (
-        "import sys, json\n"
-        "from jobs.cli import cli\n"
-        "try:\n"
-        f"    cli.main({['--config', str(config), *command]!r}, standalone_mode=False)\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=_env()
-    )
-    assert proc.returncode == 0, proc.stderr
-    loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    out = _in_fresh_process(["--config", str(config), *command], "print(json.dumps(loaded))")
+    loaded = set(json.loads(out.strip().splitlines()[-1]))
     assert {"click", "jobs"} <= loaded  # the probe saw the command run
     assert not loaded & HEAVY
 
@@ -506,24 +514,14 @@ def test_a_run_does_not_import_pandas(command: list[str], world: World) -> None:
     world.land_days(date(2026, 4, 6))
     if command == ["score"]:
         assert invoke("--config", str(world.root / "config.toml"), "ingest").exit_code == 0
-    probe = (
-        "import sys, json\n"
-        "from jobs.cli import cli\n"
-        "try:\n"
-        f"    cli.main({['--config', str(world.root / 'config.toml'), *command, '--json']!r},"
-        " standalone_mode=False)\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "loaded = sorted({m.split('.')[0] for m in sys.modules})\n"
+    out = _in_fresh_process(
+        ["--config", str(world.root / "config.toml"), *command, "--json"],
         "import pyarrow as pa\n"
         "frame = pa.table({'a': [1.0, None]}).to_pandas()\n"
-        "print(json.dumps({'loaded': loaded, 'nulls': int(frame['a'].isna().sum())}))\n"
+        "print(json.dumps({'loaded': loaded, 'nulls': int(frame['a'].isna().sum())}))",
+        timeout=300,
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=_env()
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
+    lines = out.strip().splitlines()
     result, seen = json.loads("\n".join(lines[:-1])), json.loads(lines[-1])
     assert result["counts"]["score"]["scored"] > 0  # the probe saw the command score the new day
     assert {"lightgbm", "pyarrow", "duckdb"} <= set(seen["loaded"])
