@@ -110,7 +110,7 @@ def run(config_path: str | None, as_json: bool, no_reports: bool) -> None:
 @handle_errors
 def score(config_path: str | None, as_json: bool) -> None:
     """Score transactions the champion has not scored yet (challenger in shadow)."""
-    from jobs.lean_imports import arrow_without_pandas, import_lightgbm
+    from jobs.lean_imports import import_lightgbm
 
     import_lightgbm()  # LightGBM without scikit-learn: start-up is a small run's cost
     from jobs.loaded_model import inference_policy
@@ -125,7 +125,6 @@ def score(config_path: str | None, as_json: bool) -> None:
 
         summary = spark_score_job(cfg)
     else:
-        arrow_without_pandas()  # before any thread starts: see jobs/lean_imports.py
         policy = {"inference": inference_policy(cfg.settings.scoring).to_dict()}
         with recorded_run(cfg, "score", policy=policy) as rec, Windows(cfg) as access:
             result = score_pending(access, cfg, open_registry(cfg), rec.run_id)
