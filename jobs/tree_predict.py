@@ -6,10 +6,12 @@ a 1M-row daemon run, ``perf``). LightGBM walks every tree for one row before the
 the trees (here 300 of 63 leaves) stream through the cache once per row. The kernel
 (:mod:`jobs.tree_kernels`) walks a block of rows through one tree before the next tree, so
 a tree stays in the cache for its 2,048 rows, and through a tree of plain numerical splits
-it walks four rows at once. On the champion of ``benchmarks/run.py`` and 1M rows, two
+it walks eight rows at once. On the champion of ``benchmarks/run.py`` and 1M rows, two
 threads, four rounds alternating in one process (a loaded machine): 2.0-2.1 s and 3.9-4.0
-CPU-s, against 2.7-3.3 s and 5.1-5.7 CPU-s walking one row at a time; LightGBM's predict
-took 4.9-5.1 s and 9.4-10.0 CPU-s in the same minutes. Every score is bit-identical.
+CPU-s walking four rows at once, against 2.7-3.3 s and 5.1-5.7 CPU-s walking one row at a
+time; LightGBM's predict took 4.9-5.1 s and 9.4-10.0 CPU-s in the same minutes. Eight rows
+at once took 16% less CPU than four (2.41 against 2.87 CPU-s, a quieter machine, the
+twelfth session). Every score is bit-identical.
 
 What it reproduces (LightGBM 4, ``include/LightGBM/tree.h`` and ``c_api.cpp``):
 

@@ -96,7 +96,9 @@ def test_scores_are_lightgbms_bit_for_bit(params: dict) -> None:
     ):
         _same(model, matrix)
     _same(model, np.nan_to_num(x * 3).round().astype(np.int64))  # other dtypes: as float32
-    _same(model, edges[:-3])  # rows past the last four: the four-row walk's tail
+    whole = len(edges) - len(edges) % 8 - 8  # rows the eight-row walk takes eight at a time
+    for tail in range(1, 8):  # and 1 to 7 rows past them, walked row by row
+        _same(model, edges[: whole + tail])
 
 
 def test_the_models_of_this_test_split_on_categories_and_send_missing_both_ways() -> None:
@@ -126,10 +128,10 @@ def test_the_models_of_this_test_split_on_categories_and_send_missing_both_ways(
     ],
     ids=["small-nan", "small-none", "small-zero"],
 )
-def test_trees_of_plain_splits_take_the_four_row_walk_and_others_the_row_walk(
+def test_trees_of_plain_splits_take_the_eight_row_walk_and_others_the_row_walk(
     params: dict, plain: set[int]
 ) -> None:
-    """The kernel walks four rows at once through a tree of plain numerical splits only, and
+    """The kernel walks eight rows at once through a tree of plain numerical splits only, and
     row by row through a tree with a category or zero-as-missing split: the test above
     compares both walks only if its models have both kinds of tree."""
     x, y = _data()
