@@ -1,6 +1,7 @@
-"""How a fraudwatch process sets itself up before its first command: memory pages and the
-garbage collector. The ``fraudwatch`` console script calls :func:`set_up_process` first;
-the benchmarks call it as the command would.
+"""How a fraudwatch process sets itself up before its first command: memory pages, the
+garbage collector, and the finder that keeps unused integrations out of its imports
+(:mod:`jobs.lean_imports`). The ``fraudwatch`` console script calls :func:`set_up_process`
+first; the benchmarks call it as the command would.
 
 Both settings are measured in benchmarks/README.md (the sections "Huge pages: what the
 fresh-memory tax was" and "Fresh memory, and the sweep's merchant days").
@@ -12,6 +13,8 @@ import atexit
 import gc
 import os
 import sys
+
+from jobs import lean_imports
 
 HUGEPAGE_VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
 _freeze_at_exit = False  # registered once, however often set_up_process is called
@@ -48,6 +51,7 @@ def set_up_process() -> None:
     handler still runs (logging's flush among them), and files and connections are closed
     where they are used, not left to the collector.
     """
+    lean_imports.install()  # while the process has one thread: see jobs/lean_imports.py
     os.environ.setdefault(HUGEPAGE_VARIABLE, "0")
     if "numpy" in sys.modules:  # imported already: numpy read the variable at its import
         _advise_numpy(os.environ[HUGEPAGE_VARIABLE] != "0")

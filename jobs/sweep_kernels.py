@@ -10,6 +10,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from jobs.lean_imports import numba_without_blas
+
+numba_without_blas()  # before this process's first kernel: see jobs/lean_imports.py
+
 NULL_AMOUNT = np.iinfo(np.int64).min  # an amount_e4 that is NULL (above 10^14): out of means
 DAY = 86_400_000_000  # microseconds: a compile-time constant, so t // DAY is a multiply
 

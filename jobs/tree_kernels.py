@@ -9,7 +9,10 @@ import math
 import numba as nb
 import numpy as np
 
+from jobs.lean_imports import numba_without_blas
 from jobs.tree_predict import CATEGORICAL, PLAIN
+
+numba_without_blas()  # before this process's first kernel: see jobs/lean_imports.py
 
 ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold: a float literal held in a double
 BLOCK = 2048  # rows walked through one tree before the next (1,024-4,096 measured alike)
